@@ -1,0 +1,113 @@
+"""The oracle's answer for one call: settled values plus what the verdict ladder needs.
+
+Serialises to JSON exactly (mpf as sign/mantissa/exponent) so the harness can cache it on disk
+without pickle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+from mpmath import libmp
+
+from .formats import get_format, to_dtype
+
+_SPECIAL = {libmp.fnan: "nan", libmp.finf: "inf", libmp.fninf: "-inf", libmp.fzero: "0", libmp.fnzero: "-0"}
+_FROM_SPECIAL = {v: k for k, v in _SPECIAL.items()}
+
+
+def mpf_to_str(x) -> str:
+    """Exact text form of an mpf: 'nan', 'inf', '-0', or '[-]<hex mantissa>p<exponent>'."""
+    m = mpmath.mpf(x)._mpf_
+    if m in _SPECIAL:
+        return _SPECIAL[m]
+    sign, man, exp, _ = m
+    return f"{'-' if sign else ''}{int(man):x}p{int(exp)}"
+
+
+def mpf_from_str(s: str) -> mpmath.mpf:
+    if s in _FROM_SPECIAL:
+        return mpmath.mpf(_FROM_SPECIAL[s])
+    neg = s.startswith("-")
+    man_s, exp_s = s.lstrip("-").split("p")
+    man, exp = int(man_s, 16), int(exp_s)
+    return mpmath.mpf(libmp.from_man_exp(-man if neg else man, exp))
+
+
+@dataclass
+class Exact:
+    """Exact values of one output (or gradient), all arrays of the output's shape.
+
+    values        object array of mpf, precise enough to settle ``dtype`` (NaN where undetermined)
+    rounded       the correctly rounded value in ``dtype`` (NaN where undetermined)
+    undetermined  bool: the precision cap was reached before the value settled; never judged
+    cond          float64 condition scale: a backward-stable algorithm errs by at most about
+                  (c0 + c1*log2(nterms)) * u * cond (absolute)
+    scale         float64 natural absolute unit of the loss (the absolute-only rung)
+    nterms        int64 number of terms the exact formula sums for the element
+    dtype         output format name
+    """
+
+    values: np.ndarray
+    rounded: np.ndarray
+    undetermined: np.ndarray
+    cond: np.ndarray
+    scale: np.ndarray
+    nterms: np.ndarray
+    dtype: str
+
+    @classmethod
+    def from_values(cls, values, undetermined, cond, scale, nterms, dtype) -> "Exact":
+        values = np.asarray(values, dtype=object)
+        und = np.asarray(undetermined, dtype=bool).reshape(values.shape)
+        rounded = to_dtype(values, dtype)
+        if und.any():
+            rounded = np.where(und, np.nan, rounded.astype(np.float64)).astype(get_format(dtype).np_dtype)
+        shape = values.shape
+        return cls(values=values, rounded=rounded, undetermined=und,
+                   cond=np.broadcast_to(np.asarray(cond, np.float64), shape).copy(),
+                   scale=np.broadcast_to(np.asarray(scale, np.float64), shape).copy(),
+                   nterms=np.broadcast_to(np.asarray(nterms, np.int64), shape).copy(), dtype=dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.values.shape
+
+    def to_dict(self) -> dict:
+        def floats(a):
+            return [x if np.isfinite(x) else str(x) for x in np.asarray(a, np.float64).reshape(-1).tolist()]
+
+        return {
+            "schema": "losscheck.exact/1",
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "values": [mpf_to_str(v) for v in self.values.reshape(-1)],
+            "undetermined": [bool(b) for b in self.undetermined.reshape(-1)],
+            "cond": floats(self.cond),
+            "scale": floats(self.scale),
+            "nterms": [int(n) for n in self.nterms.reshape(-1)],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Exact":
+        """Inverse of to_dict; raises ValueError on anything malformed (a cache must not lie)."""
+        try:
+            if d.get("schema") != "losscheck.exact/1":
+                raise ValueError(f"unknown schema {d.get('schema')!r}")
+            shape = tuple(int(s) for s in d["shape"])
+            n = int(np.prod(shape)) if shape else 1
+            vals = np.empty(n, dtype=object)
+            for i, s in enumerate(d["values"]):
+                vals[i] = mpf_from_str(s)
+            lists = [d["values"], d["undetermined"], d["cond"], d["scale"], d["nterms"]]
+            if any(len(x) != n for x in lists):
+                raise ValueError("array lengths do not match the shape")
+
+            def arr(xs, dt):
+                return np.array([float(x) if isinstance(x, str) else x for x in xs], dtype=dt).reshape(shape)
+
+            return cls.from_values(vals.reshape(shape), arr(d["undetermined"], bool), arr(d["cond"], np.float64),
+                                   arr(d["scale"], np.float64), arr(d["nterms"], np.int64), str(d["dtype"]))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"malformed exact record: {e}") from None

@@ -1,0 +1,254 @@
+"""Binary floating-point formats: correct rounding, ulps and distances.
+
+Everything that knows how a float16/bfloat16/float32/float64 number is laid out lives here, so the
+oracle, the harness's error figures and the tests agree on one definition.  Rounding is done with
+integer arithmetic on the exact value (never through another float format), round-half-even, with
+the target's subnormals and overflow to +-inf.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import ml_dtypes
+import mpmath
+import numpy as np
+from mpmath import libmp
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    p: int  # precision in bits, hidden bit included
+    emin: int  # exponent of the smallest normal: 2**emin
+    emax: int  # exponent of the largest binade
+    np_dtype: np.dtype
+    uint: np.dtype  # unsigned integer of the same width (bit patterns)
+
+    @property
+    def u(self) -> float:
+        """Unit roundoff 2**-p."""
+        return 2.0 ** -self.p
+
+    @property
+    def qmin(self) -> int:
+        """Exponent of the smallest subnormal (the quantum of the subnormal range)."""
+        return self.emin - self.p + 1
+
+    @property
+    def max_finite(self) -> float:
+        return math.ldexp(2 ** self.p - 1, self.emax - self.p + 1)
+
+
+FORMATS: dict[str, Format] = {
+    "float16": Format("float16", 11, -14, 15, np.dtype(np.float16), np.dtype(np.uint16)),
+    "bfloat16": Format("bfloat16", 8, -126, 127, np.dtype(ml_dtypes.bfloat16), np.dtype(np.uint16)),
+    "float32": Format("float32", 24, -126, 127, np.dtype(np.float32), np.dtype(np.uint32)),
+    "float64": Format("float64", 53, -1022, 1023, np.dtype(np.float64), np.dtype(np.uint64)),
+}
+
+
+def dtype_name(x) -> str:
+    """Canonical name of an array's (or dtype's) floating format, e.g. 'bfloat16'."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        dt = x.dtype
+    else:
+        try:
+            dt = np.dtype(x)
+        except TypeError:
+            raise ValueError(f"not a dtype: {x!r}") from None
+    name = dt.name
+    if name not in FORMATS:
+        raise ValueError(f"unsupported dtype {name!r}; supported: {', '.join(FORMATS)}")
+    return name
+
+
+def get_format(dtype) -> Format:
+    if isinstance(dtype, Format):
+        return dtype
+    if isinstance(dtype, str) and dtype in FORMATS:
+        return FORMATS[dtype]
+    return FORMATS[dtype_name(dtype)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Correct rounding of exact values (mpf) to a format
+
+
+def _round_parts(sign: int, man: int, exp: int, fmt: Format) -> float:
+    """Round (-1)**sign * man * 2**exp (man > 0) to fmt; returns a Python float holding it exactly."""
+    top = exp + man.bit_length() - 1  # exponent of the leading bit
+    q = max(top - fmt.p + 1, fmt.qmin)  # quantum exponent of the result
+    if q > exp:
+        shift = q - exp
+        r = man >> shift
+        rem = man - (r << shift)
+        half = 1 << (shift - 1)
+        if rem > half or (rem == half and (r & 1)):
+            r += 1
+    else:
+        r = man << (exp - q)
+    if r == 0:
+        return -0.0 if sign else 0.0
+    # overflow: the value rounded with unbounded exponent exceeds the largest finite number
+    if r.bit_length() + q - 1 > fmt.emax:
+        return -math.inf if sign else math.inf
+    v = math.ldexp(r, q)
+    return -v if sign else v
+
+
+def round_mpf(x, fmt) -> float:
+    """One correct round-half-even rounding of an exact mpf (or float/int) to ``fmt``."""
+    fmt = get_format(fmt)
+    m = x._mpf_ if isinstance(x, mpmath.mpf) else mpmath.mpf(x)._mpf_
+    if m == libmp.fzero:
+        return 0.0
+    if m == libmp.fnzero:
+        return -0.0
+    if m == libmp.finf:
+        return math.inf
+    if m == libmp.fninf:
+        return -math.inf
+    if m == libmp.fnan:
+        return math.nan
+    sign, man, exp, _bc = m
+    return _round_parts(sign, int(man), int(exp), fmt)
+
+
+def to_dtype(values, dtype) -> np.ndarray:
+    """Correctly rounded NumPy array of ``dtype`` from exact values (object array of mpf).
+
+    One round-half-even rounding per element, with the format's subnormals and overflow to
+    +-inf; NaN stays NaN.  Never rounds through an intermediate format: the rounding is done on
+    the exact value with integers and the result is exactly representable in float64, so the
+    final cast is exact.
+    """
+    fmt = get_format(dtype)
+    arr = np.asarray(values, dtype=object)
+    out = np.empty(arr.shape, dtype=np.float64)
+    flat_in = arr.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i, v in enumerate(flat_in):
+        flat_out[i] = round_mpf(v, fmt)
+    return out.astype(fmt.np_dtype)
+
+
+def round_float(values: np.ndarray, dtype) -> np.ndarray:
+    """Correctly round float64 or longdouble values to ``dtype``, vectorised.
+
+    Exact for any input format with at least the target's exponent range; returns float64 arrays
+    holding values representable in ``dtype`` (cast with ``.astype`` exactly afterwards).
+    """
+    fmt = get_format(dtype)
+    v = np.asarray(values)
+    work = v.dtype if v.dtype == np.longdouble else np.dtype(np.float64)
+    v = v.astype(work)
+    if fmt.name == "float64" and work == np.float64:
+        return v.copy()
+    finite = np.isfinite(v) & (v != 0)
+    a = np.where(finite, np.abs(v), work.type(1))
+    _, e = np.frexp(a)  # a = m * 2**e with m in [0.5, 1): leading bit exponent e - 1
+    q = np.maximum(e - 1 - (fmt.p - 1), fmt.qmin)
+    scaled = np.ldexp(a, -q)  # exact: a power-of-two scaling inside the work range
+    r = np.rint(scaled)  # round-half-even, exact since scaled has few fraction bits
+    res = np.ldexp(r, q)
+    res = np.where(res > fmt.max_finite, np.inf, res)
+    res = np.where(np.signbit(v), -res, res)
+    out = np.where(finite, res, v)
+    return out.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Distances and ulp errors
+
+
+def ulp_of(x, fmt) -> mpmath.mpf:
+    """The ulp of the binade of exact value x in fmt (2**qmin for zero and subnormals)."""
+    fmt = get_format(fmt)
+    m = mpmath.mpf(x)._mpf_
+    if m in (libmp.fzero, libmp.fnzero) or not mpmath.isfinite(mpmath.mpf(x)):
+        return mpmath.ldexp(1, fmt.qmin)
+    _, man, exp, _ = m
+    top = int(exp) + int(man).bit_length() - 1
+    top = min(top, fmt.emax)
+    return mpmath.ldexp(1, max(top - fmt.p + 1, fmt.qmin))
+
+
+def ulp_error(exact_values, observed, dtype) -> np.ndarray:
+    """|observed - exact| / ulp(exact) per element, in float64.
+
+    Specials: both NaN, or the same infinity on both sides -> 0; observed non-finite (or NaN on
+    either side) where they differ -> inf; exact +-inf with a finite observation -> inf.
+    """
+    fmt = get_format(dtype)
+    ex = np.asarray(exact_values, dtype=object)
+    ob = np.asarray(observed).astype(np.float64)
+    out = np.empty(ob.shape, dtype=np.float64)
+    fe = ex.reshape(-1)
+    fo = ob.reshape(-1)
+    fout = out.reshape(-1)
+    with mpmath.workprec(64):
+        for i in range(fo.size):
+            e = mpmath.mpf(fe[i])
+            o = float(fo[i])
+            if mpmath.isnan(e) or math.isnan(o):
+                fout[i] = 0.0 if (mpmath.isnan(e) and math.isnan(o)) else math.inf
+            elif mpmath.isinf(e) or math.isinf(o):
+                fout[i] = 0.0 if (mpmath.isinf(e) and math.isinf(o) and (e > 0) == (o > 0)) else math.inf
+            else:
+                d = abs(mpmath.mpf(o) - e) / ulp_of(e, fmt)
+                fout[i] = float(d)
+    return out
+
+
+def abs_error(exact_values, observed) -> np.ndarray:
+    """|observed - exact| in float64 (inf/nan where either side is special and they differ)."""
+    ex = np.asarray(exact_values, dtype=object)
+    ob = np.asarray(observed).astype(np.float64)
+    out = np.empty(ob.shape, dtype=np.float64)
+    fe, fo, fout = ex.reshape(-1), ob.reshape(-1), out.reshape(-1)
+    with mpmath.workprec(64):
+        for i in range(fo.size):
+            e = mpmath.mpf(fe[i])
+            o = float(fo[i])
+            if not mpmath.isfinite(e) or not math.isfinite(o):
+                same = (mpmath.isnan(e) and math.isnan(o)) or (
+                    mpmath.isinf(e) and math.isinf(o) and (e > 0) == (o > 0))
+                fout[i] = 0.0 if same else math.inf
+            else:
+                fout[i] = float(abs(mpmath.mpf(o) - e))
+    return out
+
+
+def ordinal(values, dtype) -> np.ndarray:
+    """Map floats of ``dtype`` to integers that are consecutive for consecutive floats.
+
+    -0 and +0 map to the same integer; NaN is not meaningful (callers mask it).
+    """
+    fmt = get_format(dtype)
+    a = np.ascontiguousarray(np.asarray(values).astype(fmt.np_dtype))
+    bits = a.view(fmt.uint).astype(np.int64) if fmt.uint.itemsize < 8 else a.view(np.int64).copy()
+    width = fmt.uint.itemsize * 8
+    if width < 64:
+        sign = (bits >> (width - 1)) & 1
+        mag = bits & ((1 << (width - 1)) - 1)
+    else:
+        sign = (bits < 0).astype(np.int64)
+        mag = bits & np.int64(0x7FFFFFFFFFFFFFFF)
+    return np.where(sign == 1, -mag, mag)
+
+
+def ordinal_distance(a, b, dtype) -> np.ndarray:
+    """Number of representable steps between a and b (same format); 0 for NaN/NaN, big for NaN/x."""
+    oa, ob = ordinal(a, dtype), ordinal(b, dtype)
+    d = np.abs(oa.astype(np.float64) - ob.astype(np.float64))  # float: no int64 overflow
+    na = np.isnan(np.asarray(a).astype(np.float64))
+    nb = np.isnan(np.asarray(b).astype(np.float64))
+    d = np.where(na & nb, 0.0, d)
+    d = np.where(na ^ nb, np.inf, d)
+    return d
+
+
+def as_float64(values) -> np.ndarray:
+    """Exact values rounded to float64 (for plotting and scales, never for verdicts)."""
+    return to_dtype(values, "float64")

@@ -1,0 +1,171 @@
+"""cross_entropy and nll_loss on row form (M, C): the formulas of DESIGN.md, written once.
+
+Class-index targets:  a[n, c] = (1-eps) * w[t_n] * [c == t_n] * valid_n + (eps/C) * w_c * valid_n
+and l_n = sum_c a[n, c] * (-logp[n, c]), which torch splits into the nll part and the smoothing
+part; the mean divides each part by D = sum_n w[t_n] * valid_n separately, as torch does (so
+D = 0 gives NaN, not inf).  Probability targets: a[n, c] = w_c * ((1-eps) * p[n, c] + eps/C),
+mean over positions.  nll_loss is the class-index case with logp := input and eps = 0.
+
+An exactly-zero coefficient contributes nothing (0 * log 0 = 0), so a masked (-inf) logit of a
+class whose coefficient is zero is harmless, as DESIGN.md requires.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .numerics import F64, zero_coef
+
+
+def _one(ns):
+    return ns.const(1)
+
+
+def _safe_mul(a, b):
+    """a * b with 0 * inf := 0, for float64 scale arithmetic."""
+    with np.errstate(invalid="ignore"):
+        return np.where((a == 0) | (b == 0), 0.0, a * b)
+
+
+class ClassKernel:
+    """Kernels for cross_entropy / nll_loss (class-index or probability targets)."""
+
+    def __init__(self, loss: str, opts: dict, nclass: int):
+        self.loss = loss
+        self.opts = opts
+        self.c = nclass
+        self.eps = float(opts.get("label_smoothing", 0.0))
+        self.prob = bool(opts.get("prob", False))
+        self.w = opts.get("weight")
+
+    # -- shared pieces ------------------------------------------------------------------------
+    def _logp(self, ns, x):
+        """(logp, y, lnS) along the class dim; nll_loss takes the input as logp."""
+        if self.loss == "nll_loss":
+            return x, None, None
+        m = ns.max(x, axis=1, keepdims=True)
+        y = x - m
+        lns = ns.log(ns.sum(ns.exp(y), axis=1, keepdims=True))
+        return y - lns, y, lns
+
+    def _weights(self, ns, m):
+        if self.w is None:
+            return None
+        return ns.asarray(self.w)
+
+    def coef_matrix(self, ns, rows):
+        """a[n, c] as a list of parts [(scalar multiplier, (M, C) coefficient)], per DESIGN.md."""
+        m = rows["x"].shape[0]
+        w = self._weights(ns, m)
+        if self.prob:
+            p = ns.asarray(rows["p"])
+            tp = p if self.eps == 0 else self.keep(ns) * p + self.spread(ns)
+            a = tp if w is None else tp * w[None, :]
+            return [(_one, a)]
+        t = rows["t"]
+        valid = t != self.opts["ignore_index"]
+        tc = np.where(valid, t, 0)
+        onehot = np.zeros((m, self.c), dtype=bool)
+        onehot[np.arange(m), tc] = True
+        onehot &= valid[:, None]
+        one, zero = ns.const(1), ns.const(0)
+        if w is None:
+            nll = np.where(onehot, one, zero)
+        else:
+            nll = np.where(onehot, np.broadcast_to(w[None, :], (m, self.c)), zero)
+        parts = [(self.keep if self.eps > 0 else _one, nll)]
+        if self.eps > 0:
+            base = one if w is None else w[None, :]
+            sm = np.where(valid[:, None], np.broadcast_to(base, (m, self.c)), zero)
+            parts.append((self.spread, sm))
+        return parts
+
+    # multipliers are computed in the working precision (never pre-rounded to float64)
+    def keep(self, ns):
+        return ns.const(1) - ns.const(self.eps)
+
+    def spread(self, ns):
+        return ns.const(self.eps) / ns.const(self.c)
+
+    def denominator(self, ns, rows):
+        """Mean denominator and the sum of |terms| it adds (for the error bound)."""
+        if self.prob:
+            m = rows["x"].shape[0]
+            return ns.const(m), float(m)
+        t = rows["t"]
+        valid = t != self.opts["ignore_index"]
+        if self.w is None:
+            n = int(valid.sum())
+            return ns.const(n), float(n)
+        wt = ns.asarray(self.w)[np.where(valid, t, 0)]
+        wt = np.where(valid, wt, ns.const(0))
+        return ns.sum(wt), float(np.abs(F64.asarray(self.w)[np.where(valid, t, 0)] * valid).sum())
+
+    # -- values ---------------------------------------------------------------------------------
+    def parts(self, ns, rows):
+        """[(multiplier fn, value rows (M,), magnitude rows (M,))]: l_n = sum_k mult_k(ns) * value_k."""
+        x = ns.asarray(rows["x"])
+        logp, _, _ = self._logp(ns, x)
+        out = []
+        for mult, a in self.coef_matrix(ns, rows):
+            terms = zero_coef(a, -logp, ns)
+            val = ns.sum(terms, axis=1)
+            mag = ns.sum(np.abs(terms), axis=1)
+            out.append((mult, val, mag))
+        return out
+
+    def scales(self, rows):
+        """(cond, scale, nterms) per row, float64 (see reference/exact.py for their meaning)."""
+        x = rows["x"]
+        with np.errstate(all="ignore"):
+            logp, y, lns = self._logp(F64, x)
+            a = sum(mult(F64) * coef for mult, coef in self.coef_matrix(F64, rows))
+            absa = np.abs(a)
+            mag = _safe_mul(absa, np.abs(logp)).sum(axis=1)
+            if self.loss == "nll_loss":
+                cond = mag
+                scale = _safe_mul(absa, 1 + np.abs(x)).sum(axis=1)
+                return cond, scale, np.ones(x.shape[0], np.int64)
+            p = np.exp(logp)
+            g = a.sum(axis=1, keepdims=True) * p - a  # d l_n / d x_j
+            g = np.where(np.isnan(g) & (a == 0), 0.0, g)
+            cond = mag + _safe_mul(np.abs(y), np.abs(g)).sum(axis=1) + np.abs(g).sum(axis=1)
+            scale = _safe_mul(absa, 1 + np.abs(y) + lns).sum(axis=1)
+        return cond, scale, np.full(x.shape[0], self.c, np.int64)
+
+    # -- gradients ------------------------------------------------------------------------------
+    def grad(self, ns, rows, gof):
+        """VJP rows (M, C) given per-row factors gof (M,): gof_n * (A_n p - a_n)."""
+        x = ns.asarray(rows["x"])
+        a = None
+        for mult, coef in self.coef_matrix(ns, rows):
+            term = coef if mult is _one else mult(ns) * coef
+            a = term if a is None else a + term
+        gof = ns.asarray(gof)[:, None]
+        if self.loss == "nll_loss":
+            g = zero_coef(gof, -a, ns)
+            return g, np.abs(g)
+        logp, _, _ = self._logp(ns, x)
+        p = ns.exp(logp)
+        big_a = ns.sum(a, axis=1, keepdims=True)
+        ap = zero_coef(big_a, p, ns)
+        g = zero_coef(gof, ap - a, ns)
+        mag = np.abs(gof) * (np.abs(ap) + np.abs(a))
+        return g, mag
+
+    def grad_scales(self, rows, gof):
+        x = rows["x"]
+        with np.errstate(all="ignore"):
+            g, mag = self.grad(F64, rows, gof)
+            mag = np.nan_to_num(mag, nan=0.0)
+            if self.loss == "nll_loss":
+                return mag, mag, np.ones(x.shape, np.int64)
+            logp, y, _ = self._logp(F64, x)
+            p = np.exp(logp)
+            a = sum(mult(F64) * coef for mult, coef in self.coef_matrix(F64, rows))
+            big_a = np.abs(a.sum(axis=1, keepdims=True) * gof[:, None])
+            # condition of p_j under relative perturbation of the shifted logits
+            ay = np.abs(y)
+            sp = _safe_mul(ay, p).sum(axis=1, keepdims=True)
+            cond_p = _safe_mul(p, 1 + _safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p))
+            cond = mag + _safe_mul(big_a, cond_p)
+        return cond, mag, np.full(x.shape, self.c, np.int64)

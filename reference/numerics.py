@@ -1,0 +1,184 @@
+"""Numeric namespaces the loss kernels are written against.
+
+Each loss formula is written once (in reference/losses_*.py) against a small namespace of array
+operations, and evaluated three ways: vectorised in float64 and in long double (the cheap first
+stage of the precision escalation) and elementwise in mpmath at any precision P (the exact stage).
+One formula, several precisions: the Ziv test compares the same formula at two precisions, so a
+disagreement can only come from rounding, never from two formulas drifting apart.
+"""
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+
+
+class FloatNS:
+    """Vectorised namespace over a NumPy float type (float64 or longdouble)."""
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self.bits = np.finfo(self.dtype).nmant + 1
+        self.u = 2.0 ** -self.bits
+        self.exact = False
+
+    def asarray(self, a):
+        return np.asarray(a).astype(self.dtype)
+
+    def const(self, c):
+        return self.dtype.type(c)
+
+    def exp(self, a):
+        return np.exp(a)
+
+    def log(self, a):
+        return np.log(a)
+
+    def log1p(self, a):
+        return np.log1p(a)
+
+    def softplus(self, a):
+        """log(1 + exp(a)) without overflow."""
+        return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+
+    def isnan(self, a):
+        return np.isnan(a)
+
+    def isfinite(self, a):
+        return np.isfinite(a)
+
+    def abs(self, a):
+        return np.abs(a)
+
+    def sum(self, a, axis=None, keepdims=False):
+        return np.sum(a, axis=axis, keepdims=keepdims)
+
+    def max(self, a, axis=-1, keepdims=True):
+        return np.max(a, axis=axis, keepdims=keepdims)
+
+    def to_float64(self, a):
+        return np.asarray(a).astype(np.float64)
+
+
+_mp_exp = np.frompyfunc(mpmath.exp, 1, 1)
+_mp_log = np.frompyfunc(mpmath.log, 1, 1)
+_mp_log1p = np.frompyfunc(mpmath.log1p, 1, 1)
+_mp_isnan = np.frompyfunc(mpmath.isnan, 1, 1)
+_mp_isfinite = np.frompyfunc(mpmath.isfinite, 1, 1)
+_mp_float = np.frompyfunc(float, 1, 1)
+
+
+def _mp_softplus_scalar(a):
+    if mpmath.isinf(a):
+        return a if a > 0 else mpmath.mpf(0)
+    if mpmath.isnan(a):
+        return a
+    return max(a, 0) + mpmath.log1p(mpmath.exp(-abs(a)))
+
+
+_mp_softplus = np.frompyfunc(_mp_softplus_scalar, 1, 1)
+
+
+class MpNS:
+    """Elementwise mpmath namespace on object arrays; every operation rounds at ``mp.prec``.
+
+    Callers set the precision with ``mpmath.workprec(P)`` around a kernel call.
+    """
+
+    dtype = np.dtype(object)
+    exact = True
+
+    @property
+    def bits(self) -> int:
+        return mpmath.mp.prec
+
+    @property
+    def u(self) -> float:
+        return 2.0 ** -mpmath.mp.prec
+
+    def asarray(self, a):
+        a = np.asarray(a)
+        if a.dtype == object:
+            return a
+        if np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
+            return a
+        f = a.astype(np.float64)  # exact for every supported input format
+        out = np.empty(f.shape, dtype=object)
+        flat = out.reshape(-1)
+        for i, v in enumerate(f.reshape(-1)):
+            flat[i] = mpmath.mpf(float(v))
+        return out
+
+    def const(self, c):
+        return mpmath.mpf(c)
+
+    def exp(self, a):
+        return _as_obj(_mp_exp(a))
+
+    def log(self, a):
+        return _as_obj(_mp_log(a))
+
+    def log1p(self, a):
+        return _as_obj(_mp_log1p(a))
+
+    def softplus(self, a):
+        return _as_obj(_mp_softplus(a))
+
+    def isnan(self, a):
+        return np.asarray(_mp_isnan(a), dtype=bool)
+
+    def isfinite(self, a):
+        return np.asarray(_mp_isfinite(a), dtype=bool)
+
+    def abs(self, a):
+        return np.abs(a)
+
+    def sum(self, a, axis=None, keepdims=False):
+        zero = mpmath.mpf(0)
+        r = np.sum(a, axis=axis, keepdims=keepdims, initial=zero)
+        return r if axis is None and not keepdims else _as_obj(r)
+
+    def max(self, a, axis=-1, keepdims=True):
+        if a.shape[axis] == 0:
+            return _as_obj(np.full(np.delete(a.shape, axis) if not keepdims else
+                                   tuple(1 if i == axis % a.ndim else s for i, s in enumerate(a.shape)),
+                                   mpmath.mpf("-inf"), dtype=object))
+        return _as_obj(np.max(a, axis=axis, keepdims=keepdims))
+
+    def to_float64(self, a):
+        return np.asarray(_mp_float(a), dtype=np.float64)
+
+
+def _as_obj(a):
+    a = np.asarray(a, dtype=object) if not isinstance(a, np.ndarray) or a.dtype != object else a
+    return a
+
+
+F64 = FloatNS(np.float64)
+LD = FloatNS(np.longdouble)
+MP = MpNS()
+
+
+def where(cond, a, b):
+    """np.where that keeps object arrays object (mpf) and never multiplies 0 by inf."""
+    return np.where(cond, a, b)
+
+
+def zero_coef(coef, term, ns):
+    """coef * term with the convention that an exactly-zero coefficient contributes nothing.
+
+    This is the 0 * log 0 = 0 convention: a class with weight 0, a target probability of 0, or a
+    (1 - y) of 0 removes the term from the sum even where the term itself is infinite.
+    """
+    prod = coef * term
+    return np.where(coef == 0, ns.const(0), prod)
+
+
+def log2_ratio(num: float, den: float) -> float:
+    """log2(num/den) guarded for zeros and infinities (used to size precision for cancellation)."""
+    if not (math.isfinite(num) and math.isfinite(den)) or num <= 0:
+        return 0.0
+    if den <= 0:
+        return math.inf
+    return max(0.0, math.log2(num / den))
