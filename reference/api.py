@@ -36,9 +36,10 @@ def _out_format(problem, out_dtype):
 
 
 def _run(ev: Evaluation, fmt) -> Exact:
-    values, und, cond, scale, nterms = settle(ev, fmt)
+    values, rounded, und, cond, scale, nterms = settle(ev, fmt)
     out = ev.to_output
-    return Exact.from_values(out(values), out(und), out(cond), out(scale), out(nterms), fmt.name)
+    return Exact.from_values(out(values), out(und), out(cond), out(scale), out(nterms), fmt.name,
+                             rounded=out(rounded))
 
 
 def evaluate(name: str, *args, out_dtype=None, **kwargs) -> Exact:

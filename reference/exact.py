@@ -11,7 +11,7 @@ import mpmath
 import numpy as np
 from mpmath import libmp
 
-from .formats import get_format, to_dtype
+from .formats import get_format, round_mpf, to_dtype
 
 _SPECIAL = {libmp.fnan: "nan", libmp.finf: "inf", libmp.fninf: "-inf", libmp.fzero: "0", libmp.fnzero: "-0"}
 _FROM_SPECIAL = {v: k for k, v in _SPECIAL.items()}
@@ -58,10 +58,14 @@ class Exact:
     dtype: str
 
     @classmethod
-    def from_values(cls, values, undetermined, cond, scale, nterms, dtype) -> "Exact":
+    def from_values(cls, values, undetermined, cond, scale, nterms, dtype, rounded=None) -> "Exact":
+        """Build from settled values; ``rounded`` (float64, NaN where unknown) saves re-rounding."""
         values = np.asarray(values, dtype=object)
         und = np.asarray(undetermined, dtype=bool).reshape(values.shape)
-        rounded = to_dtype(values, dtype)
+        if rounded is None:
+            rounded = to_dtype(values, dtype)
+        else:
+            rounded = np.asarray(rounded, np.float64).reshape(values.shape).astype(get_format(dtype).np_dtype)
         if und.any():
             rounded = np.where(und, np.nan, rounded.astype(np.float64)).astype(get_format(dtype).np_dtype)
         shape = values.shape
@@ -73,6 +77,22 @@ class Exact:
     @property
     def shape(self) -> tuple[int, ...]:
         return self.values.shape
+
+    def hilo(self) -> tuple[np.ndarray, np.ndarray]:
+        """The exact values as float64 pairs hi + lo (|lo| <= ulp(hi)/2), computed once.
+
+        Accurate to about 2**-106 relative: enough for every error figure, and vectorisable.
+        """
+        if getattr(self, "_hilo", None) is None:
+            hi = np.empty(self.values.size)
+            lo = np.empty(self.values.size)
+            with mpmath.workprec(200):
+                for i, v in enumerate(self.values.reshape(-1)):
+                    h = round_mpf(v, "float64")
+                    hi[i] = h
+                    lo[i] = float(v - h) if (mpmath.isfinite(v) and np.isfinite(h)) else 0.0
+            self._hilo = (hi.reshape(self.shape), lo.reshape(self.shape))
+        return self._hilo
 
     def to_dict(self) -> dict:
         def floats(a):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .numerics import F64, zero_coef
+from .numerics import F64, shifted_lse, zero_coef
 
 
 def _one(ns):
@@ -42,9 +42,7 @@ class ClassKernel:
         """(logp, y, lnS) along the class dim; nll_loss takes the input as logp."""
         if self.loss == "nll_loss":
             return x, None, None
-        m = ns.max(x, axis=1, keepdims=True)
-        y = x - m
-        lns = ns.log(ns.sum(ns.exp(y), axis=1, keepdims=True))
+        y, _, _, _, lns, _ = shifted_lse(ns, x)
         return y - lns, y, lns
 
     def _weights(self, ns, m):
@@ -90,12 +88,12 @@ class ClassKernel:
         """Mean denominator and the sum of |terms| it adds (for the error bound)."""
         if self.prob:
             m = rows["x"].shape[0]
-            return ns.const(m), float(m)
+            return ns.const(m), 0.0  # an exact count: no rounding error to carry
         t = rows["t"]
         valid = t != self.opts["ignore_index"]
         if self.w is None:
             n = int(valid.sum())
-            return ns.const(n), float(n)
+            return ns.const(n), 0.0
         wt = ns.asarray(self.w)[np.where(valid, t, 0)]
         wt = np.where(valid, wt, ns.const(0))
         return ns.sum(wt), float(np.abs(F64.asarray(self.w)[np.where(valid, t, 0)] * valid).sum())
@@ -134,7 +132,13 @@ class ClassKernel:
 
     # -- gradients ------------------------------------------------------------------------------
     def grad(self, ns, rows, gof):
-        """VJP rows (M, C) given per-row factors gof (M,): gof_n * (A_n p - a_n)."""
+        """VJP rows (M, C): gof_n * (A_n p_j - a_j), written without cancellation as
+
+        (A - a_j) p_j - a_j (S - e_j) / S, where S - e_j is summed from the other classes (for the
+        argmax it is ``rest``; elsewhere S - e_j >= S/2, so the subtraction is benign) and A - a_j
+        is exact when a row has a single nonzero coefficient (class-index targets, no smoothing).
+        Returns (g, magnitude of the terms) -- the magnitude bounds the evaluation error.
+        """
         x = ns.asarray(rows["x"])
         a = None
         for mult, coef in self.coef_matrix(ns, rows):
@@ -144,15 +148,29 @@ class ClassKernel:
         if self.loss == "nll_loss":
             g = zero_coef(gof, -a, ns)
             return g, np.abs(g)
-        logp, _, _ = self._logp(ns, x)
-        p = ns.exp(logp)
+        y, e, rest, s, _, k = shifted_lse(ns, x)
         big_a = ns.sum(a, axis=1, keepdims=True)
-        ap = zero_coef(big_a, p, ns)
-        g = zero_coef(gof, ap - a, ns)
-        mag = np.abs(gof) * (np.abs(ap) + np.abs(a))
+        single = self.eps == 0 and not self.prob
+        if single:
+            a_excl = np.where(a != 0, ns.const(0), np.broadcast_to(big_a, a.shape))
+        else:
+            a_excl = big_a - a
+        s_excl = np.where(k, np.broadcast_to(rest, a.shape), s - e)
+        p = e / s
+        t1 = zero_coef(a_excl, p, ns)
+        t2 = zero_coef(a, s_excl / s, ns)
+        g = zero_coef(gof, t1 - t2, ns)
+        if single:
+            mag = np.abs(gof) * (np.abs(t1) + np.abs(t2))
+        else:
+            suma = ns.sum(np.abs(a), axis=1, keepdims=True)
+            mag = np.abs(gof) * (zero_coef(suma, p, ns) + np.abs(t2))
         return g, mag
 
     def grad_scales(self, rows, gof):
+        """cond: the term magnitudes plus p_j's sensitivity to relative perturbations of the
+        shifted logits and to exp's own rounding (no '+1': a gradient that rounds p_t to 1 on a
+        confident row is a cliff, judged on the absolute rung like the loss's own cliff)."""
         x = rows["x"]
         with np.errstate(all="ignore"):
             g, mag = self.grad(F64, rows, gof)
@@ -163,9 +181,8 @@ class ClassKernel:
             p = np.exp(logp)
             a = sum(mult(F64) * coef for mult, coef in self.coef_matrix(F64, rows))
             big_a = np.abs(a.sum(axis=1, keepdims=True) * gof[:, None])
-            # condition of p_j under relative perturbation of the shifted logits
             ay = np.abs(y)
             sp = _safe_mul(ay, p).sum(axis=1, keepdims=True)
-            cond_p = _safe_mul(p, 1 + _safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p))
-            cond = mag + _safe_mul(big_a, cond_p)
+            sens_p = _safe_mul(p, _safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p))
+            cond = mag + _safe_mul(big_a, sens_p)
         return cond, mag, np.full(x.shape, self.c, np.int64)

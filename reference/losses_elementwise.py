@@ -11,16 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from .losses_class import _one, _safe_mul
-from .numerics import F64, zero_coef
+from .numerics import F64, shifted_lse, zero_coef
 
 
 class ElementwiseKernel:
+
     def __init__(self, loss: str, opts: dict, nclass: int = 1):
         self.loss = loss
 
     def denominator(self, ns, rows):
         m = rows["x"].shape[0]
-        return ns.const(m), float(m)
+        return ns.const(m), 0.0  # an exact count: no rounding error to carry
 
     def _w(self, ns, rows, name):
         return ns.asarray(rows[name][:, 0]) if name in rows else None
@@ -135,10 +136,7 @@ class SoftmaxKernel:
         self.c = nclass
 
     def _pieces(self, ns, x):
-        m = ns.max(x, axis=1, keepdims=True)
-        y = x - m
-        e = ns.exp(y)
-        s = ns.sum(e, axis=1, keepdims=True)
+        y, e, _, s, self._lns, _ = shifted_lse(ns, x)
         return y, e, s
 
     def parts(self, ns, rows):
@@ -147,7 +145,7 @@ class SoftmaxKernel:
         if self.loss == "softmax":
             v = e / s
             return [(_one, v, np.abs(v))]
-        lns = ns.log(s)
+        lns = self._lns  # log1p(rest): relatively accurate
         return [(_one, y - lns, np.abs(y) + lns)]
 
     def scales(self, rows):
@@ -162,7 +160,7 @@ class SoftmaxKernel:
                 cond = p + _safe_mul(p, sens)
                 scale = np.ones_like(p)
             else:
-                lns = np.log(s)
+                lns = self._lns
                 mag = ay + lns
                 cond = mag + sens
                 scale = 1 + mag

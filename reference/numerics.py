@@ -182,3 +182,25 @@ def log2_ratio(num: float, den: float) -> float:
     if den <= 0:
         return math.inf
     return max(0.0, math.log2(num / den))
+
+
+def shifted_lse(ns, x):
+    """Row-wise pieces of log-sum-exp along the last axis, accurate *relative to the result*.
+
+    y = x - max, e = exp(y); the first argmax contributes exactly 1 to S, so S = 1 + rest with
+    rest = sum of the other e, and log S = log1p(rest).  Summing ``rest`` on its own keeps log S
+    relatively accurate when the row is confident (log S ~ 1e-22 is not lost next to the 1), which
+    is what lets the settling bound use the condition scale alone.  Returns (y, e, rest, S, lnS, k)
+    with k the boolean mask of the argmax element, all with keepdims on the reduced axis.
+    """
+    m = ns.max(x, axis=-1, keepdims=True)
+    y = x - m
+    e = ns.exp(y)
+    k = np.zeros(x.shape, dtype=bool)
+    if x.shape[-1]:
+        idx = np.argmax(x, axis=-1)
+        np.put_along_axis(k, idx[..., None], True, axis=-1)
+    rest = ns.sum(np.where(k, ns.const(0), e), axis=-1, keepdims=True)
+    s = ns.const(1) + rest
+    lns = ns.log1p(rest)
+    return y, e, rest, s, lns, k

@@ -19,6 +19,8 @@ import math
 import mpmath
 import numpy as np
 
+from mpmath import libmp
+
 from .formats import Format, round_float, round_mpf
 from .numerics import F64, LD, MP
 
@@ -167,16 +169,24 @@ def _input_to_rows(problem, a):
 
 def ld_to_mpf(v) -> mpmath.mpf:
     """Exact mpf of a float64 or long double value."""
-    v = np.longdouble(v)
-    if not np.isfinite(v):
-        return mpmath.mpf(float(v))
-    if v == 0:
-        return mpmath.mpf(0)
-    m, e = np.frexp(v)
-    man = np.ldexp(m, 64)  # an integer held exactly
-    hi = np.float64(man)
-    lo = np.float64(man - np.longdouble(hi))
-    return mpmath.ldexp(mpmath.mpf(int(hi)) + int(lo), int(e) - 64)
+    return ld_array_to_mpf(np.asarray([v], np.longdouble))[0]
+
+
+def ld_array_to_mpf(v: np.ndarray) -> list:
+    """Exact mpfs of a 1-d float64/long double array, vectorised up to the object creation."""
+    v = np.asarray(v, np.longdouble)
+    fin = np.isfinite(v) & (v != 0)
+    m, e = np.frexp(np.where(fin, v, 1))
+    man = np.ldexp(m, 64)  # integers held exactly (64-bit mantissa at most)
+    hi = man.astype(np.float64)
+    lo = (man - hi.astype(np.longdouble)).astype(np.float64)
+    out = []
+    for f, h, l_, ee, raw in zip(fin.tolist(), hi.tolist(), lo.tolist(), (e - 64).tolist(), v.astype(np.float64).tolist()):
+        if f:
+            out.append(mpmath.mpf(libmp.from_man_exp(int(h) + int(l_), ee)))
+        else:
+            out.append(mpmath.mpf(raw))
+    return out
 
 
 def _same(a: float, b: float) -> bool:
@@ -184,7 +194,10 @@ def _same(a: float, b: float) -> bool:
 
 
 def settle(ev: Evaluation, fmt: Format):
-    """Settle every element of ``ev`` for ``fmt``; returns (values, undetermined, cond, scale, nterms)."""
+    """Settle every element of ``ev`` for ``fmt``.
+
+    Returns (values, rounded, undetermined, cond, scale, nterms), all in row space.
+    """
     cond, scale, nterms = ev.scales()
     shape = cond.shape
     n = cond.size
@@ -194,6 +207,8 @@ def settle(ev: Evaluation, fmt: Format):
     with np.errstate(all="ignore"):
         v64 = np.asarray(ev.compute(F64)[0], np.float64).reshape(-1)
         vld = np.asarray(ev.compute(LD)[0], np.longdouble).reshape(-1)
+        # every kernel is written so that its evaluation error is relative to the magnitudes of
+        # its terms (log1p for log-sum-exp, exclusion sums for gradients), which cond contains
         bound = ((16 + 2 * nterms.reshape(-1)) * LD.u * cond.reshape(-1)).astype(np.longdouble)
         fin = np.isfinite(vld) & np.isfinite(bound)
         lo = round_float(np.where(fin, vld - bound, 0), fmt)
@@ -207,8 +222,10 @@ def settle(ev: Evaluation, fmt: Format):
     spec = ~np.isfinite(vld) & ~np.isfinite(v64) & (
         (np.isnan(vld) & np.isnan(v64)) | (vld.astype(np.float64) == v64))
     ok |= spec
-    for i in np.flatnonzero(ok):
-        values[i] = ld_to_mpf(vld[i])
+    okidx = np.flatnonzero(ok)
+    for i, val in zip(okidx, ld_array_to_mpf(vld[okidx])):
+        values[i] = val
+    rounded = np.where(ok, rld, np.nan)
     done |= ok
 
     cflat, nflat = cond.reshape(-1), nterms.reshape(-1)
@@ -241,8 +258,10 @@ def settle(ev: Evaluation, fmt: Format):
                 a, b = va[j, c], vb[j, c]
                 if p_eff - need[i] < fmt.p + GUARD:
                     continue  # not enough bits survive the cancellation yet
-                if _same(round_mpf(a, fmt), round_mpf(b, fmt)):
+                rb = round_mpf(b, fmt)
+                if _same(round_mpf(a, fmt), rb):
                     values[i] = b
+                    rounded[i] = rb
                     done[i] = True
         if p_eff >= PREC_CAP:
             break
@@ -250,4 +269,4 @@ def settle(ev: Evaluation, fmt: Format):
     undetermined = ~done
     for i in np.flatnonzero(undetermined):
         values[i] = mpmath.mpf("nan")
-    return (values.reshape(shape), undetermined.reshape(shape), cond, scale, nterms)
+    return (values.reshape(shape), rounded.reshape(shape), undetermined.reshape(shape), cond, scale, nterms)

@@ -1,0 +1,64 @@
+"""Oracle throughput: CE logits settled per second vs a naive per-element mpmath loop (same run).
+
+Not a test: prints figures.  The baseline is the loop DESIGN.md describes (prec 113: max, fsum of
+exp, log), measured here on the same machine in the same process, so the ratio is what matters.
+Usage: python benchmarks/bench_oracle.py [--rows 32] [--classes 1000] [--dtype float32]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import mpmath
+import numpy as np
+
+import reference
+
+
+def naive_loop(x: np.ndarray, t: np.ndarray) -> list:
+    out = []
+    with mpmath.workprec(113):
+        for row, tt in zip(x.astype(np.float64), t):
+            r = [mpmath.mpf(float(v)) for v in row]
+            m = max(r)
+            s = mpmath.fsum(mpmath.exp(v - m) for v in r)
+            out.append(mpmath.log(s) + m - r[int(tt)])
+    return out
+
+
+def best_of(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=32)
+    ap.add_argument("--classes", type=int, default=1000)
+    ap.add_argument("--dtype", default="float32", choices=list(reference.FORMATS))
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((a.rows, a.classes)).astype(reference.FORMATS[a.dtype].np_dtype)
+    t = rng.integers(0, a.classes, a.rows)
+    n = x.size
+    t_naive = best_of(lambda: naive_loop(x, t), 1)
+    t_oracle = best_of(lambda: reference.evaluate("cross_entropy", x, t, reduction="none"), a.repeat)
+    t_grad = best_of(lambda: reference.evaluate_grad("cross_entropy", x, t, reduction="none",
+                                                     grad_output=np.ones(a.rows)), 1)
+    ex = reference.evaluate("cross_entropy", x, t, reduction="none")
+    naive = reference.to_dtype(np.array(naive_loop(x, t), dtype=object), a.dtype)
+    agree = np.array_equal(naive.view(np.uint8), ex.rounded.view(np.uint8))
+    print(f"CE reduction='none' on ({a.rows}, {a.classes}) {a.dtype}: {n} logits")
+    print(f"  naive mpmath loop (prec 113, unsettled): {n / t_naive:12,.0f} logits/s  (baseline 1.00x)")
+    print(f"  oracle evaluate (settled):               {n / t_oracle:12,.0f} logits/s  ({t_naive / t_oracle:.1f}x)")
+    print(f"  oracle evaluate_grad (settled, {n} el.): {n / t_grad:12,.0f} logits/s  ({t_naive / t_grad:.1f}x)")
+    print(f"  undetermined: {int(ex.undetermined.sum())};  same rounded values as the naive loop: {agree}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The oracle's semantics at the edges DESIGN.md fixes: specials, ignore_index, zero weights,
+cancellation, the confident-row cliff, and the settling machinery itself."""
+import math
+
+import ml_dtypes
+import mpmath
+import numpy as np
+import pytest
+
+import reference as R
+from reference import settle
+
+F32 = np.float32
+INF = np.inf
+
+
+def r64(v):
+    return R.to_dtype(v, "float64").astype(float)
+
+
+def test_cancellation_does_not_fool_the_oracle():
+    # the issue's example: log(1 + e^-20 + e^-1e4) with float32 logits
+    x = np.array([1e4, 1e4 - 20, 0], F32)
+    got = R.to_dtype(R.cross_entropy(x, np.array(0)), np.float32)
+    want = float(mpmath.log1p(mpmath.exp(-20)))
+    assert got == np.float32(want) and abs(float(got) - 2.0611536e-9) < 1e-15
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_confident_row_cliff_is_tiny_not_zero(dtype):
+    """Long double evaluates log(1 + 2e^-50) as 0: stage 0 must not accept it."""
+    dt = R.FORMATS[dtype].np_dtype
+    x = np.array([50, 0, 0], dt)
+    with mpmath.workprec(200):
+        want = mpmath.log1p(2 * mpmath.exp(-50))
+    ex = R.evaluate("cross_entropy", x, np.array(0))
+    assert ex.rounded == R.to_dtype(np.array(want, dtype=object), dtype)
+    assert float(ex.rounded.astype(float)) > 0 or dtype == "float16"  # float16 underflows to 0 exactly
+    if dtype == "float16":
+        assert float(ex.rounded.astype(float)) == 0.0  # 3.9e-22 is below half of float16's 6e-8
+
+
+def test_bfloat16_shift_invariance_example_from_design():
+    x = np.array([-60000, -60000, -60000], ml_dtypes.bfloat16)
+    ex = R.evaluate("cross_entropy", x, np.array(1))
+    assert float(ex.rounded.astype(float)) == 1.1015625  # log 3 correctly rounded to bfloat16
+    assert ex.cond < 2.5 and ex.scale < 2.2  # built from x - max, never from |x| = 6e4
+
+
+def test_masked_logits():
+    x = np.array([[0, -INF, 1]], F32)
+    assert abs(r64(R.cross_entropy(x, np.array([0]))) - math.log1p(math.e)) < 1e-15  # harmless
+    assert r64(R.cross_entropy(x, np.array([1]))) == INF  # the target itself masked
+    assert math.isnan(r64(R.cross_entropy(np.full((1, 3), -INF, F32), np.array([0]))))  # whole row
+    assert r64(R.cross_entropy(x, np.array([0]), label_smoothing=0.1)) == INF  # smoothing sees it
+    sm = r64(R.softmax(x, dim=1))
+    assert sm[0, 1] == 0 and abs(sm.sum() - 1) < 1e-15
+    assert r64(R.log_softmax(x, dim=1))[0, 1] == -INF
+
+
+def test_zero_coefficient_removes_an_infinite_term():
+    """0 * log 0 = 0: a masked class with weight 0 contributes nothing even with smoothing."""
+    x = np.array([[0, -INF, 1]], F32)
+    w = np.array([1, 0, 1], F32)
+    v = r64(R.cross_entropy(x, np.array([0]), weight=w, label_smoothing=0.3, reduction="sum"))
+    lp = np.array([-math.log1p(math.e), 1 - math.log1p(math.e)])
+    assert abs(v - (0.7 * -lp[0] + 0.1 * -(lp[0] + lp[1]))) < 1e-15
+
+
+def test_ignore_index_variants():
+    x = np.array([[1, 2, 3], [3, 2, 1]], F32)
+    both = np.array([-100, -100])
+    assert math.isnan(r64(R.cross_entropy(x, both)))  # mean over nothing
+    assert r64(R.cross_entropy(x, both, reduction="sum")) == 0
+    assert np.array_equal(r64(R.cross_entropy(x, both, reduction="none")), [0, 0])
+    # an in-range ignore_index and one >= C
+    a = r64(R.cross_entropy(x, np.array([1, 2]), ignore_index=1, reduction="mean"))
+    b = r64(R.cross_entropy(x[1:], np.array([2]), reduction="mean"))
+    assert a == b
+    c = r64(R.cross_entropy(x, np.array([7, 2]), ignore_index=7, reduction="sum"))
+    assert c == b
+    with pytest.raises(ValueError, match="target: class index 7 is out of range"):
+        R.cross_entropy(x, np.array([7, 2]))
+
+
+def test_zero_weights_and_mixed_sign_weights():
+    x = np.array([[1, 2], [1, 3]], F32)
+    w0 = np.array([0, 0], F32)
+    assert math.isnan(r64(R.cross_entropy(x, np.array([0, 1]), weight=w0)))  # D = 0
+    # weights [1, -1] on mirrored rows give +l and -l: the sum cancels exactly, and the oracle
+    # must settle it to exactly 0 (both precisions compute the same l twice), not undetermined
+    xx = np.array([[1, 2], [2, 1]], F32)
+    w = np.array([1, -1], F32)
+    none = R.evaluate("cross_entropy", xx, np.array([0, 1]), weight=w, reduction="none")
+    assert r64(none.values)[0] == -r64(none.values)[1] == -(-math.log1p(math.e))
+    tot = R.evaluate("cross_entropy", xx, np.array([0, 1]), weight=w, reduction="sum")
+    assert not tot.undetermined.any() and r64(tot.values) == 0.0
+    # and a partial cancellation settles to the exact difference
+    part = R.evaluate("cross_entropy", np.array([[1, 2], [1, 2]], F32), np.array([0, 1]), weight=w, reduction="sum")
+    with mpmath.workprec(300):
+        want = mpmath.log(1 + mpmath.e) - mpmath.log(1 + mpmath.exp(-1))
+    assert not part.undetermined.any() and r64(part.values) == float(want)
+
+
+def test_label_smoothing_with_weight_and_ignore_matches_torch_formula():
+    x = np.array([[1, 2], [1, 3]], F32)
+    v = r64(R.cross_entropy(x, np.array([5, 1]), ignore_index=5, label_smoothing=0.2, weight=np.array([1, 2], F32)))
+    lp = [3 - math.log(math.e + math.e ** 3) - 2, 3 - math.log(math.e + math.e ** 3)]  # row 2 logp
+    lp = [1 - math.log(math.e + math.e ** 3), 3 - math.log(math.e + math.e ** 3)]
+    nll = -2 * lp[1]
+    smooth = -(1 * lp[0] + 2 * lp[1])
+    assert abs(v - (0.8 * nll + 0.1 * smooth) / 2) < 1e-15  # D = w[1] = 2
+
+
+def test_bce_clamp_and_bce_with_logits_at_infinity():
+    assert r64(R.binary_cross_entropy(np.array([0.0], F32), np.array([1.0], F32), reduction="sum")) == 100
+    assert r64(R.binary_cross_entropy(np.array([1.0], F32), np.array([0.0], F32), reduction="sum")) == 100
+    assert r64(R.binary_cross_entropy(np.array([0.0], F32), np.array([0.0], F32), reduction="sum")) == 0
+    x = np.array([INF, INF, -INF, -INF], F32)
+    y = np.array([1, 0, 1, 0], F32)
+    assert np.array_equal(r64(R.binary_cross_entropy_with_logits(x, y, reduction="none")), [0, INF, INF, 0])
+    # BCE-with-logits at x = -100, y = 1: softplus(100) exactly, not the BCE clamp's 100
+    v = r64(R.binary_cross_entropy_with_logits(np.array([-100.0]), np.array([1.0]), reduction="sum"))
+    assert v == 100 + float(mpmath.log1p(mpmath.exp(-100)))
+
+
+def test_unbatched_and_spatial_shapes():
+    x = np.array([1, 2, 3], F32)
+    ex = R.evaluate("cross_entropy", x, np.array(2), reduction="none")
+    assert ex.shape == ()
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((2, 3, 4, 5)).astype(F32)
+    t = rng.integers(0, 3, (2, 4, 5))
+    none = R.evaluate("cross_entropy", xs, t, reduction="none")
+    assert none.shape == (2, 4, 5)
+    # the same positions laid out as a plain (N, C) batch give the same values
+    flat = R.evaluate("cross_entropy", np.moveaxis(xs, 1, -1).reshape(-1, 3), t.reshape(-1), reduction="none")
+    assert np.array_equal(none.rounded.reshape(-1), flat.rounded)
+    g = R.evaluate_grad("cross_entropy", xs, t, reduction="mean")
+    assert g.shape == xs.shape
+
+
+def test_out_dtype_settles_for_a_finer_format():
+    x = np.array([[0.1, 0.2, 0.3]], np.float16)
+    a = R.evaluate("cross_entropy", x, np.array([1]), out_dtype="float64")
+    b = R.evaluate("cross_entropy", x.astype(np.float64), np.array([1]))
+    assert a.rounded.dtype == np.float64 and a.rounded == b.rounded
+
+
+def test_undetermined_is_flagged_never_guessed(monkeypatch):
+    """With a precision cap too low to settle anything in stage 1, values are NaN and flagged."""
+    monkeypatch.setattr(settle, "PREC_CAP", 40)
+    x = np.array([[50, 0, 0]], np.float64)  # needs stage 1 (the cliff), which the cap forbids
+    ex = R.evaluate("cross_entropy", x, np.array([0]), reduction="none")
+    assert ex.undetermined.all() and np.isnan(ex.rounded).all()
+    assert mpmath.isnan(ex.values[0])
+
+
+def test_exact_serialises_bit_exactly():
+    ex = R.evaluate("log_softmax", np.array([[1e-3, -INF, 40, 1e4]], F32), dim=1)
+    back = R.Exact.from_dict(ex.to_dict())
+    assert all(a == b or (mpmath.isnan(a) and mpmath.isnan(b)) for a, b in zip(ex.values.ravel(), back.values.ravel()))
+    assert np.array_equal(back.rounded, ex.rounded) and np.array_equal(back.cond, ex.cond)
+    with pytest.raises(ValueError, match="malformed|schema"):
+        R.Exact.from_dict({"schema": "losscheck.exact/1", "shape": [2]})
