@@ -1,0 +1,59 @@
+"""Named suites: deterministic lists of cases for a seed."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from reference import registry
+
+from .families import FAMILIES, SIZES
+from .model import Case
+from .sampling import rng_for
+
+SUITES: dict[str, str] = {
+    "smoke": "seconds: a few tiny cases of every family and loss (unit tests of other layers)",
+    "gate": "the default CI gate: every loss x option family x dtype, every reduction, all stress "
+            "families, large C >= 8192 in every dtype (<= 120 s cold on 2 cores)",
+    "full": "bigger: large C up to 2**17, more samples per family (minutes)",
+}
+SMOKE_PER_FAMILY = 2
+
+
+def _family_cases(name: str, dtype: str, size_name: str, seed: int) -> list[Case]:
+    fam = FAMILIES[name]
+    return fam.fn(rng_for(seed, name, dtype, size_name), dtype, SIZES[size_name])
+
+
+@lru_cache(maxsize=8)
+def _build(name: str, seed: int) -> tuple[Case, ...]:
+    out: list[Case] = []
+    for k, (fname, fam) in enumerate(FAMILIES.items()):
+        dtypes = registry.get(fam.loss).dtypes
+        if name == "smoke":   # one dtype per family, rotating, so every dtype appears
+            dtype = dtypes[k % len(dtypes)]
+            cases = _family_cases(fname, dtype, "smoke", seed)
+            step = max(1, len(cases) // SMOKE_PER_FAMILY)
+            out += cases[::step][:SMOKE_PER_FAMILY]
+        else:
+            for dtype in dtypes:
+                out += _family_cases(fname, dtype, name, seed)
+    ids = [c.id for c in out]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise RuntimeError(f"suite {name!r}: duplicate case id {dup}")
+    return tuple(out)
+
+
+def build_suite(name: str, seed: int = 0) -> list[Case]:
+    """The cases of suite ``name`` for ``seed``; the same ids come out on every run and machine."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
+    return list(_build(name, int(seed)))
+
+
+def find(case_id: str, suites=("smoke", "gate", "full"), seed: int = 0) -> Case | None:
+    """The case with this id in the first of ``suites`` holding it, else None."""
+    for name in suites:
+        for c in build_suite(name, seed):
+            if c.id == case_id:
+                return c
+    return None
