@@ -1,11 +1,17 @@
 """nox sessions: each installs what it needs itself (torch pinned in pyproject.toml)."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests"]
+
+OUT = Path("reports/out")
+PACKAGES = ("reference", "cases", "harness", "reports")
 
 
 @nox.session
@@ -13,3 +19,61 @@ def tests(session: nox.Session) -> None:
     """The test suite (what .ci/run runs)."""
     session.install("-e", ".[test]")
     session.run("pytest", "-n", "2", "-q", *session.posargs)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """The main job: gate torch and numpy on the gate suite, report under reports/out/ (exit 1 = fail)."""
+    session.install("-e", ".")
+    OUT.mkdir(parents=True, exist_ok=True)
+    session.run("losscheck", "gate", "--backend", "torch", "--backend", "numpy",
+                "--results", str(OUT / "results.jsonl"), "--report", str(OUT), *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Render a results file: `nox -s report -- RESULTS [--out DIR]` (default: the gate's results)."""
+    session.install("-e", ".")
+    args = list(session.posargs) or [str(OUT / "results.jsonl")]
+    if "--out" not in args:
+        args += ["--out", str(OUT)]
+    session.run("losscheck", "report", *args)
+
+
+@nox.session
+def regression(session: nox.Session) -> None:
+    """Precision regression: `nox -s regression -- BASE NEW [--factor F]`, exit 1 on a regression.
+
+    Without arguments: run the gate suite for torch twice (the second run reads the warm oracle
+    cache) and compare the two result sets — a self-check that must pass.
+    """
+    session.install("-e", ".")
+    out = OUT / "compare"
+    if session.posargs:
+        session.run("losscheck", "compare", *session.posargs, "--gate", "--out", str(out))
+        return
+    runs = OUT / "regression"
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True)
+    for name in ("base", "new"):
+        session.run("losscheck", "run", "--backend", "torch", "--results", str(runs / f"{name}.jsonl"))
+    session.run("losscheck", "compare", str(runs / "base.jsonl"), str(runs / "new.jsonl"),
+                "--gate", "--out", str(out))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not tests): the oracle's throughput and the gate's wall time."""
+    session.install("-e", ".")
+    for script in ("benchmarks/bench_oracle.py", "benchmarks/bench_gate.py"):
+        if Path(script).is_file():
+            session.run("python", script, *session.posargs)
+        else:
+            session.log(f"skipping {script}: not present")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on the four packages, the tests and this file."""
+    session.install("ruff")
+    session.run("ruff", "check", *PACKAGES, "tests", "noxfile.py", *session.posargs)

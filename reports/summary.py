@@ -1,0 +1,192 @@
+"""Aggregate records into what every output shows: the accuracy table, verdict totals, the issues.
+
+One place computes the figures, so the HTML, Markdown, JSON and JUnit outputs cannot disagree.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from statistics import median
+
+from reports.results import FAILING, Results, jsonable
+
+DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
+VERDICTS = ("pass", "warn", "fail", "xfail", "error", "unsupported", "undetermined")
+#: issue listing order: what breaks CI first
+ISSUE_ORDER = {"fail": 0, "error": 1, "warn": 2, "undetermined": 3}
+HIST_LABELS = ("0", "1", "2", "3", ">3")
+
+
+def ulp_key(value: float | None) -> float:
+    """Sort key for error figures: absent/NaN lowest, inf highest."""
+    return -1.0 if value is None or math.isnan(value) else value
+
+
+def dtype_key(dtype: str) -> tuple[int, str]:
+    return (DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER), dtype)
+
+
+def has_figures(rec: dict) -> bool:
+    return rec.get("status") == "ok" and rec.get("max_ulp") is not None
+
+
+@dataclass
+class Cell:
+    """Records of one group (e.g. loss × check × dtype × backend) with their combined figures."""
+
+    records: list[dict] = field(default_factory=list)
+
+    def add(self, rec: dict) -> None:
+        self.records.append(rec)
+
+    @property
+    def verdicts(self) -> Counter:
+        return Counter(r.get("verdict", "error") for r in self.records)
+
+    @property
+    def elements(self) -> int:
+        return sum(int(r.get("n") or 0) for r in self.records if has_figures(r))
+
+    @property
+    def worst(self) -> dict | None:
+        """The record with the largest max ulp error (None when no record has figures)."""
+        scored = [r for r in self.records if has_figures(r)]
+        return max(scored, key=lambda r: ulp_key(r["max_ulp"])) if scored else None
+
+    @property
+    def max_ulp(self) -> float | None:
+        worst = self.worst
+        return worst["max_ulp"] if worst else None
+
+    @property
+    def median_ulp(self) -> float | None:
+        vals = [r["median_ulp"] for r in self.records
+                if has_figures(r) and r.get("median_ulp") is not None and not math.isnan(r["median_ulp"])]
+        return median(vals) if vals else None
+
+    @property
+    def max_bits(self) -> float | None:
+        vals = [r["max_bits"] for r in self.records if has_figures(r) and r.get("max_bits") is not None]
+        return max(vals, key=ulp_key) if vals else None
+
+    def _weighted(self, name: str) -> float | None:
+        num = den = 0.0
+        for r in self.records:
+            frac, n = r.get(name), int(r.get("n") or 0)
+            if has_figures(r) and frac is not None and not math.isnan(frac) and n > 0:
+                num += frac * n
+                den += n
+        return num / den if den else None
+
+    @property
+    def frac_correctly_rounded(self) -> float | None:
+        return self._weighted("frac_correctly_rounded")
+
+    @property
+    def frac_le_1ulp(self) -> float | None:
+        return self._weighted("frac_le_1ulp")
+
+    @property
+    def ulp_hist(self) -> list[int]:
+        total = [0] * len(HIST_LABELS)
+        for r in self.records:
+            hist = r.get("ulp_hist")
+            if has_figures(r) and isinstance(hist, list) and len(hist) == len(total):
+                total = [a + int(b) for a, b in zip(total, hist)]
+        return total
+
+    @property
+    def worst_verdict(self) -> str:
+        v = self.verdicts
+        for name in ("fail", "error", "warn", "undetermined", "xfail", "pass", "unsupported"):
+            if v.get(name):
+                return name
+        return "pass"
+
+
+def group(records: Iterable[dict], *fields: str) -> dict[tuple, Cell]:
+    """Records grouped by the given fields, in a stable display order."""
+    cells: dict[tuple, Cell] = {}
+    for rec in records:
+        cells.setdefault(tuple(rec.get(f) for f in fields), Cell()).add(rec)
+
+    def key(item):
+        out = []
+        for name, value in zip(fields, item[0]):
+            value = "" if value is None else str(value)
+            if name == "dtype":
+                out.append(dtype_key(value))
+            elif name == "check":
+                out.append((0 if value == "value" else 1, value))
+            else:
+                out.append((0, value))
+        return out
+
+    return dict(sorted(cells.items(), key=key))
+
+
+def table(results: Results) -> dict[tuple, Cell]:
+    """The accuracy table: (loss, check, dtype, backend) -> Cell, backends in run order."""
+    cells = group(results, "loss", "check", "dtype", "backend")
+    order = {b: i for i, b in enumerate(results.backends)}
+    return dict(sorted(cells.items(), key=lambda kv: (
+        kv[0][0], kv[0][1] != "value", dtype_key(kv[0][2]), order.get(kv[0][3], len(order)))))
+
+
+def by_backend(results: Results) -> dict[str, Cell]:
+    """Records per backend, in the run header's order."""
+    cells = {k[0]: c for k, c in group(results, "backend").items()}
+    order = results.backends
+    return dict(sorted(cells.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def issues(results: Iterable[dict]) -> list[dict]:
+    """Failures, errors, warnings and undetermined records: most severe first, worst error first."""
+    found = [r for r in results if r.get("verdict") in ISSUE_ORDER]
+    return sorted(found, key=lambda r: (ISSUE_ORDER[r["verdict"]], -ulp_key(r.get("max_ulp")),
+                                        r["loss"], r.get("family", ""), r["case_id"]))
+
+
+def is_ok(results: Results) -> bool:
+    return not any(r.get("verdict") in FAILING for r in results)
+
+
+def case_brief(rec: dict) -> dict:
+    """The identifying fields of a record, as written in every listing."""
+    return {k: rec.get(k) for k in ("backend", "case_id", "loss", "family", "options", "dtype", "check",
+                                    "reduction", "shape", "verdict", "status", "max_ulp", "message")}
+
+
+def summary(results: Results) -> dict:
+    """The machine-readable summary (written as summary.json)."""
+    per_backend = by_backend(results)
+    rows = []
+    for (loss, check, dtype, backend), cell in table(results).items():
+        worst = cell.worst
+        rows.append({
+            "loss": loss, "check": check, "dtype": dtype, "backend": backend,
+            "records": len(cell.records), "elements": cell.elements, "max_ulp": cell.max_ulp,
+            "max_bits": cell.max_bits, "frac_correctly_rounded": cell.frac_correctly_rounded,
+            "frac_le_1ulp": cell.frac_le_1ulp, "verdicts": dict(cell.verdicts), "ulp_hist": cell.ulp_hist,
+            "worst": None if worst is None else {
+                "case_id": worst["case_id"], "family": worst.get("family"),
+                "input": (worst.get("worst") or {}).get("input"), "max_ulp": worst["max_ulp"]},
+        })
+    found = issues(results)
+    return jsonable({
+        "schema": "losscheck.summary/1",
+        "results": str(results.path),
+        "ok": is_ok(results),
+        "runs": [{k: run.get(k) for k in ("run_id", "started", "suite", "seed", "backends", "versions")}
+                 for run in results.runs],
+        "records": len(results),
+        "verdicts": {v: n for v, n in Counter(r.get("verdict") for r in results).items()},
+        "backends": {b: {"records": len(c.records), "verdicts": dict(c.verdicts), "max_ulp": c.max_ulp}
+                     for b, c in per_backend.items()},
+        "table": rows,
+        "failures": [case_brief(r) for r in found if r["verdict"] in FAILING],
+        "warnings": [case_brief(r) for r in found if r["verdict"] not in FAILING],
+        "load_warnings": list(results.warnings),
+    })
