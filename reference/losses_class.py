@@ -145,8 +145,11 @@ class ClassKernel:
             term = coef if mult is _one else mult(ns) * coef
             a = term if a is None else a + term
         gof = ns.asarray(gof)[:, None]
+        # a position with no coefficient at all (ignored, or every weight zero) has gradient exactly
+        # 0 even when the mean's denominator is 0 and gof is inf/NaN (torch agrees for ignored ones)
+        dead = np.all(a == 0, axis=1, keepdims=True)
         if self.loss == "nll_loss":
-            g = zero_coef(gof, -a, ns)
+            g = np.where(dead, ns.const(0), zero_coef(gof, -a, ns))
             return g, np.abs(g)
         y, e, rest, s, _, k = shifted_lse(ns, x)
         big_a = ns.sum(a, axis=1, keepdims=True)
@@ -159,7 +162,7 @@ class ClassKernel:
         p = e / s
         t1 = zero_coef(a_excl, p, ns)
         t2 = zero_coef(a, s_excl / s, ns)
-        g = zero_coef(gof, t1 - t2, ns)
+        g = np.where(dead, ns.const(0), zero_coef(gof, t1 - t2, ns))
         if single:
             mag = np.abs(gof) * (np.abs(t1) + np.abs(t2))
         else:

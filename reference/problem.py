@@ -196,7 +196,7 @@ def _prepare_elementwise(loss, x, target, kwargs, dtype) -> Problem:
         for name, a in (("input", xf), ("target", yf)):
             bad = ~((a >= 0) & (a <= 1))
             if bad.any():
-                _fail(name, f"binary_cross_entropy needs values in [0, 1], got {a[bad].reshape(-1)[0]!r}")
+                _fail(name, f"binary_cross_entropy needs values in [0, 1], got {float(a[bad].reshape(-1)[0])!r}")
     rows = {"x": xf.reshape(-1, 1), "y": yf.reshape(-1, 1)}
     for name in registry.get(loss).array_options:
         w = kwargs.get(name)

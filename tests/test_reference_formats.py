@@ -1,0 +1,104 @@
+"""to_dtype and the error figures: one correct rounding, ties to even, subnormals, overflow."""
+import math
+
+import ml_dtypes
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as R
+from reference.formats import FORMATS, ordinal_distance, round_float, ulp_error
+
+NAMES = ["float16", "bfloat16", "float32", "float64"]
+
+
+def mp_array(vals):
+    return np.array([mpmath.mpf(v) for v in vals], dtype=object)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=60, deadline=None)
+@given(bits=st.integers(0, 2**16 - 1))
+def test_representable_values_round_to_themselves(name, bits):
+    fmt = FORMATS[name]
+    if name == "float32":
+        bits = bits * 65537
+    if name == "float64":
+        bits = bits * 0x0001000100010001
+    v = np.array([bits], fmt.uint).view(fmt.np_dtype)
+    if not np.isfinite(v.astype(np.float64)).all():
+        return
+    got = R.to_dtype(mp_array([float(v[0])]), name)
+    assert got.view(fmt.uint)[0] == v.view(fmt.uint)[0] or (float(v[0]) == 0 and float(got[0]) == 0)
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32"])
+def test_agrees_with_numpy_and_ml_dtypes_casts_from_float64(name):
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(3000) * np.exp(rng.uniform(-100, 100, 3000))
+    ours = R.to_dtype(mp_array(v), name)
+    # numpy's float64->float16/32 and ml_dtypes' float64->bfloat16 casts round once, correctly
+    theirs = v.astype(FORMATS[name].np_dtype)
+    assert np.array_equal(ours.view(FORMATS[name].uint), theirs.view(FORMATS[name].uint))
+    assert np.array_equal(round_float(v, name), theirs.astype(np.float64), equal_nan=True)
+
+
+def test_ties_round_to_even():
+    with mpmath.workprec(200):
+        one = mpmath.mpf(1)
+        # halfway between 1 and 1 + 2^-10 (float16): stays at 1 (even); next tie goes up to even
+        assert R.to_dtype(mp_array([one + mpmath.mpf(2) ** -11]), "float16")[0] == np.float16(1)
+        up = one + 3 * mpmath.mpf(2) ** -11
+        assert R.to_dtype(np.array([up], dtype=object), "float16")[0] == np.float16(1 + 2 * 2 ** -10)
+        # one bit past the tie rounds up: a double rounding through float32 could not see it
+        just = one + mpmath.mpf(2) ** -11 + mpmath.mpf(2) ** -60
+        assert R.to_dtype(np.array([just], dtype=object), "float16")[0] == np.float16(1 + 2 ** -10)
+        assert np.float16(np.float32(float(just))) == np.float16(1)  # the double-rounding trap
+
+
+def test_subnormals_and_underflow():
+    tiny16 = 2.0 ** -24  # smallest float16 subnormal
+    assert R.to_dtype(mp_array([tiny16 * 0.5]), "float16")[0] == 0  # tie to even (0)
+    assert R.to_dtype(mp_array([tiny16 * 0.75]), "float16")[0] == np.float16(tiny16)
+    assert R.to_dtype(mp_array([tiny16 * 1.5]), "float16")[0] == np.float16(2 * tiny16)  # tie -> even
+    assert R.to_dtype(mp_array([2.0 ** -149]), "float32")[0] == np.float32(2.0 ** -149)
+    assert R.to_dtype(mp_array([-(2.0 ** -151)]), "float32")[0] == 0 and np.signbit(
+        R.to_dtype(mp_array([-(2.0 ** -151)]), "float32")[0])
+    assert float(R.to_dtype(mp_array([2.0 ** -133]), "bfloat16")[0]) == 2.0 ** -133  # bf16 subnormal
+    with mpmath.workprec(64):
+        huge_neg = mpmath.exp(-mpmath.mpf(10) ** 30)  # far below any subnormal
+    assert R.to_dtype(np.array([huge_neg], dtype=object), "float64")[0] == 0
+
+
+def test_overflow_to_infinity():
+    assert R.to_dtype(mp_array([65519.0]), "float16")[0] == np.float16(65504)
+    assert np.isinf(R.to_dtype(mp_array([65520.0]), "float16")[0])  # the tie rounds to inf
+    assert np.isinf(R.to_dtype(mp_array([-1e39]), "float32")[0]) and R.to_dtype(mp_array([-1e39]), "float32")[0] < 0
+    big = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+    assert float(R.to_dtype(mp_array([big]), "bfloat16")[0]) == big
+    assert np.isinf(R.to_dtype(np.array([mpmath.mpf(2) ** 1024], dtype=object), "float64")[0])
+
+
+def test_specials_survive():
+    # (mpmath's zero is unsigned, so an exact zero rounds to +0; a signed zero only arises by rounding)
+    got = R.to_dtype(np.array([mpmath.mpf("nan"), mpmath.mpf("inf"), mpmath.mpf("-inf"), mpmath.mpf(0)],
+                              dtype=object), "bfloat16").astype(np.float64)
+    assert math.isnan(got[0]) and got[1] == np.inf and got[2] == -np.inf and got[3] == 0
+
+
+def test_ulp_error_and_ordinal_distance():
+    one = mp_array([1.0])
+    nxt = np.nextafter(np.float32(1), np.float32(2))
+    assert ulp_error(one, np.array([nxt]), "float32")[0] == 1.0
+    below = np.nextafter(np.float32(1), np.float32(0))
+    with mpmath.workprec(100):
+        ex = np.array([mpmath.mpf(1) - mpmath.mpf(2) ** -80], dtype=object)
+    assert abs(ulp_error(ex, np.array([below]), "float32")[0] - 1.0) < 1e-9  # binade below 1
+    assert ulp_error(mp_array([0.0]), np.array([np.float16(2 ** -24)]), "float16")[0] == 1.0
+    assert ulp_error(mp_array([1.0]), np.array([np.inf]), "float32")[0] == np.inf
+    assert ulp_error(np.array([mpmath.mpf("nan")], dtype=object), np.array([np.nan]), "float32")[0] == 0
+    assert ulp_error(np.array([mpmath.mpf("-inf")], dtype=object), np.array([np.inf]), "float32")[0] == np.inf
+    assert ordinal_distance(np.float32([1.0, -0.0, 1.0]), np.float32([1.0, 0.0, float(below)]), "float32").tolist() == [0, 0, 1]
+    assert ordinal_distance(np.float16([-2 ** -24]), np.float16([2 ** -24]), "float16")[0] == 2
