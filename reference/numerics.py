@@ -52,13 +52,34 @@ class FloatNS:
         return np.abs(a)
 
     def sum(self, a, axis=None, keepdims=False):
-        return np.sum(a, axis=axis, keepdims=keepdims)
+        """Pairwise sum by explicit halving: its error bound, ceil(log2 n) * u * sum|a|, is ours
+        to rely on (numpy's own reduction order is an implementation detail)."""
+        a = np.asarray(a)
+        if axis is None:
+            r = _pairwise_last(a.reshape(-1))
+            return r.reshape((1,) * a.ndim) if keepdims else r[()]
+        a = np.moveaxis(a, axis, -1)
+        r = _pairwise_last(a)
+        if keepdims:
+            r = np.expand_dims(r, axis if axis >= 0 else a.ndim + axis)
+        return r
 
     def max(self, a, axis=-1, keepdims=True):
         return np.max(a, axis=axis, keepdims=keepdims)
 
     def to_float64(self, a):
         return np.asarray(a).astype(np.float64)
+
+
+def _pairwise_last(a: np.ndarray) -> np.ndarray:
+    """Sum over the last axis by repeated pairwise halving (zero-padded to even length)."""
+    if a.shape[-1] == 0:
+        return np.zeros(a.shape[:-1], a.dtype)
+    while a.shape[-1] > 1:
+        if a.shape[-1] % 2:
+            a = np.concatenate([a, np.zeros(a.shape[:-1] + (1,), a.dtype)], axis=-1)
+        a = a[..., 0::2] + a[..., 1::2]
+    return a[..., 0]
 
 
 _mp_exp = np.frompyfunc(mpmath.exp, 1, 1)

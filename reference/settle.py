@@ -1,7 +1,7 @@
 """Precision escalation: evaluate a loss until every output element settles in its format.
 
 Stage 0 (vectorised): the kernel runs in float64 and in long double.  An element is accepted when
-the long-double value, widened by a bound on its evaluation error, (16 + 2 n) * u_ld * cond (cond
+the long-double value, widened by a bound on its evaluation error, (16 + 4 log2 n) * u_ld * cond (cond
 is the loss's condition scale, which already contains every cancellation the formula can suffer),
 rounds to one value of the output format -- and, for formats of at most 24 bits, the float64 value
 rounds to that value too.  This settles nearly all float16/bfloat16/float32 elements and most
@@ -209,7 +209,9 @@ def settle(ev: Evaluation, fmt: Format):
         vld = np.asarray(ev.compute(LD)[0], np.longdouble).reshape(-1)
         # every kernel is written so that its evaluation error is relative to the magnitudes of
         # its terms (log1p for log-sum-exp, exclusion sums for gradients), which cond contains
-        bound = ((16 + 2 * nterms.reshape(-1)) * LD.u * cond.reshape(-1)).astype(np.longdouble)
+        # sums are pairwise (FloatNS.sum), so the term count enters through log2 n
+        depth = np.ceil(np.log2(np.maximum(nterms.reshape(-1), 1)))
+        bound = ((16 + 4 * depth) * LD.u * cond.reshape(-1)).astype(np.longdouble)
         fin = np.isfinite(vld) & np.isfinite(bound)
         lo = round_float(np.where(fin, vld - bound, 0), fmt)
         hi = round_float(np.where(fin, vld + bound, 0), fmt)
