@@ -58,7 +58,7 @@ class Exact:
     dtype: str
 
     @classmethod
-    def from_values(cls, values, undetermined, cond, scale, nterms, dtype, rounded=None) -> "Exact":
+    def from_values(cls, values, undetermined, cond, scale, nterms, dtype, rounded=None) -> Exact:
         """Build from settled values; ``rounded`` (float64, NaN where unknown) saves re-rounding."""
         values = np.asarray(values, dtype=object)
         und = np.asarray(undetermined, dtype=bool).reshape(values.shape)
@@ -110,7 +110,7 @@ class Exact:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Exact":
+    def from_dict(cls, d: dict) -> Exact:
         """Inverse of to_dict; raises ValueError on anything malformed (a cache must not lie)."""
         try:
             if d.get("schema") != "losscheck.exact/1":

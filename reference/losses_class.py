@@ -151,7 +151,7 @@ class ClassKernel:
         if self.loss == "nll_loss":
             g = np.where(dead, ns.const(0), zero_coef(gof, -a, ns))
             return g, np.abs(g)
-        y, e, rest, s, _, k = shifted_lse(ns, x)
+        _, e, rest, s, _, k = shifted_lse(ns, x)
         big_a = ns.sum(a, axis=1, keepdims=True)
         single = self.eps == 0 and not self.prob
         if single:
@@ -176,7 +176,7 @@ class ClassKernel:
         confident row is a cliff, judged on the absolute rung like the loss's own cliff)."""
         x = rows["x"]
         with np.errstate(all="ignore"):
-            g, mag = self.grad(F64, rows, gof)
+            _, mag = self.grad(F64, rows, gof)
             mag = np.nan_to_num(mag, nan=0.0)
             if self.loss == "nll_loss":
                 return mag, mag, np.ones(x.shape, np.int64)

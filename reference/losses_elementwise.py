@@ -170,7 +170,7 @@ class SoftmaxKernel:
         """VJP: softmax s*(go - <go, s>);  log_softmax go - s * sum(go)."""
         x = ns.asarray(rows["x"])
         go = ns.asarray(go)
-        y, e, s = self._pieces(ns, x)
+        _, e, s = self._pieces(ns, x)
         p = e / s
         if self.loss == "softmax":
             dot = ns.sum(go * p, axis=1, keepdims=True)

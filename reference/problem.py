@@ -80,7 +80,7 @@ def _check_kwargs(loss: str, kwargs: dict) -> None:
     spec = registry.get(loss)
     unknown = set(kwargs) - set(spec.option_names)
     if unknown:
-        _fail(sorted(unknown)[0], f"unexpected keyword argument for {loss}")
+        _fail(min(unknown), f"unexpected keyword argument for {loss}")
     for a in spec.options:
         if a.required and kwargs.get(a.name) is None:
             _fail(a.name, f"{loss} requires {a.name}")

@@ -8,8 +8,9 @@ must cover.  The option family of a concrete call is computed from its arguments
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

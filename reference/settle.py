@@ -18,7 +18,6 @@ import math
 
 import mpmath
 import numpy as np
-
 from mpmath import libmp
 
 from .formats import Format, round_float, round_mpf
@@ -103,7 +102,7 @@ class Evaluation:
         mag = 0.0
         d = None
         if self.p.reduction == "mean":
-            d, dabs = self.k.denominator(ns, self.p.rows)
+            d, _ = self.k.denominator(ns, self.p.rows)
         for mult, val, mg in parts:
             tot = ns.sum(val)
             if d is not None:
@@ -245,7 +244,7 @@ def settle(ev: Evaluation, fmt: Format):
             idx = rows
         else:
             rows, idx = np.array([0]), None
-        extra = int(math.ceil(float(np.max(need[todo])))) if np.isfinite(np.max(need[todo])) else 0
+        extra = math.ceil(float(np.max(need[todo]))) if np.isfinite(np.max(need[todo])) else 0
         p_eff = max(prec, fmt.p + GUARD + extra + 8)
         p_eff = min(p_eff, PREC_CAP)
         with mpmath.workprec(p_eff):

@@ -1,6 +1,5 @@
 """Property tests of the oracle: agreement with torch in float64, independent formulations at high
 precision, and the gradient against numerical differentiation."""
-import math
 
 import mpmath
 import numpy as np
