@@ -1,0 +1,20 @@
+"""Backends: what the runner evaluates cases with (docs/backends.md).
+
+``load(spec)`` gives a :class:`Backend` for ``torch``, ``numpy``, ``numpy-naive``, ``jax``, an
+entry point in group ``losscheck.backends``, or ``pkg.mod[:attr]`` (a drop-in for
+torch.nn.functional); ``available()`` lists the built-in ones.
+"""
+from .base import Backend, BackendLoadError, Observation, Unsupported
+from .loading import BUILTIN, ENTRY_POINT_GROUP, available, from_object, load
+
+__all__ = [
+           "BUILTIN",
+           "ENTRY_POINT_GROUP",
+           "Backend",
+           "BackendLoadError",
+           "Observation",
+           "Unsupported",
+           "available",
+           "from_object",
+           "load",
+]

@@ -1,0 +1,100 @@
+"""The backend interface: what every backend returns and raises, whatever it wraps.
+
+The runner only ever sees :class:`Backend`, :class:`Observation`, :class:`Unsupported` and
+:class:`BackendLoadError`; the guard in :meth:`Backend.evaluate` turns a backend's "I can't do
+this" (NotImplementedError, torch's "not implemented for '<dtype>'") into :class:`Unsupported`, so
+a missing kernel is reported as unsupported rather than as a failure.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reference.registry import LOSSES
+
+# torch's dispatcher message for a missing dtype kernel, e.g. `"addmm_impl_cpu_" not implemented for 'Half'`
+_NOT_IMPLEMENTED_FOR = re.compile(r"not implemented for '[^']+'")
+
+
+class BackendLoadError(ValueError):
+    """A backend spec that names nothing usable; the message is one line, fit for a CLI."""
+
+
+class Unsupported(Exception):
+    """The backend cannot evaluate this case (missing function, option or dtype): not a failure."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a backend computed for one case.
+
+    ``value`` is in the case's dtype (bfloat16 as ``ml_dtypes.bfloat16``) unless the backend
+    returned something else, which the runner then flags; ``grad`` is the gradient w.r.t. the
+    first positional argument, or None when not asked for or not available.
+    """
+
+    value: np.ndarray
+    grad: np.ndarray | None = None
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of message``: exception text safe to put in a one-line error."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class Backend:
+    """Base class: subclasses set ``name`` and implement ``supports`` and ``_evaluate``."""
+
+    name: str = "?"
+
+    def supports(self, loss: str) -> bool:
+        raise NotImplementedError
+
+    def _evaluate(self, case: Any) -> Observation:
+        raise NotImplementedError
+
+    def evaluate(self, case: Any) -> Observation:
+        """Evaluate ``case``; raise :class:`Unsupported` for what this backend cannot do."""
+        if not self.supports(case.loss):
+            raise Unsupported(f"backend {self.name!r} does not provide {case.loss}")
+        return guarded(self.name, self._evaluate, case)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def guarded(name: str, fn: Any, case: Any) -> Observation:
+    """Call ``fn(case)``, converting "not implemented" errors into :class:`Unsupported`."""
+    try:
+        return fn(case)
+    except Unsupported:
+        raise
+    except NotImplementedError as exc:
+        raise Unsupported(f"backend {name!r}: {case.loss} {case.dtype}: {one_line(exc)}") from exc
+    except RuntimeError as exc:
+        if _NOT_IMPLEMENTED_FOR.search(str(exc)):
+            raise Unsupported(f"backend {name!r}: {case.loss} {case.dtype}: {one_line(exc)}") from exc
+        raise
+
+
+class ForeignBackend(Backend):
+    """Adapts a third-party object that already has ``supports``/``evaluate`` (an entry point)."""
+
+    def __init__(self, name: str, obj: Any):
+        self.name = str(getattr(obj, "name", None) or name)
+        self._obj = obj
+
+    def supports(self, loss: str) -> bool:
+        return loss in LOSSES and bool(self._obj.supports(loss))
+
+    def _evaluate(self, case: Any) -> Observation:
+        obs = self._obj.evaluate(case)
+        if isinstance(obs, Observation):
+            return obs
+        if isinstance(obs, tuple) and len(obs) == 2:  # a plugin may return (value, grad)
+            return Observation(np.asarray(obs[0]), None if obs[1] is None else np.asarray(obs[1]))
+        raise TypeError(f"backend {self.name!r}: evaluate returned {type(obs).__name__}, not an Observation")

@@ -1,0 +1,10 @@
+"""Planted defects and misbehaving backends: drop-ins for torch.nn.functional, one flaw each.
+
+Each module exposes all seven functions; everything but its one defect delegates to
+torch.nn.functional, so a harness that catches the module caught exactly that defect.
+Use as ``--backend tests.planted.NAME``.
+"""
+
+DEFECTS = ("log_of_softmax", "mean_over_n", "bce_no_clamp", "bcewl_via_sigmoid",
+           "backward_ignores_grad_output", "lse_rounded")
+MISBEHAVING = ("crash", "hang", "raises", "wrong_shape", "not_implemented")

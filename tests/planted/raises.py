@@ -1,0 +1,13 @@
+"""Misbehaving backend: cross_entropy raises RuntimeError("boom") (an error, not unsupported)."""
+from torch.nn.functional import (  # noqa: F401
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    log_softmax,
+    mse_loss,
+    nll_loss,
+    softmax,
+)
+
+
+def cross_entropy(input, target, *args, **kwargs):
+    raise RuntimeError("boom")
