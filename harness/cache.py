@@ -1,0 +1,128 @@
+"""The oracle, cached on disk: exact values are expensive (mpmath), cases are content-hashed, so an
+``Exact`` computed once for (case id, check) never needs computing again.
+
+Entries are JSON (``Exact.to_dict``), never pickle, written atomically (temp file + ``os.replace``)
+so concurrent workers and killed runs can only ever leave whole files behind. A corrupt entry is
+recomputed with a warning rather than trusted or fatal.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CHECKS = ("value", "grad")
+#: bump when the on-disk layout or the oracle's answers change, so stale entries are never read
+LAYOUT = "v1"
+
+
+class CacheWarning(UserWarning):
+    """A cache entry could not be used (corrupt, unreadable) and was recomputed."""
+
+
+def default_dir() -> Path:
+    """``$LOSSCHECK_CACHE_DIR`` or ``~/.cache/losscheck``."""
+    env = os.environ.get("LOSSCHECK_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "losscheck"
+
+
+def compute(case: Any, check: str) -> Any:
+    """The oracle's ``Exact`` for one check of a case (the one place the runner calls reference/)."""
+    import reference
+
+    args, kwargs = case.call()
+    if check == "value":
+        return reference.evaluate(case.loss, *args, **kwargs)
+    if check == "grad":
+        return reference.evaluate_grad(case.loss, *args, grad_output=case.grad_output, **kwargs)
+    raise ValueError(f"unknown check {check!r}; expected one of {CHECKS}")
+
+
+def oracle_version() -> str:
+    """``reference.ORACLE_VERSION`` (bumped when the oracle's answers change), "0" when not set:
+    part of every cache path, so a corrected oracle never serves answers of the old one."""
+    import reference
+
+    return str(getattr(reference, "ORACLE_VERSION", "0"))
+
+
+def _exact_type() -> Any:
+    from reference.exact import Exact
+
+    return Exact
+
+
+class OracleCache:
+    """Exact values keyed by (case id, check):
+    ``root/<LAYOUT>-oracle<version>/<id[:2]>/<id>.<check>.json``.
+
+    ``oracle`` and ``exact_type`` are injectable (top-level, picklable callables) so the runner's
+    machinery can be tested without the real oracle.
+    """
+
+    def __init__(self, root: str | Path | None = None, oracle: Callable[[Any, str], Any] | None = None,
+                 exact_type: Callable[[], Any] | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_dir()
+        self.oracle = oracle or compute
+        self._exact_type = exact_type or _exact_type
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, case_id: str, check: str) -> Path:
+        return self.root / f"{LAYOUT}-oracle{oracle_version()}" / case_id[:2] / f"{case_id}.{check}.json"
+
+    def has(self, case_id: str, check: str) -> bool:
+        return self.path(case_id, check).is_file()
+
+    def load(self, case_id: str, check: str) -> Any | None:
+        """The cached Exact, or None when absent or unusable (corrupt entries warn)."""
+        path = self.path(case_id, check)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            warnings.warn(f"oracle cache entry {path} unreadable ({exc}); recomputing", CacheWarning,
+                          stacklevel=2)
+            return None
+        try:
+            return self._exact_type().from_dict(json.loads(text))
+        except Exception as exc:  # noqa: BLE001 - any decoding problem: do not trust it, recompute
+            warnings.warn(f"oracle cache entry {path} is corrupt ({type(exc).__name__}: {exc}); "
+                          f"recomputing", CacheWarning, stacklevel=2)
+            return None
+
+    def store(self, case_id: str, check: str, exact: Any) -> None:
+        path = self.path(case_id, check)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(exact.to_dict(), separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(prefix=f".{case_id}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def get(self, case: Any, check: str) -> Any:
+        """The Exact for (case, check): from disk when present and sound, else computed and stored."""
+        exact = self.load(case.id, check)
+        if exact is not None:
+            self.hits += 1
+            return exact
+        self.misses += 1
+        exact = self.oracle(case, check)
+        try:
+            self.store(case.id, check, exact)
+        except OSError as exc:  # a read-only or full disk costs speed, not the run
+            warnings.warn(f"cannot write oracle cache entry {self.path(case.id, check)} ({exc})",
+                          CacheWarning, stacklevel=2)
+        return exact

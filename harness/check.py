@@ -1,0 +1,247 @@
+"""One check of one case: observed output vs the oracle's Exact -> a result record.
+
+The record is the JSONL line of docs/CONTRACTS.md ("Results format") minus what only the runner
+knows (run id, status of the worker, elapsed time); the runner adds those.  Everything is
+JSON-safe: non-finite floats are the strings "inf", "-inf", "nan".
+
+ulp_hist buckets (over determined elements): [ulp == 0, 0 < ulp <= 1, 1 < ulp <= 2, 2 < ulp <= 3,
+ulp > 3 (inf included)].  A correctly rounded value lands in bucket 0 or 1.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from harness.metrics import figures
+from harness.tolerances import DtypeTolerance
+from harness.verdict import RUNG_SEVERITY, classify, record_verdict
+
+__all__ = ["COUNT_KEYS", "check_observation", "final_verdict", "gate_failed", "json_float"]
+
+COUNT_KEYS = ("accurate", "stable", "absolute", "fail", "special", "undetermined")
+
+
+def json_float(x: Any) -> float | str | None:
+    """A float for JSON: non-finite values as "inf"/"-inf"/"nan"."""
+    if x is None:
+        return None
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def final_verdict(record: dict, strict: bool = False) -> str:
+    """The verdict the gate acts on: under ``--strict`` a warn counts as a fail."""
+    v = record.get("verdict", "fail")
+    return "fail" if strict and v == "warn" else v
+
+
+def gate_failed(record: dict, strict: bool = False) -> bool:
+    """Whether this record makes the gate exit 1 (fail or error; warn too when strict)."""
+    return final_verdict(record, strict) in ("fail", "error")
+
+
+def case_fields(case, check: str) -> dict:
+    """The fields a record copies from its case (also used for records of crashed workers)."""
+    from reference import registry
+
+    spec = registry.get(case.loss)
+    reduction = None
+    if spec.has_reduction:
+        reduction = case.kwargs.get("reduction", spec.defaults().get("reduction", "mean"))
+    return {"type": "result", "case_id": case.id, "loss": case.loss, "family": case.family,
+            "options": case.options, "dtype": case.dtype, "check": check, "reduction": reduction,
+            "shape": [int(s) for s in np.shape(case.args[0])], "meta": case.meta}
+
+
+def check_observation(case, check: str, exact, observed, tol: DtypeTolerance, *,
+                      backend: str | None = None) -> dict:
+    """Judge ``observed`` (one backend's output for ``check`` = "value" or "grad") against ``exact``.
+
+    A wrong type, shape or dtype is status "bad_output" / verdict "fail" without figures.  With
+    ``backend`` given, the record names it and carries a repro snippet when it is not a pass.
+    """
+    rec = case_fields(case, check)
+    if backend is not None:
+        rec = {"type": "result", "backend": backend, **{k: v for k, v in rec.items() if k != "type"}}
+    want_shape = tuple(np.shape(exact.rounded))
+    want = f"{exact.dtype} array of shape {list(want_shape)}"
+    if not isinstance(observed, np.ndarray):
+        got = f"{type(observed).__name__}"
+        return _bad_output(rec, want, got, want_shape)
+    if str(observed.dtype) != exact.dtype or observed.shape != want_shape:
+        got = f"{observed.dtype} array of shape {list(observed.shape)}"
+        return _bad_output(rec, want, got, want_shape)
+
+    figs = figures(exact, observed)
+    rungs = classify(exact, observed, figs, tol)
+    rec["status"] = "ok"
+    rec["verdict"] = record_verdict(rungs)
+    rec.update(_summary(exact, observed, figs, rungs))
+    if rec["worst"] is not None:
+        rec["worst"]["input"] = describe_input(case, check, rec["worst"]["index"])
+    if backend is not None and rec["verdict"] not in ("pass", "undetermined"):
+        from harness.repro import snippet
+
+        rec["repro"] = snippet(case, backend, check)
+    return rec
+
+
+def _bad_output(rec: dict, want: str, got: str, shape: tuple) -> dict:
+    n = int(np.prod(shape)) if shape else 1
+    rec.update({"status": "bad_output", "verdict": "fail", "n": n,
+                "counts": {k: 0 for k in COUNT_KEYS}, "max_ulp": None, "median_ulp": None,
+                "max_bits": None, "max_rel_u": None, "frac_correctly_rounded": None,
+                "frac_le_1ulp": None, "ulp_hist": [0, 0, 0, 0, 0], "worst": None,
+                "message": f"bad output: expected {want}, got {got}"})
+    return rec
+
+
+def _summary(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray) -> dict:
+    n = int(rungs.size)
+    counts = {k: int(np.count_nonzero(rungs == k)) for k in COUNT_KEYS}
+    det = rungs != "undetermined"
+    ulp = figs["ulp"][det]
+    obs64 = observed.astype(np.float64)[det]
+    r64 = np.asarray(exact.rounded).astype(np.float64)[det]
+    m = int(ulp.size)
+    out: dict[str, Any] = {"n": n, "counts": counts}
+    if m:
+        out["max_ulp"] = json_float(np.max(ulp))
+        out["median_ulp"] = json_float(np.median(ulp))
+        out["max_bits"] = json_float(np.max(figs["bits"][det]))
+        out["max_rel_u"] = json_float(np.max(figs["rel_u"][det]))
+        same = (obs64 == r64) | (np.isnan(obs64) & np.isnan(r64))
+        out["frac_correctly_rounded"] = float(np.count_nonzero(same) / m)
+        out["frac_le_1ulp"] = float(np.count_nonzero(ulp <= 1.0) / m)
+        hist = [np.count_nonzero(ulp == 0), np.count_nonzero((ulp > 0) & (ulp <= 1)),
+                np.count_nonzero((ulp > 1) & (ulp <= 2)), np.count_nonzero((ulp > 2) & (ulp <= 3)),
+                np.count_nonzero(ulp > 3)]
+        out["ulp_hist"] = [int(h) for h in hist]
+    else:
+        out.update({"max_ulp": None, "median_ulp": None, "max_bits": None, "max_rel_u": None,
+                    "frac_correctly_rounded": None, "frac_le_1ulp": None, "ulp_hist": [0, 0, 0, 0, 0]})
+    worst = _worst(exact, observed, figs, rungs) if n else None
+    out["worst"] = worst
+    out["message"] = _message(counts, n, worst, out.get("max_ulp"))
+    return out
+
+
+def _worst(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray) -> dict:
+    """The element with the worst rung, then the largest ulp error."""
+    sev = np.vectorize(RUNG_SEVERITY.__getitem__, otypes=[np.int64])(rungs).reshape(-1)
+    ulp = np.nan_to_num(figs["ulp"].reshape(-1), nan=-1.0, posinf=np.inf)
+    flat = int(np.lexsort((-ulp, -sev))[0])  # primary key: severity, then ulp, both descending
+    idx = np.unravel_index(flat, rungs.shape) if rungs.ndim else ()
+    v = np.asarray(exact.values, dtype=object).reshape(-1)[flat]
+    und = bool(np.asarray(exact.undetermined).reshape(-1)[flat])
+    return {"index": [int(i) for i in idx],
+            "exact": "undetermined" if und else mpmath.nstr(v, 17),
+            "observed": _num_str(observed.reshape(-1)[flat]),
+            "rounded": _num_str(np.asarray(exact.rounded).reshape(-1)[flat]),
+            "ulp": json_float(figs["ulp"].reshape(-1)[flat]),
+            "rung": str(rungs.reshape(-1)[flat])}
+
+
+def describe_input(case, check: str, index: list[int], limit: int = 200) -> str:
+    """A short description of the inputs behind output element ``index`` (for the worst element):
+    the class row and target for CE/NLL, the softmax row, the elementwise operands, or a summary of
+    the whole input for reduced outputs."""
+    try:
+        text = _describe(case, check, tuple(index))
+    except (IndexError, ValueError, TypeError):
+        text = None
+    if text is None:
+        x = np.asarray(case.args[0]).astype(np.float64)
+        lo, hi = (np.nanmin(x), np.nanmax(x)) if x.size and not np.all(np.isnan(x)) else (math.nan, math.nan)
+        text = f"input {case.dtype}{list(x.shape)} in [{lo:.6g}, {hi:.6g}]"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fmt_row(a: np.ndarray, n: int = 8) -> str:
+    flat = np.asarray(a).reshape(-1)
+    parts = [f"{float(v):.6g}" for v in flat[:n]]
+    return "[" + ", ".join(parts) + (", ..." if flat.size > n else "") + "]"
+
+
+def _describe(case, check: str, idx: tuple) -> str | None:
+    x = np.asarray(case.args[0])
+    reduced = case.kwargs.get("reduction", "mean") != "none"
+    if case.loss in ("softmax", "log_softmax"):
+        dim = case.kwargs.get("dim", -1) % max(x.ndim, 1)
+        sl = list(idx)
+        sl[dim] = slice(None)
+        return f"row {_fmt_row(x[tuple(sl)])}"
+    if case.loss in ("cross_entropy", "nll_loss"):
+        t = np.asarray(case.args[1])
+        cdim = 1 if x.ndim >= 2 else 0
+        if check == "grad":
+            pos = idx[:cdim] + idx[cdim + 1:]
+        elif reduced:
+            return None
+        else:
+            pos = idx
+        sl = pos[:cdim] + (slice(None),) + pos[cdim:]
+        tgt = t[sl] if t.dtype.kind == "f" or str(t.dtype) == "bfloat16" else t[pos]
+        tgt_s = _fmt_row(tgt) if np.ndim(tgt) else str(int(tgt))
+        return f"row {_fmt_row(x[sl])}, target {tgt_s}"
+    if check == "value" and reduced:
+        return None
+    parts = [f"{s.name} {float(np.asarray(a)[idx]):.6g}"
+             for a, s in zip(case.args, _positional(case.loss))]
+    return ", ".join(parts)
+
+
+def _positional(loss: str):
+    from reference import registry
+
+    return registry.get(loss).positional
+
+
+def _num_str(x) -> str:
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return repr(x)
+
+
+def _short(s: str) -> str:
+    """A worst-element value in 3 significant digits for the one-line message."""
+    try:
+        x = float(s)
+    except ValueError:
+        return s
+    if (x == 0 or math.isinf(x)) and mpmath.isfinite(mpmath.mpf(s)) and mpmath.mpf(s) != 0:
+        return mpmath.nstr(mpmath.mpf(s), 3)  # outside the float64 range: keep its magnitude
+    return f"{x:.3g}"
+
+
+def _message(counts: dict, n: int, worst: dict | None, max_ulp) -> str:
+    und = counts["undetermined"]
+    tail = f"; {und} undetermined" if und else ""
+    if worst is None:
+        return "no elements" + tail
+    where = f"at {worst['index']}: exact {_short(worst['exact'])}, got {_short(worst['observed'])}"
+    ulp = worst["ulp"]
+    ulp_s = ulp if isinstance(ulp, str) else f"{ulp:.3g}"
+    bad = counts["fail"] + counts["special"]
+    if bad:
+        spec = f" ({counts['special']} special mismatch)" if counts["special"] else ""
+        return f"{bad}/{n} elements fail{spec}; worst {ulp_s} ulp {where}{tail}"
+    if counts["absolute"]:
+        return (f"{counts['absolute']}/{n} elements only absolutely accurate (warn); "
+                f"worst {ulp_s} ulp {where}{tail}")
+    judged = n - und
+    if not judged:
+        return f"all {n} elements undetermined"
+    mu = max_ulp if isinstance(max_ulp, str) else f"{max_ulp:.3g}"
+    return (f"{judged}/{n} elements pass ({counts['accurate']} accurate, {counts['stable']} stable); "
+            f"max {mu} ulp{tail}")

@@ -1,0 +1,150 @@
+"""``[tool.losscheck]`` in the nearest pyproject.toml.
+
+Precedence: flags > config > ``tolerances.DEFAULTS``.  A project pins its tolerances next to its
+code so the gate means the same thing in CI and on a laptop; unknown keys are errors (a typo must
+not silently leave the default in force).
+
+Recognised keys::
+
+    [tool.losscheck]
+    known_failures = "tests/losscheck-known.toml"   # relative to the pyproject.toml
+    jobs = 2                                        # worker processes (int >= 1)
+    timeout = 60                                    # per-case seconds (> 0)
+    [tool.losscheck.tolerances.float16]
+    ulp = 2.0                                       # any of ulp, c0, c1, c_abs
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from harness.tolerances import DEFAULTS, TOLERANCE_KEYS, Tolerances
+from reference.registry import DTYPES
+
+__all__ = ["Config", "ConfigError", "find_pyproject", "load_config", "parse_tolerance_flag"]
+
+_KEYS = ("tolerances", "known_failures", "jobs", "timeout")
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message is one line naming the key and the file."""
+
+
+@dataclass(frozen=True)
+class Config:
+    tolerances: Tolerances = DEFAULTS
+    known_failures: Path | None = None
+    jobs: int | None = None
+    timeout: float | None = None
+    path: Path | None = field(default=None, compare=False)  # the pyproject.toml read, if any
+
+    def with_flags(self, *, tolerances: Mapping[str, float] | None = None,
+                   known_failures: str | Path | None = None, jobs: int | None = None,
+                   timeout: float | None = None) -> Config:
+        """Apply command-line flags on top (None = flag not given).  Bad values -> ConfigError."""
+        out = self
+        if tolerances:
+            try:
+                out = replace(out, tolerances=out.tolerances.with_overrides(tolerances))
+            except ValueError as exc:
+                raise ConfigError(f"command line: {exc}") from None
+        if known_failures is not None:
+            out = replace(out, known_failures=Path(known_failures))
+        if jobs is not None:
+            out = replace(out, jobs=_jobs(jobs, "--jobs", "command line"))
+        if timeout is not None:
+            out = replace(out, timeout=_timeout(timeout, "--timeout", "command line"))
+        return out
+
+
+def parse_tolerance_flag(text: str) -> tuple[str, float]:
+    """``"float16.ulp=2"`` -> ``("float16.ulp", 2.0)`` (for a repeatable ``--tol`` flag)."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise ConfigError(f"--tol expects <dtype>.<key>=<number>, got {text!r}") from None
+
+
+def find_pyproject(start_dir: str | Path = ".") -> Path | None:
+    d = Path(start_dir).resolve()
+    for p in (d, *d.parents):
+        candidate = p / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(start_dir: str | Path = ".") -> Config:
+    """Config from ``[tool.losscheck]`` of the nearest pyproject.toml (defaults when absent)."""
+    path = find_pyproject(start_dir)
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read TOML: {exc}") from None
+    section = doc.get("tool", {}).get("losscheck")
+    if section is None:
+        return Config(path=path)
+    return _parse(section, path)
+
+
+def _parse(section: Any, path: Path) -> Config:
+    where = f"{path}"
+    if not isinstance(section, dict):
+        raise ConfigError(f"tool.losscheck must be a table ({where})")
+    for key in section:
+        if key not in _KEYS:
+            raise ConfigError(f"unknown key tool.losscheck.{key} ({where}); known: {', '.join(_KEYS)}")
+    tolerances = DEFAULTS
+    tol = section.get("tolerances", {})
+    if not isinstance(tol, dict):
+        raise ConfigError(f"tool.losscheck.tolerances must be a table of dtype tables ({where})")
+    overrides: dict[str, float] = {}
+    for dtype, table in tol.items():
+        name = f"tool.losscheck.tolerances.{dtype}"
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype in {name} ({where}); known: {', '.join(DTYPES)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name} must be a table ({where})")
+        for key, value in table.items():
+            if key not in TOLERANCE_KEYS:
+                raise ConfigError(f"unknown key {name}.{key} ({where}); known: {', '.join(TOLERANCE_KEYS)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name}.{key} must be a finite number >= 0, got {value!r} ({where})")
+            overrides[f"{dtype}.{key}"] = float(value)
+    tolerances = tolerances.with_overrides(overrides)
+    known = section.get("known_failures")
+    if known is not None:
+        if not isinstance(known, str) or not known:
+            raise ConfigError(f"tool.losscheck.known_failures must be a path string, got {known!r} ({where})")
+        known = (path.parent / known)
+    jobs = section.get("jobs")
+    if jobs is not None:
+        jobs = _jobs(jobs, "tool.losscheck.jobs", where)
+    timeout = section.get("timeout")
+    if timeout is not None:
+        timeout = _timeout(timeout, "tool.losscheck.timeout", where)
+    return Config(tolerances=tolerances, known_failures=known, jobs=jobs, timeout=timeout, path=path)
+
+
+def _jobs(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r} ({where})")
+    return value
+
+
+def _timeout(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r} ({where})")
+    return float(value)

@@ -1,0 +1,109 @@
+"""Known failures: turn an accepted failure into "xfail" with its reason.
+
+Why: a project adopting the gate may already know of a defect it cannot fix today; listing it keeps
+the gate green without loosening tolerances for everything else.  An entry that matches no failing
+check is reported (``unmatched``) so stale entries get removed once the defect is fixed.
+
+File format (TOML or JSON, chosen by the extension; ``.json`` is JSON, anything else TOML)::
+
+    [[known_failures]]
+    match = "numpy-naive:cross_entropy:ce.extreme:*:*"    # or a 16-hex case id
+    reason = "textbook softmax overflows"
+
+    {"known_failures": [{"match": "...", "reason": "..."}]}   # JSON (a bare list also works)
+
+``match`` is a case id or an fnmatch pattern tried against the case id and against
+``"backend:loss:family:dtype:check"``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from harness.check import final_verdict
+
+__all__ = ["KnownFailure", "KnownFailures"]
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    match: str
+    reason: str
+
+    def matches(self, record: dict) -> bool:
+        key = ":".join(str(record.get(k, "")) for k in ("backend", "loss", "family", "dtype", "check"))
+        case_id = str(record.get("case_id", ""))
+        return (self.match == case_id or fnmatch.fnmatchcase(case_id, self.match)
+                or fnmatch.fnmatchcase(key, self.match))
+
+
+class KnownFailures:
+    def __init__(self, entries: list[KnownFailure] | tuple[KnownFailure, ...] = (), source: str = ""):
+        self.entries = tuple(entries)
+        self.source = source
+        self._used: set[int] = set()
+
+    @classmethod
+    def load(cls, path: str | Path) -> KnownFailures:
+        """Read a known-failures file; any problem -> ValueError naming the file and the problem."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"known-failures file {path}: cannot read ({exc.strerror or exc})") from None
+        try:
+            if path.suffix.lower() == ".json":
+                doc: Any = json.loads(raw.decode("utf-8"))
+            else:
+                doc = tomllib.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"known-failures file {path}: not valid "
+                             f"{'JSON' if path.suffix.lower() == '.json' else 'TOML'} ({msg})") from None
+        if isinstance(doc, dict):
+            extra = sorted(set(doc) - {"known_failures"})
+            if extra:
+                raise ValueError(f"known-failures file {path}: unknown key(s) {', '.join(extra)}; "
+                                 f"expected a 'known_failures' list")
+            doc = doc.get("known_failures", [])
+        if not isinstance(doc, list):
+            raise ValueError(f"known-failures file {path}: 'known_failures' must be a list of entries")  # noqa: TRY004
+        entries = []
+        for i, item in enumerate(doc):
+            if not isinstance(item, dict):
+                raise ValueError(f"known-failures file {path}: entry {i} is not a table/object")  # noqa: TRY004
+            extra = sorted(set(item) - {"match", "reason"})
+            if extra:
+                raise ValueError(f"known-failures file {path}: entry {i} has unknown key(s) {', '.join(extra)}")
+            match, reason = item.get("match"), item.get("reason")
+            if not isinstance(match, str) or not match.strip():
+                raise ValueError(f"known-failures file {path}: entry {i} needs a non-empty string 'match'")
+            if not isinstance(reason, str) or not reason.strip():
+                raise ValueError(f"known-failures file {path}: entry {i} ({match!r}) needs a non-empty "
+                                 f"string 'reason'")
+            entries.append(KnownFailure(match.strip(), reason.strip()))
+        return cls(entries, source=str(path))
+
+    def apply(self, record: dict, strict: bool = False) -> dict:
+        """A copy of ``record`` with verdict "xfail" (and ``xfail_reason``) when it fails and an
+        entry matches; other records are returned unchanged.  ``strict`` as in final_verdict."""
+        if final_verdict(record, strict) not in ("fail", "error"):
+            return record
+        for i, entry in enumerate(self.entries):
+            if entry.matches(record):
+                self._used.add(i)
+                out = dict(record)
+                out["verdict"] = "xfail"
+                out["xfail_reason"] = entry.reason
+                out["message"] = f"known failure ({entry.reason}): {record.get('message', '')}"
+                return out
+        return record
+
+    def unmatched(self) -> list[KnownFailure]:
+        """Entries that have not turned any failing record into xfail so far."""
+        return [e for i, e in enumerate(self.entries) if i not in self._used]

@@ -1,0 +1,143 @@
+"""The one-screen summary printed at the end of every run.
+
+A table per backend x loss x dtype (verdict counts and the worst ulp error), then one plain line per
+worst failing check naming backend, loss, family, dtype, check and case id: plain lines, never
+wrapped, so a CI log or a test can grep them.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+COLUMNS = ("pass", "warn", "fail", "xfail", "unsupported", "error", "undetermined")
+
+
+def number(value: Any) -> float | None:
+    """A results-format number ("inf"/"nan" strings included) as a float; None if absent."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def fmt(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.3g}"
+
+
+def outcome(rec: dict, strict: bool = False) -> str:
+    """The record's final standing: pass/warn/fail/xfail/unsupported/error/undetermined."""
+    from harness.check import final_verdict
+
+    return final_verdict(rec, strict)
+
+
+def failing(records: Iterable[dict], strict: bool = False) -> list[dict]:
+    """Records that fail the gate (error, crash, timeout and bad output included)."""
+    return [r for r in records if outcome(r, strict) in ("fail", "error")]
+
+
+_STATUS_ORDER = {"ok": 0, "bad_output": 1, "crash": 2, "timeout": 3, "error": 4}
+
+
+def _severity(rec: dict) -> tuple:
+    """Sort key, worst first: wrong numbers (by ulp error), then bad output, crashes, timeouts, errors."""
+    ulp = number(rec.get("max_ulp"))
+    return (_STATUS_ORDER.get(rec.get("status", "ok"), 5),
+            -(ulp if ulp is not None and not math.isnan(ulp) else -1.0))
+
+
+def failure_line(rec: dict, strict: bool = False) -> str:
+    """``FAIL backend loss family=… dtype check case=… max_ulp=…: message`` (one line, greppable)."""
+    verdict = outcome(rec, strict).upper()
+    status = rec.get("status", "ok")
+    what = f" [{status}]" if status != "ok" else ""
+    message = " ".join(str(rec.get("message") or "").split())
+    return (f"{verdict}{what} {rec.get('backend')} {rec.get('loss')} family={rec.get('family')} "
+            f"options={rec.get('options')} {rec.get('dtype')} {rec.get('check')} case={rec.get('case_id')} "
+            f"max_ulp={fmt(number(rec.get('max_ulp')))}" + (f": {message}" if message else ""))
+
+
+def table_rows(records: Iterable[dict], strict: bool = False) -> list[tuple[tuple[str, str, str], dict]]:
+    """((backend, loss, dtype), {column: count, "worst_ulp": float|None}), in backend order of first
+    appearance, then registry order of losses and dtypes."""
+    from reference.registry import DTYPES, LOSSES
+
+    rows: dict[tuple[str, str, str], dict] = {}
+    for rec in records:
+        key = (str(rec.get("backend")), str(rec.get("loss")), str(rec.get("dtype")))
+        row = rows.setdefault(key, defaultdict(int, worst_ulp=None))
+        row[outcome(rec, strict)] += 1
+        ulp = number(rec.get("max_ulp"))
+        if ulp is not None and not math.isnan(ulp) and (row["worst_ulp"] is None or ulp > row["worst_ulp"]):
+            row["worst_ulp"] = ulp
+    backends = list(dict.fromkeys(k[0] for k in rows))
+
+    def order(item: tuple) -> tuple:
+        (backend, loss, dtype), _ = item
+        return (backends.index(backend), LOSSES.index(loss) if loss in LOSSES else len(LOSSES),
+                DTYPES.index(dtype) if dtype in DTYPES else len(DTYPES))
+
+    return sorted(rows.items(), key=order)
+
+
+def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = None, console: Any = None,
+                  worst: int = 15) -> list[dict]:
+    """Print the summary; return the failing records (worst first)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if console is None:
+        tty = sys.stdout.isatty()
+        console = Console(file=sys.stdout, width=None if tty else 160, highlight=False)
+    rows = table_rows(records, strict)
+    used = [c for c in COLUMNS if any(r.get(c) for _, r in rows)] or ["pass"]
+    table = Table(title="losscheck summary", title_justify="left")
+    for name in ("backend", "loss", "dtype"):
+        table.add_column(name, no_wrap=True)
+    for name in used:
+        table.add_column(name, justify="right")
+    table.add_column("worst ulp", justify="right")
+    styles = {"fail": "red", "error": "red", "warn": "yellow"}
+    for (backend, loss, dtype), row in rows:
+        cells = []
+        for name in used:
+            n = row.get(name, 0)
+            style = styles.get(name) if n else None
+            cells.append(f"[{style}]{n}[/]" if style else str(n))
+        table.add_row(backend, loss, dtype, *cells, fmt(row["worst_ulp"]))
+    console.print(table)
+
+    bad = sorted(failing(records, strict), key=_severity)
+    if bad:
+        groups: dict[tuple, list[dict]] = {}
+        for rec in bad:  # worst first, so each group's first record is its worst
+            groups.setdefault((rec.get("backend"), rec.get("loss"), rec.get("family")), []).append(rec)
+        shown = list(groups.values())[:worst]
+        console.print(f"worst failing check of each failing backend/loss/family ({len(shown)} of "
+                      f"{len(groups)} groups, {len(bad)} failing checks):", markup=False)
+        for group in shown:
+            extra = f"  (+{len(group) - 1} more in this family)" if len(group) > 1 else ""
+            console.print(failure_line(group[0], strict) + extra, markup=False, soft_wrap=True)
+        by_backend: dict[str, int] = defaultdict(int)
+        for rec in bad:
+            by_backend[str(rec.get("backend"))] += 1
+        console.print("FAILED: " + ", ".join(f"{b}: {n} failing checks" for b, n in by_backend.items()),
+                      markup=False, soft_wrap=True)
+    else:
+        console.print(f"PASSED: {len(records)} checks, none failing", markup=False)
+    if stats is not None:
+        console.print(f"time: {stats.line()}", markup=False, soft_wrap=True)
+    return bad

@@ -1,0 +1,61 @@
+"""The pytest plugin as a user meets it: a test module using the ``losscheck`` fixture, run by
+pytester in a subprocess (an in-process run re-imports numpy and torch, which they do not survive).
+A torch slice passes; a planted defect fails with the worst-elements table and a repro snippet."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LOSSCHECK_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "plugin-oracle-cache"))
+
+
+def test_a_passing_backend_passes(pytester):
+    pytester.makepyfile(test_mine="""
+        def test_softmax(losscheck):
+            result = losscheck.check("torch", suite="smoke", losses=["softmax"], jobs=1)
+            assert {r["verdict"] for r in result.records} == {"pass"}
+            assert len(result.records) > 4
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_planted_defect_fails_with_table_and_repro(pytester):
+    pytester.makepyfile(test_mine=f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        import tests.planted.lse_rounded as mine
+
+        def test_cross_entropy(losscheck):
+            losscheck.check(mine, suite="gate", losses=["cross_entropy"], dtypes=["bfloat16"],
+                            families=["ce.extreme"])
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*losscheck: * of * checks fail for backend 'tests.planted.lse_rounded' on suite 'gate'*",
+        "*worst elements:*",
+        "*loss*family*dtype*check*case*index*exact*observed*ulp*",
+        "*cross_entropy*ce.extreme*bfloat16*",
+        "*repro of the worst case*",
+        "*tests.planted.lse_rounded*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_unknown_backend_spec_fails_the_test_in_one_line(pytester):
+    pytester.makepyfile(test_mine="""
+        def test_nothing(losscheck):
+            losscheck.check("no.such.module", suite="smoke")
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*losscheck: backend 'no.such.module'*"])
