@@ -4,6 +4,9 @@ Every value is *settled*: evaluated until it rounds to one value of the output f
 see reference/settle.py), or reported undetermined.  Loss semantics live here and nowhere else.
 """
 from . import formats, registry
+
+# Bump whenever the oracle's answers (values, rounding, scales) change: caches key on it.
+ORACLE_VERSION = "2"
 from .api import (
                   binary_cross_entropy,
                   binary_cross_entropy_with_logits,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .numerics import F64, shifted_lse, zero_coef
+from .numerics import F64, shifted_lse
 
 
 def _one(ns):
@@ -51,14 +51,21 @@ class ClassKernel:
         return ns.asarray(self.w)
 
     def coef_matrix(self, ns, rows):
-        """a[n, c] as a list of parts [(scalar multiplier, (M, C) coefficient)], per DESIGN.md."""
+        """a[n, c] as parts [(multiplier fn, (M, C) coefficient, (M, C) present mask)].
+
+        ``present`` marks the terms torch's formula actually contains: the target class of a
+        non-ignored position for the NLL part (a gather), every class of a non-ignored position
+        for the smoothing part.  Absent terms contribute exactly 0 whatever their log-probability
+        (a -inf non-target logit is harmless); present terms are multiplied out with IEEE rules,
+        as torch does (weight 0 times an infinite -log p is NaN).
+        """
         m = rows["x"].shape[0]
         w = self._weights(ns, m)
         if self.prob:
             p = ns.asarray(rows["p"])
             tp = p if self.eps == 0 else self.keep(ns) * p + self.spread(ns)
             a = tp if w is None else tp * w[None, :]
-            return [(_one, a)]
+            return [(_one, a, np.ones(a.shape, dtype=bool))]
         t = rows["t"]
         valid = t != self.opts["ignore_index"]
         tc = np.where(valid, t, 0)
@@ -70,11 +77,12 @@ class ClassKernel:
             nll = np.where(onehot, one, zero)
         else:
             nll = np.where(onehot, np.broadcast_to(w[None, :], (m, self.c)), zero)
-        parts = [(self.keep if self.eps > 0 else _one, nll)]
+        parts = [(self.keep if self.eps > 0 else _one, nll, onehot)]
         if self.eps > 0:
             base = one if w is None else w[None, :]
-            sm = np.where(valid[:, None], np.broadcast_to(base, (m, self.c)), zero)
-            parts.append((self.spread, sm))
+            present = np.broadcast_to(valid[:, None], (m, self.c))
+            sm = np.where(present, np.broadcast_to(base, (m, self.c)), zero)
+            parts.append((self.spread, sm, present))
         return parts
 
     # multipliers are computed in the working precision (never pre-rounded to float64)
@@ -104,8 +112,8 @@ class ClassKernel:
         x = ns.asarray(rows["x"])
         logp, _, _ = self._logp(ns, x)
         out = []
-        for mult, a in self.coef_matrix(ns, rows):
-            terms = zero_coef(a, -logp, ns)
+        for mult, a, present in self.coef_matrix(ns, rows):
+            terms = np.where(present, a * -logp, ns.const(0))
             val = ns.sum(terms, axis=1)
             mag = ns.sum(np.abs(terms), axis=1)
             out.append((mult, val, mag))
@@ -116,7 +124,7 @@ class ClassKernel:
         x = rows["x"]
         with np.errstate(all="ignore"):
             logp, y, lns = self._logp(F64, x)
-            a = sum(mult(F64) * coef for mult, coef in self.coef_matrix(F64, rows))
+            a = sum(mult(F64) * coef for mult, coef, _ in self.coef_matrix(F64, rows))
             absa = np.abs(a)
             mag = _safe_mul(absa, np.abs(logp)).sum(axis=1)
             if self.loss == "nll_loss":
@@ -141,15 +149,20 @@ class ClassKernel:
         """
         x = ns.asarray(rows["x"])
         a = None
-        for mult, coef in self.coef_matrix(ns, rows):
+        for mult, coef, _ in self.coef_matrix(ns, rows):
             term = coef if mult is _one else mult(ns) * coef
             a = term if a is None else a + term
         gof = ns.asarray(gof)[:, None]
-        # a position with no coefficient at all (ignored, or every weight zero) has gradient exactly
-        # 0 even when the mean's denominator is 0 and gof is inf/NaN (torch agrees for ignored ones)
-        dead = np.all(a == 0, axis=1, keepdims=True)
+        # an ignored position is absent from the formula: its gradient is exactly 0, even when the
+        # mean's denominator is 0 and gof is inf (torch agrees); a present zero weight is not absent
+        if self.prob:
+            dead = np.zeros((a.shape[0], 1), dtype=bool)
+        else:
+            dead = (rows["t"] == self.opts["ignore_index"])[:, None]
         if self.loss == "nll_loss":
-            g = np.where(dead, ns.const(0), zero_coef(gof, -a, ns))
+            onehot = np.zeros(a.shape, dtype=bool)
+            onehot[np.arange(a.shape[0]), np.where(dead[:, 0], 0, rows["t"])] = True
+            g = np.where(dead | ~onehot, ns.const(0), gof * -a)
             return g, np.abs(g)
         _, e, rest, s, _, k = shifted_lse(ns, x)
         big_a = ns.sum(a, axis=1, keepdims=True)
@@ -160,14 +173,14 @@ class ClassKernel:
             a_excl = big_a - a
         s_excl = np.where(k, np.broadcast_to(rest, a.shape), s - e)
         p = e / s
-        t1 = zero_coef(a_excl, p, ns)
-        t2 = zero_coef(a, s_excl / s, ns)
-        g = np.where(dead, ns.const(0), zero_coef(gof, t1 - t2, ns))
+        t1 = a_excl * p
+        t2 = a * (s_excl / s)
+        g = np.where(dead, ns.const(0), gof * (t1 - t2))
         if single:
             mag = np.abs(gof) * (np.abs(t1) + np.abs(t2))
         else:
             suma = ns.sum(np.abs(a), axis=1, keepdims=True)
-            mag = np.abs(gof) * (zero_coef(suma, p, ns) + np.abs(t2))
+            mag = np.abs(gof) * (suma * p + np.abs(t2))
         return g, mag
 
     def grad_scales(self, rows, gof):
@@ -182,10 +195,13 @@ class ClassKernel:
                 return mag, mag, np.ones(x.shape, np.int64)
             logp, y, _ = self._logp(F64, x)
             p = np.exp(logp)
-            a = sum(mult(F64) * coef for mult, coef in self.coef_matrix(F64, rows))
+            a = sum(mult(F64) * coef for mult, coef, _ in self.coef_matrix(F64, rows))
             big_a = np.abs(a.sum(axis=1, keepdims=True) * gof[:, None])
             ay = np.abs(y)
             sp = _safe_mul(ay, p).sum(axis=1, keepdims=True)
             sens_p = _safe_mul(p, _safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p))
             cond = mag + _safe_mul(big_a, sens_p)
-        return cond, mag, np.full(x.shape, self.c, np.int64)
+            # natural unit: the textbook terms A*p_j and a_j (softmax minus one-hot), so that a
+            # p_t - 1 evaluated with p_t rounded to 1 is judged on the absolute rung, like the cliff
+            scale = np.abs(gof)[:, None] * (_safe_mul(np.abs(a.sum(axis=1, keepdims=True)), p) + np.abs(a))
+        return cond, np.nan_to_num(scale, nan=0.0), np.full(x.shape, self.c, np.int64)

@@ -8,8 +8,6 @@ disagreement can only come from rounding, never from two formulas drifting apart
 """
 from __future__ import annotations
 
-import math
-
 import mpmath
 import numpy as np
 
@@ -186,25 +184,6 @@ def where(cond, a, b):
     return np.where(cond, a, b)
 
 
-def zero_coef(coef, term, ns):
-    """coef * term with the convention that an exactly-zero coefficient contributes nothing.
-
-    This is the 0 * log 0 = 0 convention: a class with weight 0, a target probability of 0, or a
-    (1 - y) of 0 removes the term from the sum even where the term itself is infinite.
-    """
-    prod = coef * term
-    return np.where(coef == 0, ns.const(0), prod)
-
-
-def log2_ratio(num: float, den: float) -> float:
-    """log2(num/den) guarded for zeros and infinities (used to size precision for cancellation)."""
-    if not (math.isfinite(num) and math.isfinite(den)) or num <= 0:
-        return 0.0
-    if den <= 0:
-        return math.inf
-    return max(0.0, math.log2(num / den))
-
-
 def shifted_lse(ns, x):
     """Row-wise pieces of log-sum-exp along the last axis, accurate *relative to the result*.
 
@@ -215,7 +194,10 @@ def shifted_lse(ns, x):
     with k the boolean mask of the argmax element, all with keepdims on the reduced axis.
     """
     m = ns.max(x, axis=-1, keepdims=True)
-    y = x - m
+    # a row holding NaN or +inf, or only -inf, has no finite max to shift by: the whole row is NaN
+    # (lse - x is inf - inf there), as in torch
+    bad = ~ns.isfinite(m) | np.any(ns.isnan(x), axis=-1, keepdims=True)
+    y = np.where(bad, ns.const("nan"), x - m)
     e = ns.exp(y)
     k = np.zeros(x.shape, dtype=bool)
     if x.shape[-1]:

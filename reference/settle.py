@@ -93,7 +93,7 @@ class Evaluation:
             v = mag = None
             for mult, val, mg in parts:
                 mlt = mult(ns)
-                term = np.where(mlt == 0, ns.const(0), val * mlt) if not _is_one(mlt) else val
+                term = val if _is_one(mlt) else val * mlt
                 v = term if v is None else v + term
                 mm = mg * abs(mlt)
                 mag = mm if mag is None else mag + mm
@@ -108,7 +108,7 @@ class Evaluation:
             if d is not None:
                 tot = _div(ns, tot, d)
             mlt = mult(ns)
-            v = v + (ns.const(0) if mlt == 0 else mlt * tot)
+            v = v + mlt * tot
             mag += float(abs(mlt)) * float(np.sum(ns.to_float64(mg)))
         v = np.array([[v]], dtype=object if ns is MP else ns.dtype)
         return v, np.array([[mag]])

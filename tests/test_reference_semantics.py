@@ -53,18 +53,35 @@ def test_masked_logits():
     assert r64(R.cross_entropy(x, np.array([1]))) == INF  # the target itself masked
     assert math.isnan(r64(R.cross_entropy(np.full((1, 3), -INF, F32), np.array([0]))))  # whole row
     assert r64(R.cross_entropy(x, np.array([0]), label_smoothing=0.1)) == INF  # smoothing sees it
+    for bad in ([[0, INF, 1]], [[0, np.nan, 1]]):  # no finite max to shift by: the row is NaN
+        assert np.isnan(r64(R.softmax(np.array(bad, F32), dim=1))).all()
+        assert np.isnan(r64(R.cross_entropy(np.array(bad, F32), np.array([0])))).all()
     sm = r64(R.softmax(x, dim=1))
     assert sm[0, 1] == 0 and abs(sm.sum() - 1) < 1e-15
     assert r64(R.log_softmax(x, dim=1))[0, 1] == -INF
 
 
-def test_zero_coefficient_removes_an_infinite_term():
-    """0 * log 0 = 0: a masked class with weight 0 contributes nothing even with smoothing."""
+def test_absent_terms_vs_zero_coefficients():
+    """Absent terms (non-target classes, ignored positions) contribute 0 whatever their log p;
+    present terms multiply out with IEEE rules, as torch does: weight 0 times inf is NaN."""
     x = np.array([[0, -INF, 1]], F32)
-    w = np.array([1, 0, 1], F32)
-    v = r64(R.cross_entropy(x, np.array([0]), weight=w, label_smoothing=0.3, reduction="sum"))
-    lp = np.array([-math.log1p(math.e), 1 - math.log1p(math.e)])
-    assert abs(v - (0.7 * -lp[0] + 0.1 * -(lp[0] + lp[1]))) < 1e-15
+    assert abs(r64(R.cross_entropy(x, np.array([0]), weight=np.array([1, 0, 1], F32))) - math.log1p(math.e)) < 1e-15
+    v = r64(R.cross_entropy(x, np.array([0]), weight=np.array([1, 0, 1], F32), label_smoothing=0.3, reduction="sum"))
+    assert math.isnan(v)  # the smoothing part holds 0 * inf for the masked class
+    assert math.isnan(r64(R.cross_entropy(x, np.array([1]), weight=np.array([1, 0, 1], F32), reduction="sum")))
+    p = np.array([[0.5, 0, 0.5]], F32)
+    assert math.isnan(r64(R.cross_entropy(x, p, reduction="sum")))  # 0 * log 0 in a probability target
+    assert r64(R.cross_entropy(x, np.array([-100]), reduction="sum")) == 0  # an ignored row is absent
+
+
+def test_gradient_of_a_mean_over_nothing():
+    x = np.array([[1, 2], [2, 1]], F32)
+    # every position ignored: absent terms, gradient exactly 0 (the loss itself is NaN)
+    g = R.evaluate_grad("cross_entropy", x, np.array([-100, -100]))
+    assert np.array_equal(g.rounded.astype(float), np.zeros((2, 2)))
+    # present targets with weight 0: D = 0, the gradient is 0 * (1/0) -> NaN
+    g = R.evaluate_grad("nll_loss", x, np.array([0, 1]), weight=np.array([0, 0], F32))
+    assert np.isnan(g.rounded.astype(float)[[0, 1], [0, 1]]).all() and (g.rounded.astype(float)[[0, 1], [1, 0]] == 0).all()
 
 
 def test_ignore_index_variants():
@@ -118,7 +135,9 @@ def test_bce_clamp_and_bce_with_logits_at_infinity():
     assert r64(R.binary_cross_entropy(np.array([0.0], F32), np.array([0.0], F32), reduction="sum")) == 0
     x = np.array([INF, INF, -INF, -INF], F32)
     y = np.array([1, 0, 1, 0], F32)
-    assert np.array_equal(r64(R.binary_cross_entropy_with_logits(x, y, reduction="none")), [0, INF, INF, 0])
+    # the documented formula in IEEE arithmetic: (1-y) * log(1 - s(x)) is 0 * -inf at x=+inf, y=1
+    got = r64(R.binary_cross_entropy_with_logits(x, y, reduction="none"))
+    assert math.isnan(got[0]) and got[1] == INF and got[2] == INF and math.isnan(got[3])
     # BCE-with-logits at x = -100, y = 1: softplus(100) exactly, not the BCE clamp's 100
     v = r64(R.binary_cross_entropy_with_logits(np.array([-100.0]), np.array([1.0]), reduction="sum"))
     assert v == 100 + float(mpmath.log1p(mpmath.exp(-100)))

@@ -1,0 +1,183 @@
+"""Calibration of the default tolerances (issue 4 §3): not a test, a measurement.
+
+Evaluates the oracle and the given backends on a suite in-process on one core (no runner) and
+prints, per backend x loss x family x dtype x check, the figures the tolerances are chosen from:
+
+  max_ulp       worst ulp error over determined elements
+  need_stable   worst |err| / (u*cond*(c0 + c1*log2 n)) over elements beyond the ulp tolerance,
+                i.e. the factor by which (c0, c1) would have to grow to call them stable
+  need_abs      worst |err| / (u*scale) over elements neither accurate nor stable, i.e. the c_abs
+                that would call them absolute-only
+  counts        elements per rung under the tolerances in force
+
+Oracle values go through the runner's on-disk cache (``LOSSCHECK_CACHE_DIR``), so a second
+calibration run measures only the backends.
+
+    python benchmarks/calibrate.py                       # torch and numpy on the gate suite
+    python benchmarks/calibrate.py --backend tests/planted/log_of_softmax.py --tol float32.ulp=4
+    python benchmarks/calibrate.py --json /tmp/cal.json  # also dump every row
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cases import build_suite
+from harness.backends import Unsupported, load
+from harness.cache import OracleCache
+from harness.check import check_observation
+from harness.config import parse_tolerance_flag
+from harness.metrics import figures
+from harness.tolerances import DEFAULTS
+from harness.verdict import classify
+from reference import formats
+
+
+def backend_for(spec: str):
+    """A built-in name, ``pkg.mod[:attr]``, or a path to a .py drop-in (the planted defects)."""
+    p = Path(spec)
+    if p.suffix == ".py" and p.is_file() and not p.is_absolute():
+        return load(".".join(p.with_suffix("").parts))  # tests/planted/x.py -> tests.planted.x
+    if p.suffix == ".py" and p.is_file():
+        import importlib.util
+
+        from harness.backends import from_object
+
+        mod_spec = importlib.util.spec_from_file_location(f"_calibrate_{p.stem}", p)
+        mod = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(mod)
+        return from_object(p.stem, mod)
+    return load(spec)
+
+
+def row_figures(exact, observed, tol) -> dict:
+    """The calibration figures of one check (see the module docstring)."""
+    figs = figures(exact, observed)
+    rungs = classify(exact, observed, figs, tol)
+    u = formats.FORMATS[exact.dtype].u
+    det = ~np.asarray(exact.undetermined, bool)
+    ulp = figs["ulp"]
+    err = figs["abs_err"]
+    log_n = np.log2(np.maximum(np.asarray(exact.nterms, np.float64), 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stable_ratio = err / (u * np.asarray(exact.cond) * (tol.c0 + tol.c1 * log_n))
+        abs_ratio = err / (u * np.asarray(exact.scale))
+    beyond_ulp = det & (ulp > tol.ulp)
+    beyond_stable = beyond_ulp & (rungs != "stable")
+
+    def worst(a, mask):
+        a = np.where(np.isnan(a), np.inf, a)  # 0/0 only where err == 0, and those are accurate
+        return float(np.max(a[mask])) if mask.any() else 0.0
+
+    return {"max_ulp": float(np.max(ulp[det])) if det.any() else 0.0,
+            "need_stable": worst(stable_ratio, beyond_ulp),
+            "need_abs": worst(abs_ratio, beyond_stable),
+            "counts": {k: int(np.count_nonzero(rungs == k))
+                       for k in ("accurate", "stable", "absolute", "fail", "special", "undetermined")}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", action="append", help="backend spec or drop-in .py (repeatable)")
+    ap.add_argument("--suite", default="gate")
+    ap.add_argument("--loss", action="append")
+    ap.add_argument("--dtype", action="append")
+    ap.add_argument("--tol", action="append", default=[], help="<dtype>.<key>=<value> override")
+    ap.add_argument("--json", help="write every row here")
+    ap.add_argument("--cache-dir", help="oracle cache (default: the runner's)")
+    ap.add_argument("--quiet", action="store_true", help="only rows that are not clean passes")
+    args = ap.parse_args(argv)
+    tols = DEFAULTS.with_overrides(dict(parse_tolerance_flag(t) for t in args.tol))
+    specs = args.backend or ["torch", "numpy"]
+    backends = [(s, backend_for(s)) for s in specs]
+    cases = [c for c in build_suite(args.suite)
+             if (not args.loss or c.loss in args.loss) and (not args.dtype or c.dtype in args.dtype)]
+    cache = OracleCache(args.cache_dir)
+
+    t0 = time.perf_counter()
+    oracle_s = 0.0
+    agg: dict[tuple, dict] = {}
+    verdicts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    worst_cases: dict[tuple, tuple] = {}
+    rows = []
+    for case in cases:
+        checks = ["value"] + (["grad"] if case.grad else [])
+        t1 = time.perf_counter()
+        exacts = {ch: cache.get(case, ch) for ch in checks}
+        oracle_s += time.perf_counter() - t1
+        for spec, be in backends:
+            try:
+                obs = be.evaluate(case)
+            except Unsupported:
+                continue
+            except Exception as exc:  # noqa: BLE001 -- a defect may raise: that is a result, not a crash here
+                verdicts[spec]["error"] += 1
+                rows.append({"backend": spec, "case_id": case.id, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            for ch in checks:
+                observed = obs.value if ch == "value" else obs.grad
+                if observed is None:
+                    continue
+                exact = exacts[ch]
+                tol = tols.for_dtype(exact.dtype)
+                rec = check_observation(case, ch, exact, observed, tol)
+                verdicts[spec][rec["verdict"]] += 1
+                key = (spec, case.loss, case.family, case.dtype, ch)
+                if rec["status"] != "ok":
+                    f = {"max_ulp": math.inf, "need_stable": math.inf, "need_abs": math.inf,
+                         "counts": {"fail": rec["n"]}}
+                else:
+                    f = row_figures(exact, observed, tol)
+                a = agg.setdefault(key, {"max_ulp": 0.0, "need_stable": 0.0, "need_abs": 0.0,
+                                         "counts": defaultdict(int), "cases": 0})
+                a["cases"] += 1
+                for k in ("max_ulp", "need_stable", "need_abs"):
+                    a[k] = max(a[k], f[k])
+                for k, v in f["counts"].items():
+                    a["counts"][k] += v
+                if rec["verdict"] in ("fail", "warn"):
+                    prev = worst_cases.get(key)
+                    if prev is None or f["max_ulp"] > prev[0]:
+                        worst_cases[key] = (f["max_ulp"], case.id, rec["message"])
+                rows.append({"backend": spec, "case_id": case.id, "loss": case.loss, "family": case.family,
+                             "dtype": case.dtype, "check": ch, "verdict": rec["verdict"], **f})
+    elapsed = time.perf_counter() - t0
+
+    print(f"{'backend':<22} {'loss':<33} {'family':<30} {'dtype':<8} {'check':<5} {'n':>4} "
+          f"{'max_ulp':>9} {'need_stb':>9} {'need_abs':>9}  counts")
+    for key in sorted(agg):
+        a = agg[key]
+        c = a["counts"]
+        bad = c.get("fail", 0) + c.get("special", 0)
+        if args.quiet and not bad and not c.get("absolute", 0):
+            continue
+        counts = " ".join(f"{k[:3]}={v}" for k, v in sorted(c.items()) if v)
+        flag = "  FAIL" if bad else ("  warn" if c.get("absolute", 0) else "")
+        print(f"{key[0]:<22} {key[1]:<33} {key[2]:<30} {key[3]:<8} {key[4]:<5} {a['cases']:>4} "
+              f"{a['max_ulp']:>9.3g} {a['need_stable']:>9.3g} {a['need_abs']:>9.3g}  {counts}{flag}")
+    print()
+    for key, (ulp, cid, msg) in sorted(worst_cases.items()):
+        print(f"worst {'/'.join(key)}: {cid} {msg}")
+    print()
+    for spec, vs in verdicts.items():
+        print(f"{spec}: " + ", ".join(f"{k}={v}" for k, v in sorted(vs.items())))
+    print(f"{len(cases)} cases, {elapsed:.1f} s total, oracle (incl. cache reads) {oracle_s:.1f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"tolerances": tols.to_dict(), "rows": rows},
+                                              default=str, indent=None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
