@@ -385,12 +385,24 @@ def nll_random(rng, dtype, size):
 
 @family("nll.extreme", NLL)
 def nll_extreme(rng, dtype, size):
-    """Inputs at +-inf, near the dtype's max (sums overflow), and subnormal."""
+    """Inputs at +-inf and subnormal (sums that overflow are nll.sum_overflow)."""
+    return _nll_specials(rng, dtype, "nll.extreme", [
+        ("inf at target and non-target", np.inf), ("-inf at target", -np.inf),
+        ("subnormal", float(finfo(dtype).smallest_subnormal) * 3)])
+
+
+@family("nll.sum_overflow", NLL)
+def nll_sum_overflow(rng, dtype, size):
+    """Target inputs at 0.75 * max: each term is finite, the sum overflows, the mean need not.
+
+    Its own family because it tells implementations apart by how they accumulate (a running sum in
+    the storage format overflows where the exact mean is finite)."""
+    return _nll_specials(rng, dtype, "nll.sum_overflow", [("near max: sum overflows", float(finfo(dtype).max) * 0.75)])
+
+
+def _nll_specials(rng, dtype, fam, specials):
     out = []
     B, C = 4, 3
-    fi = finfo(dtype)
-    specials = [("inf at target and non-target", np.inf), ("-inf at target", -np.inf),
-                ("near max: sum overflows", float(fi.max) * 0.75), ("subnormal", float(fi.smallest_subnormal) * 3)]
     for i, (note, v) in enumerate(specials):
         for r in range(3):
             x = normal(rng, 2.0, (B, C), dtype).astype(np.float64)
@@ -402,7 +414,7 @@ def nll_extreme(rng, dtype, size):
                 x[1, t[1]] = v
             else:
                 x[np.arange(B), t] = v * rng.choice([1.0, -1.0], size=B) if "subnormal" in note else v
-            out.append(make_case(NLL, (cast(x, dtype), t), {"reduction": reduction(i + r)}, family="nll.extreme",
+            out.append(make_case(NLL, (cast(x, dtype), t), {"reduction": reduction(i + r)}, family=fam,
                                  meta={"note": note}))
     return out
 
