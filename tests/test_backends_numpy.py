@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from test_backends_support import NUMPY, case, ordinal, torch_of
 
+import reference
 from harness.backends import load
 from harness.backends.numpy_numerics import round_to
 
@@ -203,12 +204,16 @@ def test_naive_agrees_on_benign_float64_inputs(cid, loss, args, kwargs):
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
-def test_mean_over_zero_total_weight_has_nan_gradient_everywhere(loss):
-    """The mean is 0/0 for every input then, so no element of its gradient is a number."""
-    x, t = np.ones((2, 3)), np.array([1, 2])
-    obs = load("numpy").evaluate(case(loss, [x, t], {"weight": np.array([1.0, 0.0, 0.0])}, grad=True,
-                                      grad_output=np.array(1.5)))
-    assert np.isnan(obs.value) and np.isnan(obs.grad).all()
+def test_mean_over_zero_total_weight_gradient_matches_the_oracle(loss):
+    """D = 0: present terms give 0 * (1/0) = NaN (for CE the softmax spreads it over the row);
+    terms absent from the formula (nll's non-target entries, ignored rows) are exactly 0."""
+    x, t = np.ones((3, 3)), np.array([1, 2, -100])
+    kw = {"weight": np.array([1.0, 0.0, 0.0])}
+    obs = load("numpy").evaluate(case(loss, [x, t], kw, grad=True, grad_output=np.array(1.5)))
+    want = reference.evaluate_grad(loss, x, t, grad_output=np.array(1.5), **kw).rounded
+    assert np.isnan(obs.value)
+    assert np.array_equal(obs.grad, want, equal_nan=True)
+    assert (obs.grad[2] == 0).all() and np.isnan(obs.grad[0, 1])
 
 
 def test_float64_extremes_do_not_overflow_early():
@@ -218,9 +223,8 @@ def test_float64_extremes_do_not_overflow_early():
         [1.3e154**2, 1.3e154**2]
     assert b.evaluate(case("mse_loss", [big, np.zeros(2)], {"reduction": "mean"})).value == 1.3e154**2
     x = np.array([np.inf, -np.inf], np.float32)
-    y = np.array([1.0, 0.0], np.float32)  # each infinite term has a zero coefficient: loss 0
-    assert b.evaluate(case("binary_cross_entropy_with_logits", [x, y], {"reduction": "none"})).value.tolist() == \
-        [0.0, 0.0]
+    y = np.array([1.0, 0.0], np.float32)  # (1-y) * softplus(+inf) = 0 * inf: NaN, as in the formula
+    assert np.isnan(b.evaluate(case("binary_cross_entropy_with_logits", [x, y], {"reduction": "none"})).value).all()
 
 
 def test_float64_mean_of_overflowing_squares_is_finite():

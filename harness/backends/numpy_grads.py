@@ -46,9 +46,10 @@ def cross_entropy(input, target, grad_output, weight=None, ignore_index=-100, re
     g[rows, parts.safe_t] = (1 - eps) * parts.wt * np.expm1(logp[rows, parts.safe_t])
     if eps > 0:
         g = g + (eps / C) * (np.sum(parts.w) * p - parts.w[None, :])
-    g = np.where(parts.valid[:, None], g, 0.0)
     up = _upstream(grad_output, reduction, nx.total(parts.wt))
-    return layout.unflat(g * up[..., None])
+    # an ignored position is absent from the loss: exactly 0, even when up is inf (D = 0)
+    with np.errstate(invalid="ignore"):
+        return layout.unflat(np.where(parts.valid[:, None], g * up[..., None], 0.0))
 
 
 def nll_loss(input, target, grad_output, weight=None, ignore_index=-100, reduction="mean"):
@@ -58,10 +59,12 @@ def nll_loss(input, target, grad_output, weight=None, ignore_index=-100, reducti
     parts = nll_parts(nx, logp, target, weight, ignore_index, 0.0)
     up = _upstream(grad_output, reduction, nx.total(parts.wt))
     g = np.zeros_like(logp)
-    g[np.arange(logp.shape[0]), parts.safe_t] = np.where(parts.valid, -parts.wt, 0.0)
-    # multiplied through (not scattered) so a mean over zero total weight is NaN everywhere, as
-    # the loss itself is NaN for every input then
-    return layout.unflat(g * up[..., None])
+    # only the gathered target of a non-ignored position is in the loss; its -w[t] * up follows
+    # IEEE rules (weight 0 over a zero total weight is NaN), every other entry is exactly 0
+    with np.errstate(invalid="ignore"):
+        tgt = -parts.wt * np.broadcast_to(up, parts.wt.shape)
+    g[np.arange(logp.shape[0]), parts.safe_t] = np.where(parts.valid, tgt, 0.0)
+    return layout.unflat(g)
 
 
 def _elementwise_upstream(grad_output, reduction: str, size: int) -> np.ndarray:

@@ -63,7 +63,9 @@ class Careful:
         (log1p(r) ~ r ~ 1e-8) come out to full relative precision instead of 0.
         """
         m = np.max(x, axis=axis, keepdims=True)
-        z = x - m
+        # no finite max to shift by (a +inf or NaN in the row, or only -inf): the row is NaN
+        bad = ~np.isfinite(m) | np.any(np.isnan(x), axis=axis, keepdims=True)
+        z = np.where(bad, np.nan, x - m)
         e = np.exp(z)
         if x.shape[axis] > 0:
             np.put_along_axis(e, np.argmax(x, axis=axis, keepdims=True), 0.0, axis=axis)
@@ -79,8 +81,8 @@ class Careful:
 
     @staticmethod
     def times(coef: np.ndarray, term: np.ndarray) -> np.ndarray:
-        """coef * term, where a zero coefficient drops the term (0 * inf is 0: the term is absent)."""
-        return np.where(coef == 0, 0.0, coef * term)
+        """coef * term in IEEE arithmetic, as the documented formula (0 * inf is NaN)."""
+        return coef * term
 
     def squared_difference(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(x - y)^2 with the difference's rounding error carried along (TwoSum)."""
