@@ -26,31 +26,33 @@ class ElementwiseKernel:
     def _w(self, ns, rows, name):
         return ns.asarray(rows[name][:, 0]) if name in rows else None
 
-    def _terms(self, ns, rows):
-        """[(coefficient, term)] with l = sum coef * term, all (M,)."""
+    def _coefs(self, ns, rows):
+        """(x, y, c1, c2): BCE's -w*y and -w*(1-y); BCE-with-logits' w*p*y and w*(1-y)."""
         x = ns.asarray(rows["x"][:, 0])
         y = ns.asarray(rows["y"][:, 0])
         w = self._w(ns, rows, "weight")
         one = ns.const(1)
         if self.loss == "binary_cross_entropy":
+            c1, c2 = -y, -(one - y)
+        else:
+            pw = self._w(ns, rows, "pos_weight")
+            c1, c2 = (y if pw is None else pw * y), one - y
+        if w is not None:
+            c1, c2 = c1 * w, c2 * w
+        return x, y, c1, c2
+
+    def _terms(self, ns, rows):
+        """[(coefficient, term)] with l = sum coef * term, all (M,)."""
+        if self.loss == "mse_loss":
+            d = ns.asarray(rows["x"][:, 0]) - ns.asarray(rows["y"][:, 0])
+            return [(d, d)]
+        x, _, c1, c2 = self._coefs(ns, rows)
+        if self.loss == "binary_cross_entropy":
             lo = ns.const(-100)
             l1 = ns.log(x)
-            l1 = np.where(l1 < lo, lo, l1)
             l2 = ns.log1p(-x)
-            l2 = np.where(l2 < lo, lo, l2)
-            c1, c2 = -y, -(one - y)
-            if w is not None:
-                c1, c2 = c1 * w, c2 * w
-            return [(c1, l1), (c2, l2)]
-        if self.loss == "binary_cross_entropy_with_logits":
-            pw = self._w(ns, rows, "pos_weight")
-            c1 = y if pw is None else pw * y
-            c2 = one - y
-            if w is not None:
-                c1, c2 = c1 * w, c2 * w
-            return [(c1, ns.softplus(-x)), (c2, ns.softplus(x))]
-        d = x - y
-        return [(d, d)]
+            return [(c1, np.where(l1 < lo, lo, l1)), (c2, np.where(l2 < lo, lo, l2))]
+        return [(c1, ns.softplus(-x)), (c2, ns.softplus(x))]
 
     def parts(self, ns, rows):
         val = mag = None
@@ -76,33 +78,21 @@ class ElementwiseKernel:
 
     def _dx(self, ns, rows):
         """d l / d x, with a clamped BCE log contributing nothing (it is constant there)."""
-        x = ns.asarray(rows["x"][:, 0])
-        y = ns.asarray(rows["y"][:, 0])
+        if self.loss == "mse_loss":
+            return ns.const(2) * (ns.asarray(rows["x"][:, 0]) - ns.asarray(rows["y"][:, 0]))
+        x, _, c1, c2 = self._coefs(ns, rows)
         one, zero = ns.const(1), ns.const(0)
-        w = self._w(ns, rows, "weight")
         if self.loss == "binary_cross_entropy":
             lo = ns.const(-100)
-            c1, c2 = -y, -(one - y)
-            if w is not None:
-                c1, c2 = c1 * w, c2 * w
             # unclamped where log x > -100 (log x == -100 exactly cannot happen for x > 0 rational)
             live1 = ns.log(x) > lo
             live2 = ns.log1p(-x) > lo
-            safe_x = np.where(live1, x, one)
-            safe_1mx = np.where(live2, one - x, one)
-            g1 = np.where(live1, c1 / safe_x, zero)
-            g2 = np.where(live2, -c2 / safe_1mx, zero)
+            g1 = np.where(live1, c1 / np.where(live1, x, one), zero)
+            g2 = np.where(live2, -c2 / np.where(live2, one - x, one), zero)
             return g1 + g2
-        if self.loss == "binary_cross_entropy_with_logits":
-            pw = self._w(ns, rows, "pos_weight")
-            c1 = y if pw is None else pw * y
-            c2 = one - y
-            if w is not None:
-                c1, c2 = c1 * w, c2 * w
-            s_pos = ns.exp(-ns.softplus(-x))  # sigmoid(x)
-            s_neg = ns.exp(-ns.softplus(x))  # sigmoid(-x)
-            return c2 * s_pos - c1 * s_neg
-        return ns.const(2) * (x - y)
+        s_pos = ns.exp(-ns.softplus(-x))  # sigmoid(x)
+        s_neg = ns.exp(-ns.softplus(x))  # sigmoid(-x)
+        return c2 * s_pos - c1 * s_neg
 
     def grad(self, ns, rows, gof):
         gof = ns.asarray(gof)
