@@ -7,6 +7,7 @@ import math
 from collections import defaultdict
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # before pyplot: no display on CI machines
 import matplotlib.pyplot as plt
@@ -20,9 +21,20 @@ MARKERS = {"value": "o", "grad": "s"}
 WIDTH = 11.0  # inches at 100 dpi: fits the report's 1100 px content column
 
 
+def _quiet(fn):
+    """Axes spanning drive values near a format's max make matplotlib's autoscale overflow
+    harmlessly while padding the limits: keep numpy's warnings about it out of the terminal."""
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(*args, **kwargs)
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
 def to_data_uri(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    with np.errstate(over="ignore", invalid="ignore"):
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -52,6 +64,7 @@ def _legend(fig, axes) -> None:
                    ncol=min(len(seen), 6), fontsize=8, frameon=False)
 
 
+@_quiet
 def ulp_histogram(results: Results) -> str | None:
     """Share of output elements per ulp-error bin (0, 1, 2, 3, >3), per dtype, bars per backend."""
     cells = group((r for r in results if has_figures(r)), "dtype", "backend")
@@ -82,6 +95,7 @@ def ulp_histogram(results: Results) -> str | None:
     return to_data_uri(fig)
 
 
+@_quiet
 def bits_histogram(results: Results) -> str | None:
     """How many cases lose how many bits (per case max bits of error), per dtype, bars per backend."""
     cells = group((r for r in results if has_figures(r) and r.get("max_bits") is not None),
@@ -120,6 +134,7 @@ def bits_histogram(results: Results) -> str | None:
     return to_data_uri(fig)
 
 
+@_quiet
 def drive_plots(results: Results) -> list[tuple[str, list[str], str]]:
     """Error-versus-input plots: one figure per driving variable (``meta["drive"]["name"]``).
 
@@ -187,6 +202,7 @@ def drive_plots(results: Results) -> list[tuple[str, list[str], str]]:
     return out
 
 
+@_quiet
 def compare_scatter(pairs: list[tuple[float, float]], factor: float, floor: float) -> str | None:
     """Base vs new max ulp per matched case (symlog both axes), with the gate's threshold drawn."""
     pairs = [(b, n) for b, n in pairs if not (math.isnan(b) or math.isnan(n))]
