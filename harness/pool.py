@@ -1,0 +1,235 @@
+"""Worker processes for the runner: untrusted backends run isolated, with per-task timeouts.
+
+forkserver (or spawn) workers, never a fork of a process that has run torch; a hang is killed at
+its deadline, a dead interpreter (os._exit, segfault) is recorded and replaced, and the pool goes on.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+from harness.cache import OracleCache
+
+#: the oracle is trusted but may be slow; its phase gets this many per-case timeouts
+ORACLE_TIMEOUT_FACTOR = 5
+
+
+from harness.task import RunStats, _no_timing, evaluate_task, one_line, status_record
+
+# ---------------------------------------------------------------------------------------------------
+# worker processes
+
+def load_backend(spec: str) -> Any:
+    """The default backend loader: ``harness.backends.load``."""
+    from harness.backends import load
+
+    return load(spec)
+
+
+def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, tolerances: Any,
+                 checker: Any, loader: Any) -> None:
+    """Worker loop: receive (task_id, spec, case, checks), send ("oracle", id) then ("result", ...)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends its workers
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"  # one thread per worker: the workers already fill the cores
+    loader = loader or load_backend
+    cache = OracleCache(cache_root, oracle=oracle, exact_type=exact_type)
+    loaded: dict[str, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        task_id, spec, case, checks = msg
+        try:
+            if spec not in loaded:
+                loaded[spec] = loader(spec)
+                if "torch" in sys.modules:  # only backends that use torch pay for importing it
+                    sys.modules["torch"].set_num_threads(1)
+            backend = loaded[spec]
+        except Exception as exc:  # noqa: BLE001 - a backend failing to load is its error
+            records = [status_record(spec, case, c, "error", f"loading backend: {one_line(exc)}")
+                       for c in checks]
+            conn.send(("result", task_id, records, _no_timing()))
+            continue
+        records, timing = evaluate_task(backend, spec, case, checks, cache, tolerances, checker,
+                                        oracle_done=lambda tid=task_id: conn.send(("oracle", tid)))
+        conn.send(("result", task_id, records, timing))
+
+
+@dataclass
+class _Task:
+    task_id: int
+    spec: str
+    case: Any
+    checks: list[str]
+
+
+class _Worker:
+    def __init__(self, ctx: Any, args: tuple) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, *args), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: _Task | None = None
+        self.deadline = math.inf
+        self.started = 0.0
+        self.phase = "oracle"
+
+    def assign(self, task: _Task, deadline: float) -> None:
+        self.task, self.deadline, self.started, self.phase = task, deadline, time.monotonic(), "oracle"
+        self.conn.send((task.task_id, task.spec, task.case, task.checks))
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+            except OSError:
+                kill = True
+        if kill and self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout=None if kill else 5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _describe_death(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"worker killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"worker killed by signal {-code}"
+    return f"worker exited with code {code}"
+
+
+def _context(start_method: str) -> Any:
+    """A multiprocessing context that never forks a process that has run torch.
+
+    "forkserver" forks workers from a clean server process that has only *imported* the harness
+    and torch (no threads started), so a replacement worker after a crash or timeout costs
+    milliseconds instead of a fresh interpreter importing torch; "spawn" is the portable fallback.
+    """
+    if start_method == "forkserver" and "forkserver" in mp.get_all_start_methods():
+        import importlib.util
+
+        ctx = mp.get_context("forkserver")
+        preload = ["harness.runner", "harness.check", "harness.backends"]
+        if importlib.util.find_spec("torch") is not None:
+            preload.append("torch")
+        ctx.set_forkserver_preload(preload)
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _run_pool(tasks: list[_Task], jobs: int, timeout: float, worker_args: tuple,
+              ready: Callable[[_Task], bool], on_records: Callable[[_Task, list[dict], dict], None],
+              stats: RunStats, start_method: str = "spawn") -> None:
+    """Dispatch tasks over ``jobs`` worker processes; replace workers that hang or die.
+
+    Tasks of a case whose oracle another worker is computing wait, so an oracle value is computed
+    once even when several backends need it at the same moment.
+    """
+    ctx = _context(start_method)
+    pending = deque(tasks)
+    computing: set[str] = set()  # case ids whose oracle a worker is computing now
+    workers = [_Worker(ctx, worker_args) for _ in range(max(1, min(jobs, len(tasks))))]
+
+    def next_task() -> _Task | None:
+        for i, task in enumerate(pending):
+            if task.case.id not in computing:
+                del pending[i]
+                return task
+        return None
+
+    def dispatch(i: int) -> None:
+        task = next_task()
+        if task is None:
+            return
+        if not ready(task):
+            computing.add(task.case.id)
+        try:
+            workers[i].assign(task, time.monotonic() + timeout * ORACLE_TIMEOUT_FACTOR)
+        except OSError:  # the idle worker died (killed from outside): replace it, retry the task later
+            computing.discard(task.case.id)
+            pending.appendleft(task)
+            workers[i].task = None
+            workers[i].stop(kill=True)
+            workers[i] = _Worker(ctx, worker_args)
+
+    def finish(worker: _Worker, records: list[dict], timing: dict) -> None:
+        task = worker.task
+        worker.task, worker.deadline = None, math.inf
+        computing.discard(task.case.id)
+        on_records(task, records, timing)
+
+    def fail(worker: _Worker, status: str, message: str) -> _Worker:
+        task = worker.task
+        elapsed = time.monotonic() - worker.started
+        worker.stop(kill=True)
+        records = [status_record(task.spec, task.case, c, status, message, elapsed=elapsed)
+                   for c in task.checks]
+        if status == "crash":
+            stats.crashes += 1
+        else:
+            stats.timeouts += 1
+        worker.task = task
+        finish(worker, records, {**_no_timing(), "backend": elapsed})
+        return _Worker(ctx, worker_args)
+
+    try:
+        while True:
+            for i, w in enumerate(workers):
+                if w.task is None:
+                    dispatch(i)
+            busy = [w for w in workers if w.task is not None]
+            if not busy:
+                if pending:  # only tasks waiting on an oracle nobody computes: cannot happen, but be safe
+                    computing.clear()
+                    continue
+                break
+            now = time.monotonic()
+            wait_for = max(0.0, min(w.deadline for w in busy) - now)
+            handles = [w.conn for w in busy] + [w.proc.sentinel for w in busy]
+            wait(handles, timeout=min(wait_for, 1.0))
+            for i, w in enumerate(workers):
+                if w.task is None:
+                    continue
+                died = False
+                while w.task is not None and w.conn.poll():
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError):
+                        died = True
+                        break
+                    if msg[0] == "oracle":
+                        computing.discard(w.task.case.id)
+                        w.deadline, w.phase = time.monotonic() + timeout, "backend"
+                    elif msg[0] == "result":
+                        finish(w, msg[2], msg[3])
+                if w.task is None:
+                    continue
+                if died or not w.proc.is_alive():
+                    w.proc.join(timeout=1)
+                    workers[i] = fail(w, "crash", _describe_death(w.proc.exitcode))
+                elif time.monotonic() > w.deadline:
+                    limit = timeout * (ORACLE_TIMEOUT_FACTOR if w.phase == "oracle" else 1)
+                    workers[i] = fail(w, "timeout",
+                                      f"no result within {limit:g} s ({w.phase}); worker killed")
+    finally:
+        for w in workers:
+            w.stop(kill=w.task is not None)
+
+

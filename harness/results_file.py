@@ -1,0 +1,107 @@
+"""The results file: a run header plus one JSON line per (backend, case, check), flushed as written,
+so a killed run loses nothing and ``--resume`` continues it (a torn last line is cut off)."""
+from __future__ import annotations
+
+import json
+import platform
+import warnings
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "losscheck.results/1"
+
+
+from harness.task import jsonable
+
+
+class RunError(Exception):
+    """Bad usage detected by the runner (e.g. an unusable results file); one-line message."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# results file
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("losscheck", "torch", "numpy", "mpmath", "ml_dtypes"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def tolerances_dict(tolerances: Any) -> Any:
+    """The tolerances as JSON for the run header, whatever shape the Tolerances object has."""
+    import dataclasses
+
+    if tolerances is None:
+        return {}
+    if hasattr(tolerances, "to_dict"):
+        return jsonable(tolerances.to_dict())
+    if dataclasses.is_dataclass(tolerances):
+        return jsonable(dataclasses.asdict(tolerances))
+    if isinstance(tolerances, dict):
+        return jsonable(tolerances)
+    return str(tolerances)
+
+
+def read_finished(path: Path) -> tuple[dict | None, list[dict]]:
+    """Header and result records of an existing results file, cutting off a truncated last line.
+
+    The file is truncated to its last complete line so that appending continues it cleanly.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, []
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read results file ({exc})") from None
+    header, records = None, []
+    lines = data.split(b"\n")
+    offset = good_end = 0
+    for i, raw in enumerate(lines):
+        last = i == len(lines) - 1
+        end = offset + len(raw) + (0 if last else 1)
+        if raw.strip():
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                if all(not rest.strip() for rest in lines[i + 1:]):  # a killed run's half-written line
+                    warnings.warn(f"{path}: dropped a truncated last line", stacklevel=2)
+                    break
+                raise RunError(f"{path}: line {i + 1} is not JSON; cannot resume") from None
+            if not isinstance(obj, dict) or (header is None and obj.get("type") != "run"):
+                raise RunError(f"{path}: not a losscheck results file (no run header); cannot resume")
+            if obj.get("type") == "run":
+                header = header or obj
+            elif obj.get("type") == "result":
+                records.append(obj)
+        offset = good_end = end
+    if good_end < len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(good_end)
+    if good_end and not data[:good_end].endswith(b"\n"):
+        with open(path, "ab") as fh:
+            fh.write(b"\n")
+    return header, records
+
+
+class ResultsWriter:
+    """Appends one JSON line per record, flushed at once, so a killed run loses nothing written."""
+
+    def __init__(self, path: Path, header: dict, append: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - lives for the run
+        self.write(header)
+
+    def write(self, obj: dict) -> None:
+        self.fh.write(json.dumps(jsonable(obj), separators=(",", ":"), allow_nan=False) + "\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+

@@ -1,0 +1,176 @@
+"""One task of a run: a backend evaluating one case, its outputs checked against the oracle.
+
+Runs inside a worker process (harness/pool.py) or in-process; returns plain JSON-able records.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.cache import OracleCache
+
+
+@dataclass
+class RunStats:
+    """What a run cost: wall time, and worker CPU-seconds spent in the oracle and in backends."""
+
+    wall: float = 0.0
+    oracle: float = 0.0
+    backend: float = 0.0
+    check: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    evaluated: int = 0
+    skipped: int = 0
+    crashes: int = 0
+    timeouts: int = 0
+
+    @property
+    def oracle_share(self) -> float:
+        busy = self.oracle + self.backend + self.check
+        return self.oracle / busy if busy > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"wall {self.wall:.1f} s; oracle {self.oracle:.1f} s cpu ({100 * self.oracle_share:.0f}% "
+                f"of worker time), backends {self.backend:.1f} s, checks {self.check:.1f} s; "
+                f"oracle cache {self.cache_hits} hits, "
+                f"{self.cache_misses} computed; {self.evaluated} records new, {self.skipped} resumed")
+
+
+
+def checks_for(case: Any, grad: bool = True) -> list[str]:
+    """The checks a case asks for: its value always, its input gradient when the case and run want it."""
+    return ["value", "grad"] if grad and getattr(case, "grad", False) else ["value"]
+
+
+def base_record(backend: str, case: Any, check: str) -> dict:
+    """The fields every record carries, whatever happened to the evaluation."""
+    from harness.check import case_fields
+
+    rec = case_fields(case, check)
+    return {"type": "result", "backend": backend, **{k: v for k, v in rec.items() if k != "type"}}
+
+
+def status_record(backend: str, case: Any, check: str, status: str, message: str,
+                  elapsed: float = 0.0) -> dict:
+    """A record without figures: unsupported, error, timeout or crash."""
+    rec = base_record(backend, case, check)
+    rec.update(status=status, verdict="unsupported" if status == "unsupported" else "error", n=0,
+               message=message, elapsed=elapsed)
+    return rec
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` — what an exception record says."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def jsonable(value: Any) -> Any:
+    """Strict-JSON form of a record: numpy scalars/arrays to Python, non-finite floats to strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _no_timing() -> dict:
+    return {"oracle": 0.0, "backend": 0.0, "check": 0.0, "hits": 0, "misses": 0}
+
+
+def _default_checker() -> Callable[..., dict]:
+    from harness.check import check_observation
+
+    return check_observation
+
+
+def evaluate_task(backend: Any, label: str, case: Any, checks: Sequence[str], cache: OracleCache,
+                  tolerances: Any, checker: Callable[..., dict] | None = None,
+                  oracle_done: Callable[[], None] | None = None) -> tuple[list[dict], dict]:
+    """Evaluate one backend on one case for the given checks; never raises for backend trouble.
+
+    Returns the records (not yet known-failure-adjusted) and timings
+    ``{"oracle": s, "backend": s, "check": s, "hits": n, "misses": n}`` (worker CPU-seconds).
+    """
+    checker = checker or _default_checker()
+    timing = _no_timing()
+    try:
+        supported = backend.supports(case.loss) if hasattr(backend, "supports") else True
+    except Exception as exc:  # noqa: BLE001 - backend code is untrusted
+        supported, why = False, one_line(exc)
+    else:
+        why = f"backend {label!r} does not provide {case.loss}"
+    if not supported:  # no oracle work for a loss the backend does not have
+        if oracle_done is not None:
+            oracle_done()
+        return [status_record(label, case, c, "unsupported", why) for c in checks], timing
+    exacts: dict[str, Any] = {}
+    records: dict[str, dict] = {}
+    for check in checks:
+        t0 = time.perf_counter()
+        hits, misses = cache.hits, cache.misses
+        try:
+            exacts[check] = cache.get(case, check)
+        except Exception as exc:  # noqa: BLE001 - an oracle error is the case's, not the run's
+            records[check] = status_record(label, case, check, "error", f"oracle: {one_line(exc)}")
+        timing["oracle"] += time.perf_counter() - t0
+        timing["hits"] += cache.hits - hits
+        timing["misses"] += cache.misses - misses
+    if oracle_done is not None:
+        oracle_done()
+    todo = [c for c in checks if c not in records]
+    if not todo:
+        return [records[c] for c in checks], timing
+
+    t0 = time.perf_counter()
+    observation, problem = None, None
+    try:
+        observation = backend.evaluate(case)
+    except Exception as exc:  # noqa: BLE001 - backend code is untrusted
+        if type(exc).__name__ == "Unsupported":  # harness.backends turns NotImplementedError into it
+            problem = ("unsupported", one_line(exc))
+        else:
+            problem = ("error", one_line(exc))
+    elapsed = time.perf_counter() - t0
+    timing["backend"] += elapsed
+
+    for check in todo:
+        exact = exacts[check]
+        if problem is not None:
+            records[check] = status_record(label, case, check, *problem, elapsed=elapsed)
+            continue
+        observed = observation.value if check == "value" else getattr(observation, "grad", None)
+        if observed is None:
+            records[check] = status_record(label, case, check, "unsupported",
+                                           f"backend returned no {check}", elapsed=elapsed)
+            continue
+        t1 = time.perf_counter()
+        try:
+            tol = tolerances.for_dtype(exact.dtype) if hasattr(tolerances, "for_dtype") else tolerances
+            checked = checker(case, check, exact, observed, tol, backend=label)
+        except Exception as exc:  # noqa: BLE001 - one bad check must not end the run
+            records[check] = status_record(label, case, check, "error", f"check: {one_line(exc)}",
+                                           elapsed=elapsed)
+            continue
+        rec = base_record(label, case, check)
+        rec.update(checked)
+        rec.update(type="result", backend=label, case_id=case.id, check=check)
+        rec.setdefault("status", "ok")
+        rec.setdefault("elapsed", elapsed)
+        timing["check"] += time.perf_counter() - t1
+        records[check] = rec
+    return [records[c] for c in checks], timing
+
+
