@@ -8,7 +8,19 @@ prints, per backend x loss x family x dtype x check, the figures the tolerances 
                 i.e. the factor by which (c0, c1) would have to grow to call them stable
   need_abs      worst |err| / (u*scale) over elements neither accurate nor stable, i.e. the c_abs
                 that would call them absolute-only
+  used_stable   worst |err| / (u*cond*(c0 + c1*log2 n)) over the elements judged stable (<= 1):
+                how much of the stable rung's allowance they use (JSON and --markdown)
   counts        elements per rung under the tolerances in force
+  escape        for a failing check: the factor k by which ALL four tolerances (ulp, c0, c1, c_abs)
+                would have to grow before no element fails (inf for special mismatches, bad
+                output or an exception); c_abs alone would have to grow by need_abs / c_abs
+
+Failing checks matched by the configured known-failures file (``[tool.losscheck]``, as the gate
+uses it; ``--known-failures PATH`` or ``--no-known-failures``) count as xfail.  When the baseline
+backend (``--baseline``, default torch) is among the backends, every other backend gets a
+"caught" summary: its failing checks whose (case, check) the baseline does not fail, per dtype,
+with the tightest and loosest escape factor (the planted defects delegate to torch, so these are
+exactly the checks that catch the defect).
 
 Oracle values go through the runner's on-disk cache (``LOSSCHECK_CACHE_DIR``), so a second
 calibration run measures only the backends.
@@ -16,6 +28,7 @@ calibration run measures only the backends.
     python benchmarks/calibrate.py                       # torch and numpy on the gate suite
     python benchmarks/calibrate.py --backend tests/planted/log_of_softmax.py --tol float32.ulp=4
     python benchmarks/calibrate.py --json /tmp/cal.json  # also dump every row
+    python benchmarks/calibrate.py --backend torch --backend tests.planted.lse_rounded --quiet
 """
 from __future__ import annotations
 
@@ -37,7 +50,8 @@ from cases import build_suite
 from harness.backends import Unsupported, load
 from harness.cache import OracleCache
 from harness.check import check_observation
-from harness.config import parse_tolerance_flag
+from harness.config import load_config, parse_tolerance_flag
+from harness.knownfail import KnownFailures
 from harness.metrics import figures
 from harness.tolerances import DEFAULTS
 from harness.verdict import classify
@@ -80,28 +94,89 @@ def row_figures(exact, observed, tol) -> dict:
         a = np.where(np.isnan(a), np.inf, a)  # 0/0 only where err == 0, and those are accurate
         return float(np.max(a[mask])) if mask.any() else 0.0
 
+    failing = rungs == "fail"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_elem = np.minimum(np.minimum(ulp / tol.ulp, stable_ratio), abs_ratio / tol.c_abs)
+    escape = math.inf if np.any(rungs == "special") else worst(per_elem, failing)
     return {"max_ulp": float(np.max(ulp[det])) if det.any() else 0.0,
             "need_stable": worst(stable_ratio, beyond_ulp),
             "need_abs": worst(abs_ratio, beyond_stable),
+            "used_stable": worst(stable_ratio, rungs == "stable"),
+            "escape": escape,
             "counts": {k: int(np.count_nonzero(rungs == k))
                        for k in ("accurate", "stable", "absolute", "fail", "special", "undetermined")}}
+
+
+def print_caught(rows: list[dict], baseline: str) -> None:
+    """Per backend and dtype: the checks it fails that the baseline does not fail (same case and
+    check), their families, and the tightest / loosest escape factor among them."""
+    base_fail = {(r["case_id"], r["check"]) for r in rows
+                 if r["backend"] == baseline and r["verdict"] in ("fail", "error", "xfail")}
+    caught: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        if r["backend"] != baseline and r["verdict"] in ("fail", "error", "xfail") \
+                and (r["case_id"], r["check"]) not in base_fail:
+            caught[(r["backend"], r["dtype"])].append(r)
+    print()
+    for (spec, dtype), rs in sorted(caught.items()):
+        fams = sorted({f"{r['family']}:{r['check']}" for r in rs})
+        tight = min(rs, key=lambda r: r["escape"])
+        print(f"caught {spec} {dtype}: {len(rs)} checks, escape tightest {tight['escape']:.3g} "
+              f"({tight['family']} {tight['check']} {tight['case_id']}), loosest "
+              f"{max(r['escape'] for r in rs):.3g}; {' '.join(fams)}")
+
+
+def print_markdown(rows: list[dict]) -> None:
+    """Per backend x loss x dtype x check: verdicts, worst ulp and need_abs (xfail checks left out),
+    stable/absolute element counts, and the largest share of the stable allowance used."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        if "counts" in r:
+            groups[(r["backend"], r["loss"], r["dtype"], r["check"])].append(r)
+    print()
+    print("| backend | loss | dtype | check | checks | pass/warn/xfail/fail | worst ulp | stable / absolute "
+          "elements | stable rung used | worst need_abs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (spec, loss, dtype, check), rs in sorted(groups.items()):
+        v = defaultdict(int)
+        c = defaultdict(int)
+        for r in rs:
+            v[r["verdict"]] += 1
+            for k, n in r["counts"].items():
+                c[k] += n
+        judged = [r for r in rs if r["verdict"] != "xfail"]
+
+        def top(key, judged=judged):
+            return max((r.get(key, 0.0) for r in judged), default=0.0)
+
+        print(f"| {spec} | {loss} | {dtype} | {check} | {len(rs)} | {v['pass']}/{v['warn']}/{v['xfail']}/"
+              f"{v['fail']} | {top('max_ulp'):.3g} | {c['stable']} / {c['absolute']} | "
+              f"{top('used_stable'):.3g} | {top('need_abs'):.3g} |")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", action="append", help="backend spec or drop-in .py (repeatable)")
     ap.add_argument("--suite", default="gate")
+    ap.add_argument("--seed", type=int, default=0, help="suite seed (the gate uses 0)")
     ap.add_argument("--loss", action="append")
     ap.add_argument("--dtype", action="append")
     ap.add_argument("--tol", action="append", default=[], help="<dtype>.<key>=<value> override")
     ap.add_argument("--json", help="write every row here")
     ap.add_argument("--cache-dir", help="oracle cache (default: the runner's)")
     ap.add_argument("--quiet", action="store_true", help="only rows that are not clean passes")
+    ap.add_argument("--known-failures", help="known-failures file (default: [tool.losscheck]'s)")
+    ap.add_argument("--no-known-failures", action="store_true", help="judge without known failures")
+    ap.add_argument("--baseline", default="torch", help="backend the others are compared against")
+    ap.add_argument("--markdown", action="store_true",
+                    help="also print a markdown table per backend x loss x dtype x check (docs/calibration.md)")
     args = ap.parse_args(argv)
+    kf_path = None if args.no_known_failures else (args.known_failures or load_config().known_failures)
+    known = KnownFailures.load(kf_path) if kf_path else KnownFailures()
     tols = DEFAULTS.with_overrides(dict(parse_tolerance_flag(t) for t in args.tol))
     specs = args.backend or ["torch", "numpy"]
     backends = [(s, backend_for(s)) for s in specs]
-    cases = [c for c in build_suite(args.suite)
+    cases = [c for c in build_suite(args.suite, args.seed)
              if (not args.loss or c.loss in args.loss) and (not args.dtype or c.dtype in args.dtype)]
     cache = OracleCache(args.cache_dir)
 
@@ -123,7 +198,9 @@ def main(argv=None) -> int:
                 continue
             except Exception as exc:  # noqa: BLE001 -- a defect may raise: that is a result, not a crash here
                 verdicts[spec]["error"] += 1
-                rows.append({"backend": spec, "case_id": case.id, "error": f"{type(exc).__name__}: {exc}"})
+                rows.append({"backend": spec, "case_id": case.id, "loss": case.loss, "family": case.family,
+                             "dtype": case.dtype, "check": "value", "verdict": "error", "escape": math.inf,
+                             "error": f"{type(exc).__name__}: {exc}"})
                 continue
             for ch in checks:
                 observed = obs.value if ch == "value" else obs.grad
@@ -131,22 +208,23 @@ def main(argv=None) -> int:
                     continue
                 exact = exacts[ch]
                 tol = tols.for_dtype(exact.dtype)
-                rec = check_observation(case, ch, exact, observed, tol)
+                rec = known.apply({"backend": spec, **check_observation(case, ch, exact, observed, tol)})
                 verdicts[spec][rec["verdict"]] += 1
                 key = (spec, case.loss, case.family, case.dtype, ch)
                 if rec["status"] != "ok":
                     f = {"max_ulp": math.inf, "need_stable": math.inf, "need_abs": math.inf,
-                         "counts": {"fail": rec["n"]}}
+                         "escape": math.inf, "counts": {"fail": rec["n"]}}
                 else:
                     f = row_figures(exact, observed, tol)
                 a = agg.setdefault(key, {"max_ulp": 0.0, "need_stable": 0.0, "need_abs": 0.0,
-                                         "counts": defaultdict(int), "cases": 0})
+                                         "counts": defaultdict(int), "cases": 0, "failing": 0})
+                a["failing"] += rec["verdict"] in ("fail", "error")
                 a["cases"] += 1
                 for k in ("max_ulp", "need_stable", "need_abs"):
                     a[k] = max(a[k], f[k])
                 for k, v in f["counts"].items():
                     a["counts"][k] += v
-                if rec["verdict"] in ("fail", "warn"):
+                if rec["verdict"] in ("fail", "warn", "xfail"):
                     prev = worst_cases.get(key)
                     if prev is None or f["max_ulp"] > prev[0]:
                         worst_cases[key] = (f["max_ulp"], case.id, rec["message"])
@@ -163,7 +241,7 @@ def main(argv=None) -> int:
         if args.quiet and not bad and not c.get("absolute", 0):
             continue
         counts = " ".join(f"{k[:3]}={v}" for k, v in sorted(c.items()) if v)
-        flag = "  FAIL" if bad else ("  warn" if c.get("absolute", 0) else "")
+        flag = ("  FAIL" if a["failing"] else "  xfail") if bad else ("  warn" if c.get("absolute", 0) else "")
         print(f"{key[0]:<22} {key[1]:<33} {key[2]:<30} {key[3]:<8} {key[4]:<5} {a['cases']:>4} "
               f"{a['max_ulp']:>9.3g} {a['need_stable']:>9.3g} {a['need_abs']:>9.3g}  {counts}{flag}")
     print()
@@ -172,6 +250,12 @@ def main(argv=None) -> int:
     print()
     for spec, vs in verdicts.items():
         print(f"{spec}: " + ", ".join(f"{k}={v}" for k, v in sorted(vs.items())))
+    if args.baseline in specs:
+        print_caught(rows, args.baseline)
+    if args.markdown:
+        print_markdown(rows)
+    for entry in known.unmatched():
+        print(f"known failure {entry.match!r} matched no failing check")
     print(f"{len(cases)} cases, {elapsed:.1f} s total, oracle (incl. cache reads) {oracle_s:.1f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"tolerances": tols.to_dict(), "rows": rows},
