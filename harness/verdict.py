@@ -3,7 +3,9 @@
 0. undetermined  the oracle could not settle the value: reported, never judged
 1. special       NaN vs number, inf vs finite, wrong sign of inf -> FAIL
 2. accurate      ulp error <= tol.ulp (same NaN/inf on both sides also lands here)
-3. stable        |err| <= (c0 + c1*log2(max(nterms, 1))) * u * cond   (backward-stable bound)
+3. stable        |err| <= (c0 + c1*log2(max(nterms, 1))) * (u * cond + eta)   (backward-stable
+                 bound; eta = the format's smallest subnormal, the absolute error every operation may
+                 commit when its result underflows -- LAPACK's "eta" term)
 4. absolute      |err| <= c_abs * u * scale -> WARN (the float32 confident-row cliff)
 5. fail
 """
@@ -27,7 +29,8 @@ def classify(exact, observed: np.ndarray, figs: dict[str, np.ndarray], tol: Dtyp
     from reference import formats
 
     shape = np.shape(exact.rounded)
-    u = float(formats.FORMATS[exact.dtype].u)
+    fmt = formats.FORMATS[exact.dtype]
+    u, eta = float(fmt.u), float(np.ldexp(1.0, fmt.qmin))
     undet = np.asarray(exact.undetermined, dtype=bool).reshape(shape)
     same, mismatch = special_masks(exact, observed)
     ulp, abs_err = figs["ulp"], figs["abs_err"]
@@ -36,7 +39,7 @@ def classify(exact, observed: np.ndarray, figs: dict[str, np.ndarray], tol: Dtyp
     scale = np.asarray(exact.scale, dtype=np.float64).reshape(shape)
     with np.errstate(invalid="ignore", over="ignore"):
         accurate = same | (ulp <= tol.ulp)
-        stable = abs_err <= (tol.c0 + tol.c1 * np.log2(nterms)) * u * cond
+        stable = abs_err <= (tol.c0 + tol.c1 * np.log2(nterms)) * (u * cond + eta)
         absolute = abs_err <= tol.c_abs * u * scale
     # np.select takes the first true condition: exactly the ladder's order
     return np.select([undet, mismatch, accurate, stable, absolute],

@@ -19,7 +19,7 @@ _FROM_SPECIAL = {v: k for k, v in _SPECIAL.items()}
 
 def mpf_to_str(x) -> str:
     """Exact text form of an mpf: 'nan', 'inf', '-0', or '[-]<hex mantissa>p<exponent>'."""
-    m = mpmath.mpf(x)._mpf_
+    m = x._mpf_ if isinstance(x, mpmath.mpf) else mpmath.mpf(x)._mpf_  # never re-round an mpf
     if m in _SPECIAL:
         return _SPECIAL[m]
     sign, man, exp, _ = m
@@ -27,12 +27,15 @@ def mpf_to_str(x) -> str:
 
 
 def mpf_from_str(s: str) -> mpmath.mpf:
+    """Inverse of mpf_to_str, exact whatever the current mpmath precision."""
     if s in _FROM_SPECIAL:
         return mpmath.mpf(_FROM_SPECIAL[s])
     neg = s.startswith("-")
     man_s, exp_s = s.lstrip("-").split("p")
     man, exp = int(man_s, 16), int(exp_s)
-    return mpmath.mpf(libmp.from_man_exp(-man if neg else man, exp))
+    v = mpmath.mpf(0)
+    v._mpf_ = libmp.from_man_exp(-man if neg else man, exp)  # exact: no rounding to mp.prec
+    return v
 
 
 @dataclass

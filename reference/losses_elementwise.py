@@ -74,6 +74,10 @@ class ElementwiseKernel:
             else:
                 cond = mag + _safe_mul(np.abs(x), np.abs(g)) + np.abs(g)
                 scale = sum(_safe_mul(np.abs(c), 1 + np.abs(t)) for c, t in terms)
+                if self.loss == "binary_cross_entropy_with_logits":
+                    # the logit is the natural unit too: (1-y)*x - lw*log_sigmoid(x), torch's
+                    # documented-stable form, cancels two terms of size |x| for x < 0
+                    scale = scale + sum(np.abs(c) for c, _ in terms) * np.abs(x)
         return cond, scale, np.full(x.shape, len(terms), np.int64)
 
     def _dx(self, ns, rows):
@@ -108,13 +112,16 @@ class ElementwiseKernel:
             if self.loss == "mse_loss":
                 cond = g + 2 * ag * (np.abs(x) + np.abs(y))
                 scale = cond
-            elif self.loss == "binary_cross_entropy":
-                cond = 2 * g  # d(1/x)/dx * x = 1/x: same size as the term
-                scale = g + ag
             else:
-                s = 1 / (1 + np.exp(-np.abs(x)))
-                cond = g + _safe_mul(ag, (np.abs(x) + 1) * s * (1 - s)) * 2
-                scale = g + ag
+                _, _, c1, c2 = self._coefs(F64, rows)
+                coef = ag * (np.abs(c1) + np.abs(c2))  # the natural unit: |grad_output| * |w| * ...
+                if self.loss == "binary_cross_entropy":
+                    cond = 2 * g  # d(1/x)/dx * x = 1/x: same size as the term
+                    scale = g + coef
+                else:
+                    s = 1 / (1 + np.exp(-np.abs(x)))
+                    cond = g + _safe_mul(coef, (np.abs(x) + 1) * s * (1 - s)) * 2
+                    scale = g + coef
         return cond[:, None], scale[:, None], np.ones((x.shape[0], 1), np.int64)
 
 
@@ -182,6 +189,9 @@ class SoftmaxKernel:
             sp = _safe_mul(ay, p).sum(axis=1, keepdims=True)
             sens = _safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p)
             amax = np.abs(go).max(axis=1, keepdims=True)
-            cond = mag + _safe_mul(_safe_mul(p, sens), amax) * 2
+            # p_j's sensitivity times what multiplies p_j: <go, p> (at most max|go|) for softmax,
+            # sum(go) for log_softmax
+            mult = amax if self.loss == "softmax" else np.abs(go).sum(axis=1, keepdims=True)
+            cond = mag + _safe_mul(_safe_mul(p, sens), mult) * 2
             scale = mag if self.loss == "log_softmax" else np.broadcast_to(amax, mag.shape)
         return cond, scale, np.full(x.shape, self.c, np.int64)

@@ -137,7 +137,8 @@ def test_masked_and_special_cases_present(gate):
     for dt in registry.DTYPES:
         assert has("ce.masked", dt, lambda x: np.any(np.all(np.isneginf(x), axis=-1)))
         assert has("bce.edges", dt, lambda x: np.any(x == 0) and np.any(x == 1))
-        assert has("bcel.edges", dt, lambda x: np.any(np.isposinf(x)))
+        assert has("bcel.infinite", dt, lambda x: np.any(np.isposinf(x)))
+        assert has("bcel.infinite", dt, lambda x: np.any(np.isneginf(x)))
 
 
 def test_every_gate_case_is_valid_for_torch(gate):

@@ -9,6 +9,7 @@ import pytest
 
 import reference as R
 from reference import settle
+from reference.exact import mpf_from_str, mpf_to_str
 
 F32 = np.float32
 INF = np.inf
@@ -180,5 +181,8 @@ def test_exact_serialises_bit_exactly():
     back = R.Exact.from_dict(ex.to_dict())
     assert all(a == b or (mpmath.isnan(a) and mpmath.isnan(b)) for a, b in zip(ex.values.ravel(), back.values.ravel()))
     assert np.array_equal(back.rounded, ex.rounded) and np.array_equal(back.cond, ex.cond)
+    with mpmath.workprec(200):
+        third = mpmath.mpf(1) / 3
+    assert mpf_from_str(mpf_to_str(third)) == third  # 200 bits survive, whatever mp.prec is now
     with pytest.raises(ValueError, match="malformed|schema"):
         R.Exact.from_dict({"schema": "losscheck.exact/1", "shape": [2]})

@@ -191,3 +191,13 @@ def test_zero_dim_outputs():
     assert all(a.shape == () for a in f.values())
     assert float(f["ulp"]) == 1.0 and float(f["abs_err"]) == 2.0 ** -22
     assert classify(e0, o, f, TOL).tolist() == "accurate"
+
+
+def test_underflow_allowance_on_the_stable_rung():
+    """A result in the subnormal range may be off by a couple of subnormal quanta (eta) however
+    small u*cond is: that is stable, not a warn; three quanta on a 1-term formula are not."""
+    tiny = 2.0 ** -24  # float16's smallest subnormal (eta)
+    e = make_exact([mpmath.mpf(tiny) * 3.5], "float16", cond=tiny * 3.5, scale=tiny * 3.5)
+    tol = DtypeTolerance(ulp=1.0, c0=2.0, c1=1.0, c_abs=8.0)
+    assert rungs_of(e, obs([tiny * 5], "float16"), tol) == ["stable"]  # 1.5 eta off
+    assert rungs_of(e, obs([tiny * 7], "float16"), tol) == ["fail"]  # 3.5 eta off
