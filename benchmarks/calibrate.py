@@ -4,13 +4,18 @@ Evaluates the oracle and the given backends on a suite in-process on one core (n
 prints, per backend x loss x family x dtype x check, the figures the tolerances are chosen from:
 
   max_ulp       worst ulp error over determined elements
-  need_stable   worst |err| / (u*cond*(c0 + c1*log2 n)) over elements beyond the ulp tolerance,
-                i.e. the factor by which (c0, c1) would have to grow to call them stable
+  need_stable   worst |err| / ((c0 + c1*log2 n)*(u*cond + eta)) over elements beyond the ulp
+                tolerance (eta: the format's smallest subnormal, as in harness/verdict.py), i.e. the
+                factor by which (c0, c1) would have to grow to call them stable
   need_abs      worst |err| / (u*scale) over elements neither accurate nor stable, i.e. the c_abs
                 that would call them absolute-only
-  used_stable   worst |err| / (u*cond*(c0 + c1*log2 n)) over the elements judged stable (<= 1):
+  used_stable   worst |err| / ((c0 + c1*log2 n)*(u*cond + eta)) over the elements judged stable (<= 1):
                 how much of the stable rung's allowance they use (JSON and --markdown)
-  counts        elements per rung under the tolerances in force
+  used_ulp      worst ulp error over the elements judged accurate (<= ulp)
+  headroom      per backend and dtype, over the checks that are not xfail: used_ulp / ulp,
+                used_stable and need_abs / c_abs, each with the case it comes from
+  counts        elements per rung under the tolerances in force; eta_only (printed "eta"): the stable
+                elements that only the underflow allowance eta makes stable
   escape        for a failing check: the factor k by which ALL four tolerances (ulp, c0, c1, c_abs)
                 would have to grow before no element fails (inf for special mismatches, bad
                 output or an exception); c_abs alone would have to grow by need_abs / c_abs
@@ -19,8 +24,9 @@ Failing checks matched by the configured known-failures file (``[tool.losscheck]
 uses it; ``--known-failures PATH`` or ``--no-known-failures``) count as xfail.  When the baseline
 backend (``--baseline``, default torch) is among the backends, every other backend gets a
 "caught" summary: its failing checks whose (case, check) the baseline does not fail, per dtype,
-with the tightest and loosest escape factor (the planted defects delegate to torch, so these are
-exactly the checks that catch the defect).
+how many of them are special (escape inf), and the tightest, loosest and loosest finite escape
+factor among them (the planted defects delegate to torch, so these are exactly the checks that
+catch the defect).
 
 Oracle values go through the runner's on-disk cache (``LOSSCHECK_CACHE_DIR``), so a second
 calibration run measures only the backends.
@@ -79,13 +85,14 @@ def row_figures(exact, observed, tol) -> dict:
     """The calibration figures of one check (see the module docstring)."""
     figs = figures(exact, observed)
     rungs = classify(exact, observed, figs, tol)
-    u = formats.FORMATS[exact.dtype].u
+    fmt = formats.FORMATS[exact.dtype]
+    u, eta = float(fmt.u), float(np.ldexp(1.0, fmt.qmin))  # the ladder's stable rung (harness/verdict.py)
     det = ~np.asarray(exact.undetermined, bool)
     ulp = figs["ulp"]
     err = figs["abs_err"]
     log_n = np.log2(np.maximum(np.asarray(exact.nterms, np.float64), 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        stable_ratio = err / (u * np.asarray(exact.cond) * (tol.c0 + tol.c1 * log_n))
+        stable_ratio = err / ((u * np.asarray(exact.cond) + eta) * (tol.c0 + tol.c1 * log_n))
         abs_ratio = err / (u * np.asarray(exact.scale))
     beyond_ulp = det & (ulp > tol.ulp)
     beyond_stable = beyond_ulp & (rungs != "stable")
@@ -98,13 +105,18 @@ def row_figures(exact, observed, tol) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         per_elem = np.minimum(np.minimum(ulp / tol.ulp, stable_ratio), abs_ratio / tol.c_abs)
     escape = math.inf if np.any(rungs == "special") else worst(per_elem, failing)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        eta_only = (rungs == "stable") & ~(err <= u * np.asarray(exact.cond) * (tol.c0 + tol.c1 * log_n))
+    acc = (rungs == "accurate") & np.isfinite(ulp)
     return {"max_ulp": float(np.max(ulp[det])) if det.any() else 0.0,
+            "used_ulp": float(np.max(ulp[acc])) if acc.any() else 0.0,
             "need_stable": worst(stable_ratio, beyond_ulp),
             "need_abs": worst(abs_ratio, beyond_stable),
             "used_stable": worst(stable_ratio, rungs == "stable"),
             "escape": escape,
             "counts": {k: int(np.count_nonzero(rungs == k))
-                       for k in ("accurate", "stable", "absolute", "fail", "special", "undetermined")}}
+                       for k in ("accurate", "stable", "absolute", "fail", "special", "undetermined")}
+                      | {"eta_only": int(np.count_nonzero(eta_only))}}
 
 
 def print_caught(rows: list[dict], baseline: str) -> None:
@@ -121,9 +133,28 @@ def print_caught(rows: list[dict], baseline: str) -> None:
     for (spec, dtype), rs in sorted(caught.items()):
         fams = sorted({f"{r['family']}:{r['check']}" for r in rs})
         tight = min(rs, key=lambda r: r["escape"])
-        print(f"caught {spec} {dtype}: {len(rs)} checks, escape tightest {tight['escape']:.3g} "
-              f"({tight['family']} {tight['check']} {tight['case_id']}), loosest "
-              f"{max(r['escape'] for r in rs):.3g}; {' '.join(fams)}")
+        finite = [r["escape"] for r in rs if math.isfinite(r["escape"])]
+        print(f"caught {spec} {dtype}: {len(rs)} checks ({len(rs) - len(finite)} special), escape tightest "
+              f"{tight['escape']:.3g} ({tight['family']} {tight['check']} {tight['case_id']}), loosest "
+              f"{max(r['escape'] for r in rs):.3g}, loosest non-special "
+              f"{max(finite, default=math.nan):.3g}; {' '.join(fams)}")
+
+
+def print_headroom(rows: list[dict], tols) -> None:
+    """Per backend and dtype: how much of each rung its worst element uses (xfail checks left out)."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        if "counts" in r and r["verdict"] != "xfail":
+            groups[(r["backend"], r["dtype"])].append(r)
+    print()
+    for (spec, dtype), rs in sorted(groups.items()):
+        tol = tols.for_dtype(dtype)
+        parts = []
+        for name, key, div in (("accurate", "used_ulp", tol.ulp), ("stable", "used_stable", 1.0),
+                               ("absolute", "need_abs", tol.c_abs)):
+            r = max(rs, key=lambda r, key=key: r.get(key, 0.0))
+            parts.append(f"{name} {r.get(key, 0.0) / div:.3g} ({r['family']} {r['check']} {r['case_id']})")
+        print(f"headroom {spec} {dtype}: " + ", ".join(parts))
 
 
 def print_markdown(rows: list[dict]) -> None:
@@ -250,6 +281,7 @@ def main(argv=None) -> int:
     print()
     for spec, vs in verdicts.items():
         print(f"{spec}: " + ", ".join(f"{k}={v}" for k, v in sorted(vs.items())))
+    print_headroom(rows, tols)
     if args.baseline in specs:
         print_caught(rows, args.baseline)
     if args.markdown:
