@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("case_id")
     show.add_argument("--backend", default="torch", metavar="SPEC")
     show.add_argument("--no-grad", action="store_true")
+    show.add_argument("--seed", type=int, default=0, help="the seed the case's suite was built with")
+    show.add_argument("--cases", metavar="FILE", help="look the id up in a saved case file instead")
     report = sub.add_parser("report", help="render a results file as HTML/Markdown/JSON/JUnit")
     report.add_argument("results")
     report.add_argument("--out", required=True, metavar="DIR")
@@ -200,11 +202,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _load_backends([args.backend])
     try:
-        case = cases.find(args.case_id)
-    except (LookupError, ValueError) as exc:
+        if args.cases:
+            case = next((c for c in cases.load(args.cases) if c.id == args.case_id), None)
+        else:
+            case = cases.find(args.case_id, seed=args.seed)
+    except (LookupError, ValueError, OSError) as exc:
         raise UsageError(str(exc).strip("'\"").splitlines()[0]) from None
     if case is None:
-        raise UsageError(f"no case with id {args.case_id!r} in the known suites")
+        where = args.cases or f"the known suites (seed {args.seed})"
+        raise UsageError(f"no case with id {args.case_id!r} in {where}")
     print(describe_case(case))
     backend = load(args.backend)
     cache = OracleCache()

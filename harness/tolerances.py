@@ -102,7 +102,7 @@ class Tolerances(Mapping[str, DtypeTolerance]):
 # Calibrated on the gate suite; see docs/calibration.md for torch's worst figures behind each value.
 DEFAULTS = Tolerances({
     "float16": DtypeTolerance(ulp=1.0, c0=2.0, c1=1.0, c_abs=8.0),
-    "bfloat16": DtypeTolerance(ulp=1.0, c0=2.0, c1=1.0, c_abs=16.0),
+    "bfloat16": DtypeTolerance(ulp=1.0, c0=2.0, c1=1.0, c_abs=8.0),
     "float32": DtypeTolerance(ulp=2.0, c0=2.0, c1=1.0, c_abs=8.0),
-    "float64": DtypeTolerance(ulp=2.0, c0=2.0, c1=1.0, c_abs=24.0),
+    "float64": DtypeTolerance(ulp=2.0, c0=2.0, c1=1.0, c_abs=16.0),
 })

@@ -427,3 +427,14 @@ def test_show_prints_case_values_and_repro(capsys):
     assert "exact" in out and "observed" in out
     assert "-- repro (tests.planted.lse_rounded, value):" in out
     assert "import ml_dtypes, mpmath, numpy as np, torch" in out  # the snippet itself
+
+
+def test_show_finds_cases_of_other_seeds_and_case_files(capsys, tmp_path):
+    seed1 = next(c for c in cases.build_suite("smoke", seed=1) if c.loss == "mse_loss")
+    code, _, err = cli(capsys, "show", seed1.id, "--no-grad")
+    assert code == 2 and "(seed 0)" in err  # not a seed-0 case
+    code, out, _ = cli(capsys, "show", seed1.id, "--seed", "1", "--no-grad")
+    assert code == 0 and f"case {seed1.id}: mse_loss" in out
+    cases.save([seed1], tmp_path / "one.npz")
+    code, out, _ = cli(capsys, "show", seed1.id, "--cases", str(tmp_path / "one.npz"), "--no-grad")
+    assert code == 0 and f"case {seed1.id}: mse_loss" in out

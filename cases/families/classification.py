@@ -19,7 +19,7 @@ from ..sampling import (
     sample,
 )
 from . import family
-from ._util import fits, lead, reduction
+from ._util import absorption_rows, fits, lead, reduction
 
 CE, NLL = "cross_entropy", "nll_loss"
 
@@ -198,6 +198,18 @@ def ce_class_sweep(rng, dtype, size):
                              family="ce.class_sweep",
                              meta={"note": f"C={C}", "drive": {"name": "classes", "value": float(C)}}))
     return out
+
+
+@family("ce.absorption", CE)
+def ce_absorption(rng, dtype, size):
+    """Long rows with one dominant logit and n-1 terms just below half an ulp of 1 (absorption)."""
+    n = size.large[0] // 4 if size.large else 512  # 2048 in gate: long enough to absorb hundreds of terms
+    x = absorption_rows(rng, dtype, n)
+    dom = int(np.argmax(x[1].astype(np.float64)))
+    t = np.array([0, (dom + 1) % n])  # the dominant class, and a small one
+    return [make_case(CE, (x, t), {"reduction": "none"}, family="ce.absorption",
+                      meta={"note": f"C={n}, one logit 0, the rest at e^-d ~ 0.7u",
+                            "drive": {"name": "classes", "value": float(n)}})]
 
 
 def _offsets(dtype):

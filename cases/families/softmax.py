@@ -6,7 +6,7 @@ import numpy as np
 from ..model import make_case
 from ..sampling import cast, exp_edge, finfo, normal
 from . import family
-from ._util import fits
+from ._util import absorption_rows, fits
 
 
 def _dims(loss, fam):
@@ -71,7 +71,18 @@ def _large(loss, fam):
     return gen
 
 
+def _absorption(loss, fam):
+    def gen(rng, dtype, size):
+        """Long rows with one dominant entry and n-1 terms just below half an ulp of 1."""
+        n = size.large[0] // 4 if size.large else 512  # 2048 in gate: long enough to absorb hundreds of terms
+        return [make_case(loss, (absorption_rows(rng, dtype, n),), {"dim": 1}, family=fam,
+                          meta={"note": f"length {n}, one 0, the rest at e^-d ~ 0.7u",
+                                "drive": {"name": "classes", "value": float(n)}})]
+    return gen
+
+
 for _loss, _prefix in (("softmax", "softmax"), ("log_softmax", "log_softmax")):
-    for _suffix, _make in (("dims", _dims), ("extreme", _extreme), ("large", _large)):
+    for _suffix, _make in (("dims", _dims), ("extreme", _extreme), ("large", _large),
+                           ("absorption", _absorption)):
         _fn = _make(_loss, f"{_prefix}.{_suffix}")
         family(f"{_prefix}.{_suffix}", _loss)(_fn)
