@@ -64,6 +64,18 @@ def _legend(fig, axes) -> None:
                    ncol=min(len(seen), 6), fontsize=8, frameon=False)
 
 
+def _grouped_bars(ax, backends: list[str], cells: dict, dtype: str, heights) -> None:
+    """One bar group per bin, one bar per backend; ``heights(cell)`` gives a backend's bars."""
+    width = 0.8 / max(1, len(backends))
+    for j, backend in enumerate(backends):
+        cell = cells.get((dtype, backend))
+        if cell is None:
+            continue
+        ys = heights(cell)
+        xs = [i + (j - (len(backends) - 1) / 2) * width for i in range(len(ys))]
+        ax.bar(xs, ys, width=width, color=_color(backends, backend), label=backend)
+
+
 @_quiet
 def ulp_histogram(results: Results) -> str | None:
     """Share of output elements per ulp-error bin (0, 1, 2, 3, >3), per dtype, bars per backend."""
@@ -71,19 +83,10 @@ def ulp_histogram(results: Results) -> str | None:
     dtypes = sorted({k[0] for k in cells}, key=dtype_key)
     if not dtypes:
         return None
-    backends = results.backends
     fig, axes = _panels(len(dtypes))
-    width = 0.8 / max(1, len(backends))
     for ax, dtype in zip(axes, dtypes):
-        for j, backend in enumerate(backends):
-            cell = cells.get((dtype, backend))
-            if cell is None:
-                continue
-            hist = cell.ulp_hist
-            total = sum(hist) or 1
-            share = [100.0 * h / total for h in hist]
-            xs = [i + (j - (len(backends) - 1) / 2) * width for i in range(len(hist))]
-            ax.bar(xs, share, width=width, color=_color(backends, backend), label=backend)
+        _grouped_bars(ax, results.backends, cells, dtype,
+                      lambda cell: [100.0 * h / (sum(cell.ulp_hist) or 1) for h in cell.ulp_hist])
         ax.set_yscale("log")
         ax.set_ylim(1e-3, 150)
         ax.set_xticks(range(len(HIST_LABELS)), [f"{h} ulp" for h in HIST_LABELS])
@@ -103,24 +106,21 @@ def bits_histogram(results: Results) -> str | None:
     dtypes = sorted({k[0] for k in cells}, key=dtype_key)
     if not dtypes:
         return None
-    backends = results.backends
     fig, axes = _panels(len(dtypes))
-    width = 0.8 / max(1, len(backends))
     for ax, dtype in zip(axes, dtypes):
         finite = [r["max_bits"] for (d, _), c in cells.items() if d == dtype for r in c.records
                   if math.isfinite(r["max_bits"])]
         top = math.ceil(max(finite, default=0.0))
         labels = [str(b) for b in range(top + 1)] + ["inf"]
-        for j, backend in enumerate(backends):
-            cell = cells.get((dtype, backend))
-            if cell is None:
-                continue
-            counts = [0] * len(labels)
+
+        def counts(cell, labels=labels):
+            out = [0] * len(labels)
             for r in cell.records:
                 bits = r["max_bits"]
-                counts[-1 if not math.isfinite(bits) else math.ceil(bits)] += 1
-            xs = [i + (j - (len(backends) - 1) / 2) * width for i in range(len(labels))]
-            ax.bar(xs, counts, width=width, color=_color(backends, backend), label=backend)
+                out[-1 if not math.isfinite(bits) else math.ceil(bits)] += 1
+            return out
+
+        _grouped_bars(ax, results.backends, cells, dtype, counts)
         step = max(1, math.ceil(len(labels) / 12))
         last = len(labels) - 1
         ticks = [i for i in range(0, last, step) if step == 1 or last - i > step // 2] + [last]
