@@ -18,6 +18,7 @@ from reports.summary import HIST_LABELS, dtype_key, group, has_figures
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MARKERS = {"value": "o", "grad": "s"}
+XCLIP = 1e6  # drive values beyond this are drawn at the edge
 WIDTH = 11.0  # inches at 100 dpi: fits the report's 1100 px content column
 
 
@@ -155,7 +156,10 @@ def drive_plots(results: Results) -> list[tuple[str, list[str], str]]:
     out = []
     backends = results.backends
     for name in sorted(by_name):
-        points = by_name[name]
+        # a few extreme inputs (a lead of -max) would squeeze the interesting range into a pixel:
+        # clip |x| to XCLIP and say so in the title
+        points = [(math.copysign(min(abs(x), XCLIP), x), r) for x, r in by_name[name]]
+        clipped = any(abs(x) > XCLIP for x, _ in by_name[name])
         dtypes = sorted({r["dtype"] for _, r in points}, key=dtype_key)
         finite = [r["max_ulp"] for _, r in points if math.isfinite(r["max_ulp"])]
         ceiling = max(10.0, max(finite, default=1.0) * 10)
@@ -190,6 +194,7 @@ def drive_plots(results: Results) -> list[tuple[str, list[str], str]]:
                 ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             elif symx:
                 ax.set_xscale("symlog", linthresh=10.0)
+                ax.xaxis.set_major_locator(ticker.SymmetricalLogLocator(linthresh=10.0, base=100.0))
             ax.set_xlabel(name)
             ax.set_ylabel("max ulp error")
             ax.set_title(dtype)
@@ -197,7 +202,8 @@ def drive_plots(results: Results) -> list[tuple[str, list[str], str]]:
             ax.margins(x=0.04)
         _legend(fig, axes)
         losses = sorted({r["loss"] for _, r in points})
-        fig.suptitle(f"error vs {name} ({', '.join(losses)})")
+        note = f"; |{name}| clipped at {XCLIP:g}" if clipped else ""
+        fig.suptitle(f"error vs {name} ({', '.join(losses)}){note}")
         out.append((name, losses, to_data_uri(fig)))
     return out
 
