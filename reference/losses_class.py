@@ -38,11 +38,11 @@ class ClassKernel:
         self.w = opts.get("weight")
 
     # -- shared pieces ------------------------------------------------------------------------
-    def _logp(self, ns, x):
+    def _logp(self, ns, x, xf=None):
         """(logp, y, lnS) along the class dim; nll_loss takes the input as logp."""
         if self.loss == "nll_loss":
             return x, None, None
-        y, _, _, _, lns, _ = shifted_lse(ns, x)
+        y, _, _, _, lns, _ = shifted_lse(ns, x, xf)
         return y - lns, y, lns
 
     def _weights(self, ns, m):
@@ -110,7 +110,7 @@ class ClassKernel:
     def parts(self, ns, rows):
         """[(multiplier fn, value rows (M,), magnitude rows (M,))]: l_n = sum_k mult_k(ns) * value_k."""
         x = ns.asarray(rows["x"])
-        logp, _, _ = self._logp(ns, x)
+        logp, _, _ = self._logp(ns, x, rows["x"])
         out = []
         for mult, a, present in self.coef_matrix(ns, rows):
             terms = np.where(present, a * -logp, ns.const(0))
@@ -164,23 +164,36 @@ class ClassKernel:
             onehot[np.arange(a.shape[0]), np.where(dead[:, 0], 0, rows["t"])] = True
             g = np.where(dead | ~onehot, ns.const(0), gof * -a)
             return g, np.abs(g)
-        _, e, rest, s, _, k = shifted_lse(ns, x)
+        _, e, rest, s, _, k = shifted_lse(ns, x, rows["x"])
         big_a = ns.sum(a, axis=1, keepdims=True)
-        single = self.eps == 0 and not self.prob
-        if single:
-            a_excl = np.where(a != 0, ns.const(0), np.broadcast_to(big_a, a.shape))
-        else:
-            a_excl = big_a - a
-        s_excl = np.where(k, np.broadcast_to(rest, a.shape), s - e)
         p = e / s
+        if self.eps == 0 and not self.prob:
+            # one coefficient per row (the target's): A - a_j is A off the target and exactly 0 on
+            # it, and only the target needs a_t (S - e_t) / S -- computed there alone
+            rows_i = np.arange(a.shape[0])
+            tc = np.where(dead[:, 0], 0, rows["t"])
+            a_t = a[rows_i, tc]
+            s_excl_t = np.where(k[rows_i, tc], rest[:, 0], s[:, 0] - e[rows_i, tc])
+            t2_t = a_t * (s_excl_t / s[:, 0])
+            t1 = (gof * big_a) * p
+            t1[rows_i, tc] = np.where(a_t != 0, ns.const(0), t1[rows_i, tc])
+            g = t1.copy()
+            g[rows_i, tc] = t1[rows_i, tc] - gof[:, 0] * t2_t
+            g = np.where(dead, ns.const(0), g)
+            if ns.exact:  # magnitudes only feed float scales and the stage-0 bound
+                return g, None
+            mag = np.abs(t1)
+            mag[rows_i, tc] = mag[rows_i, tc] + np.abs(gof[:, 0] * t2_t)
+            return g, mag
+        a_excl = big_a - a
+        s_excl = np.where(k, np.broadcast_to(rest, a.shape), s - e)
         t1 = a_excl * p
         t2 = a * (s_excl / s)
         g = np.where(dead, ns.const(0), gof * (t1 - t2))
-        if single:
-            mag = np.abs(gof) * (np.abs(t1) + np.abs(t2))
-        else:
-            suma = ns.sum(np.abs(a), axis=1, keepdims=True)
-            mag = np.abs(gof) * (suma * p + np.abs(t2))
+        if ns.exact:
+            return g, None
+        suma = ns.sum(np.abs(a), axis=1, keepdims=True)
+        mag = np.abs(gof) * (suma * p + np.abs(t2))
         return g, mag
 
     def grad_scales(self, rows, gof):

@@ -132,13 +132,13 @@ class SoftmaxKernel:
         self.loss = loss
         self.c = nclass
 
-    def _pieces(self, ns, x):
-        y, e, _, s, self._lns, _ = shifted_lse(ns, x)
+    def _pieces(self, ns, x, xf=None):
+        y, e, _, s, self._lns, _ = shifted_lse(ns, x, xf)
         return y, e, s
 
     def parts(self, ns, rows):
         x = ns.asarray(rows["x"])
-        y, e, s = self._pieces(ns, x)
+        y, e, s = self._pieces(ns, x, rows["x"])
         if self.loss == "softmax":
             v = e / s
             return [(_one, v, np.abs(v))]
@@ -167,7 +167,7 @@ class SoftmaxKernel:
         """VJP: softmax s*(go - <go, s>);  log_softmax go - s * sum(go)."""
         x = ns.asarray(rows["x"])
         go = ns.asarray(go)
-        _, e, s = self._pieces(ns, x)
+        _, e, s = self._pieces(ns, x, rows["x"])
         p = e / s
         if self.loss == "softmax":
             dot = ns.sum(go * p, axis=1, keepdims=True)

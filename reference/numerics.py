@@ -184,7 +184,7 @@ def where(cond, a, b):
     return np.where(cond, a, b)
 
 
-def shifted_lse(ns, x):
+def shifted_lse(ns, x, xf=None):
     """Row-wise pieces of log-sum-exp along the last axis, accurate *relative to the result*.
 
     y = x - max, e = exp(y); the first argmax contributes exactly 1 to S, so S = 1 + rest with
@@ -192,17 +192,26 @@ def shifted_lse(ns, x):
     relatively accurate when the row is confident (log S ~ 1e-22 is not lost next to the 1), which
     is what lets the settling bound use the condition scale alone.  Returns (y, e, rest, S, lnS, k)
     with k the boolean mask of the argmax element, all with keepdims on the reduced axis.
+    ``xf`` (the same values as float64, exact copies) lets the argmax and the masks be found at
+    NumPy speed when ``x`` holds mpf objects.
     """
-    m = ns.max(x, axis=-1, keepdims=True)
-    # a row holding NaN or +inf, or only -inf, has no finite max to shift by: the whole row is NaN
-    # (lse - x is inf - inf there), as in torch
-    bad = ~ns.isfinite(m) | np.any(ns.isnan(x), axis=-1, keepdims=True)
-    y = np.where(bad, ns.const("nan"), x - m)
-    e = ns.exp(y)
+    if xf is None:
+        xf = x
+    xf = np.asarray(xf)
+    if xf.dtype == object:  # masks and argmax only: any monotone copy of the values will do
+        xf = MP.to_float64(xf)
     k = np.zeros(x.shape, dtype=bool)
     if x.shape[-1]:
-        idx = np.argmax(x, axis=-1)
-        np.put_along_axis(k, idx[..., None], True, axis=-1)
+        idx = np.argmax(xf, axis=-1)[..., None]
+        np.put_along_axis(k, idx, True, axis=-1)
+        m, mf = np.take_along_axis(x, idx, axis=-1), np.take_along_axis(xf, idx, axis=-1)
+    else:
+        m = mf = np.full(x.shape[:-1] + (1,), -np.inf)
+    # a row holding NaN or +inf, or only -inf, has no finite max to shift by: the whole row is NaN
+    # (lse - x is inf - inf there), as in torch
+    bad = ~np.isfinite(mf) | np.any(np.isnan(xf), axis=-1, keepdims=True)
+    y = np.where(bad, ns.const("nan"), x - m)
+    e = ns.exp(y)
     rest = ns.sum(np.where(k, ns.const(0), e), axis=-1, keepdims=True)
     s = ns.const(1) + rest
     lns = ns.log1p(rest)

@@ -87,7 +87,7 @@ class Evaluation:
         rows = self._rows(idx)
         if self.want_grad:
             g, mag = self.k.grad(ns, rows, self._gof(ns, idx))
-            return _2d(g), _2d(mag)
+            return _2d(g), (None if mag is None else _2d(mag))
         parts = self.k.parts(ns, rows)
         if not self.reduced:
             v = mag = None
