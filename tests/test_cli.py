@@ -252,26 +252,15 @@ def test_run_exits_0_whatever_the_verdicts(capsys, tmp_path):
 # --- resume after a kill, ^C ---------------------------------------------------------------------------
 
 
+def _slow_run_args(path: Path) -> list[str]:
+    """`losscheck run` on a small slice, one job, through the slow backend."""
+    return ["run", "--suite", "smoke", "--backend", SLOW, "--loss", "mse_loss", "--loss", "softmax",
+            "--jobs", "1", "--results", str(path)]
+
+
 def _start_slow_run(path: Path, cache_dir: Path, delay: str) -> subprocess.Popen:
     env = {**os.environ, "LOSSCHECK_CACHE_DIR": str(cache_dir), "LOSSCHECK_TEST_DELAY": delay}
-    cmd = [
-        sys.executable,
-        "-m",
-        "harness",
-        "run",
-        "--suite",
-        "smoke",
-        "--backend",
-        SLOW,
-        "--loss",
-        "mse_loss",
-        "--loss",
-        "softmax",
-        "--jobs",
-        "1",
-        "--results",
-        str(path),
-    ]
+    cmd = [sys.executable, "-m", "harness", *_slow_run_args(path)]
     return subprocess.Popen(
         cmd,
         cwd=REPO,
@@ -312,23 +301,7 @@ def test_resume_after_kill_finishes_without_recomputing(capsys, tmp_path, cache_
     entries = [OracleCache(cache_dir).path(r["case_id"], r["check"]) for r in done]
     stamps = {p: p.stat().st_mtime_ns for p in entries}
 
-    code, out, _ = cli(
-        capsys,
-        "run",
-        "--suite",
-        "smoke",
-        "--backend",
-        SLOW,
-        "--loss",
-        "mse_loss",
-        "--loss",
-        "softmax",
-        "--jobs",
-        "1",
-        "--results",
-        str(path),
-        "--resume",
-    )
+    code, out, _ = cli(capsys, *_slow_run_args(path), "--resume")
     assert code == 0
     lines = path.read_text().splitlines()
     complete = [ln for ln in before.splitlines() if ln.endswith("}")]
