@@ -6,7 +6,10 @@ cases/ or reference/, so a results file from any machine or version can be rende
 - ``load_results(path) -> Results``       (``ResultsError`` for anything that is not a results file)
 - ``render(results_path, out_dir)``       index.html, summary.md, summary.json, junit.xml
 - ``compare(base, new, out_dir=None, factor=2.0, gate=False) -> Comparison`` (``.exit_code``)
-- ``reports.schema.validate_file(path)``  JSON Schema check (schema/results-1.schema.json)
+- ``reports.schema.validate_file(path)``  JSON Schema check (schema/results-{1,2}.schema.json, by header)
+
+Reads ``losscheck.results/2`` (checks "value" and "grad:<arg>") and ``/1``, whose "grad" is read as
+"grad:input", so both versions render and compare alike.
 """
 from __future__ import annotations
 

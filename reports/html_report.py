@@ -6,7 +6,7 @@ from collections import Counter
 
 from reports import plots
 from reports.htmlkit import Td, badge, esc, img, page, pre, table
-from reports.results import FAILING, Results, fmt_number
+from reports.results import FAILING, Results, fmt_number, schema_note
 from reports.summary import VERDICTS, by_backend, is_ok, issues
 from reports.summary import table as accuracy_table
 
@@ -22,7 +22,8 @@ def _run_info(results: Results) -> str:
     parts = []
     for run in results.runs:
         versions = ", ".join(f"{k} {v}" for k, v in (run.get("versions") or {}).items())
-        items = [("run", run.get("run_id")), ("started", run.get("started")), ("suite", run.get("suite")),
+        items = [("run", run.get("run_id")), ("schema", schema_note(run.get("schema"))),
+                 ("started", run.get("started")), ("suite", run.get("suite")),
                  ("seed", run.get("seed")), ("backends", ", ".join(map(str, run.get("backends") or []))),
                  ("versions", versions)]
         dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items if v not in (None, ""))

@@ -6,7 +6,7 @@ import html
 import re
 from collections import Counter
 
-from reports.results import FAILING, Results, fmt_number
+from reports.results import FAILING, Results, fmt_number, schema_note
 from reports.summary import VERDICTS, by_backend, is_ok, issues
 from reports.summary import table as accuracy_table
 
@@ -47,7 +47,7 @@ def render_markdown(results: Results) -> str:
     for run in results.runs:
         lines.append(f"run `{cell(run.get('run_id'))}` · suite {cell(run.get('suite'))} · "
                      f"seed {cell(run.get('seed'))} · started {cell(run.get('started'))}")
-    lines += [f"{len(results)} checks in `{cell(results.path.name)}`", ""]
+    lines += [f"{len(results)} checks in `{cell(results.path.name)}` ({cell(schema_note(results.schema))})", ""]
     for note in results.warnings:
         lines += [f"> ⚠️ {cell(note)}", ""]
 

@@ -13,11 +13,14 @@ matplotlib.use("Agg")  # before pyplot: no display on CI machines
 import matplotlib.pyplot as plt
 from matplotlib import ticker
 
-from reports.results import Results
-from reports.summary import HIST_LABELS, dtype_key, group, has_figures
+from reports.results import Results, grad_arg
+from reports.summary import HIST_LABELS, check_key, dtype_key, group, has_figures
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-MARKERS = {"value": "o", "grad": "s"}
+#: error-vs-input markers: a filled circle for values; hollow for gradients, a square for the input's
+#: and the next shapes, in argument order, for the other arguments' (grad:target, grad:weight, ...)
+VALUE_MARKER, INPUT_GRAD_MARKER = "o", "s"
+OTHER_GRAD_MARKERS = ("D", "p", "h", "P", "X", "*", "v")
 XCLIP = 1e6  # drive values beyond this are drawn at the edge
 WIDTH = 11.0  # inches at 100 dpi: fits the report's 1100 px content column
 
@@ -30,6 +33,17 @@ def _quiet(fn):
             return fn(*args, **kwargs)
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
+
+
+def marker(check: str, checks: list[str]) -> str:
+    """The marker of ``check`` among the ``checks`` one figure draws (fixed for value and grad:input,
+    so the common case looks the same in every report)."""
+    if check == "value":
+        return VALUE_MARKER
+    if grad_arg(check) == "input":
+        return INPUT_GRAD_MARKER
+    others = [c for c in checks if c != "value" and grad_arg(c) != "input"]
+    return OTHER_GRAD_MARKERS[others.index(check) % len(OTHER_GRAD_MARKERS)]
 
 
 def to_data_uri(fig) -> str:
@@ -166,10 +180,11 @@ def drive_plots(results: Results) -> list[tuple[str, list[str], str]]:
         xs_all = [x for x, _ in points]
         logx = min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 16
         symx = not logx and (max(abs(v) for v in xs_all) > 1000)
+        checks = sorted({r["check"] for _, r in points}, key=check_key)
         fig, axes = _panels(len(dtypes), height=3.2)
         for ax, dtype in zip(axes, dtypes):
             for backend in backends:
-                for check, marker in MARKERS.items():
+                for check in checks:
                     sel = [(x, r["max_ulp"]) for x, r in points
                            if r["dtype"] == dtype and r["backend"] == backend and r["check"] == check]
                     if not sel:
@@ -179,7 +194,7 @@ def drive_plots(results: Results) -> list[tuple[str, list[str], str]]:
                     inf = [x for x, y in sel if not math.isfinite(y)]
                     face = color if check == "value" else "none"
                     if fin:
-                        ax.scatter([x for x, _ in fin], [y for _, y in fin], s=22, marker=marker,
+                        ax.scatter([x for x, _ in fin], [y for _, y in fin], s=22, marker=marker(check, checks),
                                    facecolors=face, edgecolors=color, label=f"{backend} {check}", alpha=0.8)
                     if inf:
                         ax.scatter(inf, [ceiling] * len(inf), s=60, marker="^", color=color,

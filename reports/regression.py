@@ -16,7 +16,7 @@ from reports import plots
 from reports.htmlkit import Td, badge, esc, img, page, table
 from reports.markdown import cell as md_cell
 from reports.markdown import md_table
-from reports.results import FAILING, Results, ResultsError, fmt_number, load_results
+from reports.results import FAILING, Results, ResultsError, fmt_number, load_results, schema_note
 from reports.summary import ulp_key
 
 MAX_LISTED = 50  # cases listed per category; the rest are counted
@@ -238,7 +238,8 @@ def _sections(c: Comparison):
 
 def render_markdown(c: Comparison) -> str:
     lines = [f"## losscheck compare: {'❌' if c.regressed else '✅'} {md_cell(_headline(c))}", "",
-             (f"BASE `{md_cell(c.base.path)}` · NEW `{md_cell(c.new.path)}` · matched by "
+             (f"BASE `{md_cell(c.base.path)}` ({md_cell(schema_note(c.base.schema))}) · "
+              f"NEW `{md_cell(c.new.path)}` ({md_cell(schema_note(c.new.schema))}) · matched by "
              f"{md_cell(c.mode)} · gate: max ulp error > {c.factor:g} × max(BASE, {c.floor:g} ulp) "
              "or a new failure"), ""]
     if c.families:
@@ -257,7 +258,8 @@ def render_html(c: Comparison) -> str:
     verdict = "fail" if c.regressed else "pass"
     parts = [f"<h1>losscheck compare {badge(verdict, 'REGRESSION' if c.regressed else 'OK', 'status')}</h1>",
              f"<p>{esc(_headline(c))}</p>",
-             (f"<dl class=\"run\"><dt>BASE</dt><dd>{esc(c.base.path)}</dd><dt>NEW</dt><dd>{esc(c.new.path)}</dd>"
+             (f"<dl class=\"run\"><dt>BASE</dt><dd>{esc(c.base.path)} ({esc(schema_note(c.base.schema))})</dd>"
+              f"<dt>NEW</dt><dd>{esc(c.new.path)} ({esc(schema_note(c.new.schema))})</dd>"
              f"<dt>matched by</dt><dd>{esc(c.mode)}</dd><dt>gate</dt><dd>max ulp error &gt; "
              f"{esc(f'{c.factor:g}')} × max(BASE, {esc(f'{c.floor:g}')} ulp), or a new failure</dd></dl>")]
     for note in c.base.warnings + c.new.warnings:

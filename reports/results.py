@@ -1,20 +1,29 @@
-"""Read a results file (JSONL, ``losscheck.results/1``): the only input reports/ accepts.
+"""Read a results file (JSONL, ``losscheck.results/2`` or ``/1``): the only input reports/ accepts.
 
-Loading is lenient where a run can legitimately leave a mess (a killed run's truncated last line,
-several run headers from ``--resume``) and strict everywhere else, so a wrong file fails with one
-line naming the file and the problem instead of producing an empty report.
+Both versions load into the same shape: a /1 record's ``check`` "grad" (always the gradient w.r.t.
+the first argument, ``input``) becomes "grad:input", so every report and compare treats old and new
+files alike. Loading is lenient where a run can legitimately leave a mess (a killed run's truncated
+last line, several run headers from ``--resume``) and strict everywhere else, so a wrong file fails
+with one line naming the file and the problem instead of producing an empty report.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "losscheck.results/1"
+#: schema names this reader knows -> version number; SCHEMA is the one harness writes today
+SCHEMAS = {"losscheck.results/1": 1, "losscheck.results/2": 2}
+SCHEMA = "losscheck.results/2"
+#: a /2 check: the value, or the gradient w.r.t. one named tensor argument of the loss
+CHECK_PATTERN = re.compile(r"^(value|grad:[A-Za-z_][A-Za-z0-9_]*)$")
+#: what a /1 check means in /2 terms (/1 only had the gradient w.r.t. the first argument)
+_V1_CHECKS = {"grad": "grad:input"}
 
 #: verdicts that count as a failure (a backend raising is as bad as a wrong value)
 FAILING = frozenset({"fail", "error"})
@@ -75,14 +84,23 @@ class Results:
     """Run header(s) and records of one results file; records keyed by (backend, case_id, check).
 
     Record dicts are kept as written, except that the error figures listed in ``_NUMERIC`` (and
-    ``worst["ulp"]``) are decoded to floats (``None`` when absent) so callers never parse "inf".
-    A key written twice (a resumed run re-doing a case) keeps the last record.
+    ``worst["ulp"]``) are decoded to floats (``None`` when absent) so callers never parse "inf",
+    and a /1 ``check`` "grad" reads "grad:input".
+    A key written twice (a resumed run re-doing a case) keeps the last record. ``schema`` is the
+    first header's schema as written (``losscheck.results/1`` for an old file), although /1 records
+    are normalised to /2 checks; each run header keeps its own ``"schema"`` too.
     """
 
     path: Path
     runs: list[dict]
     records: dict[Key, dict]
     warnings: list[str] = field(default_factory=list)
+    schema: str = SCHEMA
+
+    @property
+    def version(self) -> int:
+        """The results-format version the file was written in (1 or 2)."""
+        return SCHEMAS[self.schema]
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.records.values())
@@ -103,6 +121,40 @@ class Results:
         return [b for b in seen if b in present] or list(seen)
 
 
+def grad_arg(check: str) -> str | None:
+    """The argument a gradient check differentiates w.r.t. ("grad:target" -> "target"); None for values."""
+    return check[5:] if check.startswith("grad:") else None
+
+
+def schema_version(name: object) -> int | None:
+    """Version number of a results schema name, None if this reader does not know it."""
+    return SCHEMAS.get(name) if isinstance(name, str) else None
+
+
+def schema_note(schema: object) -> str:
+    """How reports name a file's schema: a /1 file says its gradients were read as grad:input."""
+    return f"{schema} (grad read as grad:input)" if schema_version(schema) == 1 else str(schema)
+
+
+def _header_version(obj: dict, where: str) -> int:
+    version = schema_version(obj.get("schema"))
+    if version is None:
+        raise ResultsError(f"{where}: unsupported schema {obj.get('schema')!r} "
+                           f"(expected one of {', '.join(map(repr, SCHEMAS))})")
+    return version
+
+
+def _normalised_check(obj: dict, version: int, where: str) -> str:
+    """The record's check in /2 terms; a /2 check must already be "value" or "grad:<arg>"."""
+    check = obj["check"]
+    if version == 1:
+        return _V1_CHECKS.get(check, check)
+    if not CHECK_PATTERN.match(check):
+        raise ResultsError(f"{where}: check {check!r} is not 'value' or 'grad:<arg>' "
+                           f"(losscheck.results/{version})")
+    return check
+
+
 def _decode(record: dict) -> dict:
     for name in _NUMERIC:
         record[name] = number(record.get(name))
@@ -115,48 +167,57 @@ def _decode(record: dict) -> dict:
 
 
 def load_results(path: str | Path) -> Results:
-    """Read ``path``; raise :class:`ResultsError` if it is not a ``losscheck.results/1`` file."""
+    """Read ``path``; raise :class:`ResultsError` if it is not a ``losscheck.results/1`` or ``/2`` file.
+
+    Records are read under the run header above them, so a /1 file resumed by a /2 writer still
+    loads with every check in /2 terms.
+    """
     path = Path(path)
+    lines = _lines(path)
+    runs: list[dict] = []
+    records: dict[Key, dict] = {}
+    notes: list[str] = []
+    version = 0
+    for pos, (lineno, line) in enumerate(lines):
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if pos == len(lines) - 1 and pos > 0:
+                note = f"{where}: skipped truncated last line ({exc.msg})"
+                notes.append(note)
+                warnings.warn(note, ResultsWarning, stacklevel=2)
+                break
+            raise ResultsError(f"{where}: not JSON ({exc.msg}); not a losscheck results file") from None
+        if not isinstance(obj, dict):
+            raise ResultsError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        kind = obj.get("type")
+        if pos == 0 and kind != "run":
+            raise ResultsError(f"{where}: first line is not a run header "
+                               f"(type={kind!r}); not a losscheck results file")
+        if kind == "run":
+            version = _header_version(obj, where)
+            runs.append(obj)
+        elif kind == "result":
+            missing = [k for k in _KEY_FIELDS if not isinstance(obj.get(k), str)]
+            if missing:
+                raise ResultsError(f"{where}: result record without {', '.join(missing)}")
+            obj["check"] = _normalised_check(obj, version, where)
+            records[(obj["backend"], obj["case_id"], obj["check"])] = _decode(obj)
+        else:
+            raise ResultsError(f"{where}: unknown line type {kind!r}")
+    return Results(path=path, runs=runs, records=records, warnings=notes, schema=runs[0]["schema"])
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of ``path`` with their 1-based numbers; ResultsError if unreadable or empty."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read results file ({exc.__class__.__name__}: {exc})") from None
-
     lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
     if not lines:
         raise ResultsError(f"{path}: empty file, not a losscheck results file")
-
-    runs: list[dict] = []
-    records: dict[Key, dict] = {}
-    notes: list[str] = []
-    for pos, (lineno, line) in enumerate(lines):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if pos == len(lines) - 1 and pos > 0:
-                note = f"{path}:{lineno}: skipped truncated last line ({exc.msg})"
-                notes.append(note)
-                warnings.warn(note, ResultsWarning, stacklevel=2)
-                break
-            raise ResultsError(f"{path}:{lineno}: not JSON ({exc.msg}); not a losscheck results file") from None
-        if not isinstance(obj, dict):
-            raise ResultsError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        kind = obj.get("type")
-        if pos == 0 and kind != "run":
-            raise ResultsError(f"{path}:{lineno}: first line is not a run header "
-                               f"(type={kind!r}); not a losscheck results file")
-        if kind == "run":
-            if obj.get("schema") != SCHEMA:
-                raise ResultsError(f"{path}:{lineno}: unsupported schema {obj.get('schema')!r} "
-                                   f"(expected {SCHEMA!r})")
-            runs.append(obj)
-        elif kind == "result":
-            missing = [k for k in _KEY_FIELDS if not isinstance(obj.get(k), str)]
-            if missing:
-                raise ResultsError(f"{path}:{lineno}: result record without {', '.join(missing)}")
-            records[(obj["backend"], obj["case_id"], obj["check"])] = _decode(obj)
-        else:
-            raise ResultsError(f"{path}:{lineno}: unknown line type {kind!r}")
-    return Results(path=path, runs=runs, records=records, warnings=notes)
+    return lines

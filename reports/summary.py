@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from statistics import median
 
-from reports.results import FAILING, Results, jsonable
+from reports.results import FAILING, Results, grad_arg, jsonable
 
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 VERDICTS = ("pass", "warn", "fail", "xfail", "error", "unsupported", "undetermined")
@@ -26,6 +26,14 @@ def ulp_key(value: float | None) -> float:
 
 def dtype_key(dtype: str) -> tuple[int, str]:
     return (DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER), dtype)
+
+
+def check_key(check: str) -> tuple[int, str]:
+    """Display order of checks: the value, the input gradient, other gradients by argument name."""
+    arg = grad_arg(check)
+    if arg is None:
+        return (0, "") if check == "value" else (3, check)
+    return (1, "") if arg == "input" else (2, arg)
 
 
 def has_figures(rec: dict) -> bool:
@@ -119,7 +127,7 @@ def group(records: Iterable[dict], *fields: str) -> dict[tuple, Cell]:
             if name == "dtype":
                 out.append(dtype_key(value))
             elif name == "check":
-                out.append((0 if value == "value" else 1, value))
+                out.append(check_key(value))
             else:
                 out.append((0, value))
         return out
@@ -132,7 +140,7 @@ def table(results: Results) -> dict[tuple, Cell]:
     cells = group(results, "loss", "check", "dtype", "backend")
     order = {b: i for i, b in enumerate(results.backends)}
     return dict(sorted(cells.items(), key=lambda kv: (
-        kv[0][0], kv[0][1] != "value", dtype_key(kv[0][2]), order.get(kv[0][3], len(order)))))
+        kv[0][0], check_key(str(kv[0][1])), dtype_key(kv[0][2]), order.get(kv[0][3], len(order)))))
 
 
 def by_backend(results: Results) -> dict[str, Cell]:
@@ -178,6 +186,7 @@ def summary(results: Results) -> dict:
     return jsonable({
         "schema": "losscheck.summary/1",
         "results": str(results.path),
+        "results_schema": results.schema,
         "ok": is_ok(results),
         "runs": [{k: run.get(k) for k in ("run_id", "started", "suite", "seed", "backends", "versions")}
                  for run in results.runs],

@@ -1,8 +1,11 @@
-"""Synthetic-but-realistic results files (``losscheck.results/1``) for the reports/compare tests.
+"""Synthetic-but-realistic results files (``losscheck.results/2``, or ``/1`` on request) for the
+reports/compare tests.
 
 Shaped like the runner's output (docs/CONTRACTS.md, "Results format"): torch passes with small ulp
-errors and a float32 "confident-row cliff" warning, the numpy backend fails a few cases. Nothing here
-computes a loss: the figures are invented, only their shape matters to reports/.
+errors and a float32 "confident-row cliff" warning, the numpy backend fails a few cases. A /2 run
+checks the gradient of every differentiable argument (mse_loss and kl_div: input and target); a /1
+run, like the old harness, only the input's ("grad") and has no kl_div. Nothing here computes a
+loss: the figures are invented, only their shape matters to reports/.
 """
 from __future__ import annotations
 
@@ -25,15 +28,20 @@ FAMILIES = (
     ("binary_cross_entropy", "bce.edges", "plain", "sum", None),
     ("log_softmax", "softmax.dims", "plain", None, None),
     ("mse_loss", "mse.magnitudes", "plain", "mean", None),
+    ("kl_div", "kl.log_target", "log_target", "batchmean", None),
 )
+#: losses with a gradient check per argument beyond the input (in /2 runs)
+GRAD_ARGS = {"mse_loss": ("input", "target"), "kl_div": ("input", "target")}
+#: losses the /1 harness did not know
+V2_ONLY = frozenset({"kl_div"})
 
 
 def case_id(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def run_header(backends=("torch", "numpy"), run_id="run-0001", suite="gate", seed=0) -> dict:
-    return {"type": "run", "schema": "losscheck.results/1", "run_id": run_id,
+def run_header(backends=("torch", "numpy"), run_id="run-0001", suite="gate", seed=0, version=2) -> dict:
+    return {"type": "run", "schema": f"losscheck.results/{version}", "run_id": run_id,
             "started": "2025-01-01T00:00:00Z", "suite": suite, "seed": seed,
             "backends": list(backends), "versions": {"torch": "2.13.0", "numpy": "2.1.0"},
             "tolerances": {d: {"ulp": 1.0} for d in DTYPES}}
@@ -86,8 +94,31 @@ def _drive_value(drive: str, i: int, dtype: str) -> float:
     return [-1e4, 1e4, 0.0, 17.0, -17.0, 88.0][i % 6]
 
 
-def synthetic_run(backends=("torch", "numpy"), per_family=6, seed=0, numpy_failures=True) -> list[dict]:
-    """A run header and records over every family × dtype × backend × check."""
+def checks(loss: str) -> tuple[str, ...]:
+    """The checks a /2 run writes for ``loss``: its value and each differentiable argument's gradient."""
+    return ("value", *(f"grad:{arg}" for arg in GRAD_ARGS.get(loss, ("input",))))
+
+
+def to_v1(lines: list[dict]) -> list[dict]:
+    """What the /1 harness wrote for the same run: no kl_div, no grad:<other>, grad:input as "grad"."""
+    out = []
+    for line in copy.deepcopy(lines):
+        if line["type"] == "run":
+            line["schema"] = "losscheck.results/1"
+        elif line["loss"] in V2_ONLY or line["check"] not in ("value", "grad:input"):
+            continue
+        elif line["check"] == "grad:input":
+            line["check"] = "grad"
+        out.append(line)
+    return out
+
+
+def synthetic_run(backends=("torch", "numpy"), per_family=6, seed=0, numpy_failures=True,
+                  version=2) -> list[dict]:
+    """A run header and records over every family × dtype × backend × check; ``version=1`` gives
+    :func:`to_v1` of the same run, so a /1 and a /2 run of one seed carry identical figures."""
+    if version == 1:
+        return to_v1(synthetic_run(backends, per_family, seed, numpy_failures))
     rng = random.Random(seed)
     lines = [run_header(backends)]
     for loss, family, options, reduction, drive in FAMILIES:
@@ -100,8 +131,8 @@ def synthetic_run(backends=("torch", "numpy"), per_family=6, seed=0, numpy_failu
                     meta = {"drive": {"name": drive, "value": dval}}
                 cid = case_id(loss, family, dtype, i, seed)
                 for backend in backends:
-                    for check in ("value", "grad"):
-                        if loss == "mse_loss" and check == "grad" and backend == "numpy":
+                    for check in checks(loss):
+                        if loss == "mse_loss" and check != "value" and backend == "numpy":
                             lines.append(record(backend, cid, loss, family, options, dtype, check,
                                                 reduction, meta=meta, verdict="unsupported"))
                             continue
@@ -117,6 +148,10 @@ def synthetic_run(backends=("torch", "numpy"), per_family=6, seed=0, numpy_failu
                         if (numpy_failures and backend == "numpy" and loss == "binary_cross_entropy"
                                 and dtype == "bfloat16" and i == 0):
                             ulp, verdict = 37.0, "fail"
+                        # a target gradient that only a /2 run sees: torch's kl_div in float16
+                        if (backend == "torch" and loss == "kl_div" and check == "grad:target"
+                                and dtype == "float16" and i == 0):
+                            ulp, verdict = 5.0, "warn"
                         lines.append(record(backend, cid, loss, family, options, dtype, check, reduction,
                                             shape=(4, 10), meta=meta, verdict=verdict, max_ulp=ulp,
                                             worst_input=f"{family} sample {i}"))

@@ -91,3 +91,53 @@ def test_compare_rejects_a_non_results_file(tmp_path, base):
     bad.write_text("{}\n")
     with pytest.raises(ResultsError, match="x.jsonl"):
         compare(base[1], bad)
+
+
+# ------------------------------------------------------------------ losscheck.results/1 against /2
+
+@pytest.fixture(scope="module")
+def v1_base(tmp_path_factory):
+    """A /1 run and the /2 run of the same seed (same figures; /2 adds grad:target and kl_div)."""
+    d = tmp_path_factory.mktemp("cmp12")
+    v1, v2 = rf.synthetic_run(per_family=2, version=1), rf.synthetic_run(per_family=2)
+    return rf.write_results(d / "base-v1.jsonl", v1), v1, v2
+
+
+def test_v1_base_matches_v2_new_with_grad_as_grad_input(v1_base, tmp_path):
+    base, v1, v2 = v1_base
+    c = compare(base, rf.write_results(tmp_path / "new.jsonl", v2), out_dir=tmp_path / "o", gate=True)
+    assert c.exit_code == 0 and not (c.worse or c.better or c.new_failures or c.only_base)
+    assert len(c.pairs) == len(v1) - 1  # every /1 record found its /2 twin
+    assert {p.base["check"] for p in c.pairs} == {p.new["check"] for p in c.pairs} == {"value", "grad:input"}
+    # what only a /2 run checks is listed as new, not lost
+    assert {(r["loss"], r["check"]) for r in c.only_new} == {
+        ("mse_loss", "grad:target"), ("kl_div", "value"), ("kl_div", "grad:input"), ("kl_div", "grad:target")}
+    assert c.base.version == 1 and c.new.version == 2
+    assert "(losscheck.results/1 (grad read as grad:input))" in c.markdown
+    assert "(losscheck.results/2)" in c.html
+
+
+def test_v1_base_against_v2_new_finds_a_planted_gradient_regression(v1_base, tmp_path):
+    base, _, v2 = v1_base
+    new = [dict(r) for r in v2]
+    planted = next(r for r in new[1:] if r["check"] == "grad:input" and r["backend"] == "torch"
+                   and r["loss"] == "cross_entropy" and r["verdict"] == "pass")
+    planted.update(verdict="fail", max_ulp=64.0, message="gradient drifted")
+    c = compare(base, rf.write_results(tmp_path / "new.jsonl", new), gate=True)
+    assert c.exit_code == 1
+    key = (planted["backend"], planted["case_id"], "grad:input")
+    assert [(p.new["backend"], p.new["case_id"], p.new["check"]) for p in c.new_failures] == [key]
+    assert [(p.base["backend"], p.base["case_id"], p.base["check"]) for p in c.worse] == [key]
+    assert c.worse[0].new_ulp == 64.0
+    assert planted["case_id"] in c.markdown and "grad:input" in c.markdown
+    # the same /2 file as BASE and the /1 file as NEW: the regression reads as a fix
+    back = compare(tmp_path / "new.jsonl", base, gate=True)
+    assert back.exit_code == 0 and len(back.fixed_failures) == 1 and len(back.better) == 1
+
+
+def test_one_backend_per_file_matches_across_versions(tmp_path):
+    a = [rf.run_header(backends=["torch"], version=1), rf.record(cid="a" * 16, check="grad", max_ulp=0.5)]
+    b = [rf.run_header(backends=["mykernel"]),
+         rf.record(backend="mykernel", cid="a" * 16, check="grad:input", max_ulp=9.0)]
+    c = compare(rf.write_results(tmp_path / "a.jsonl", a), rf.write_results(tmp_path / "b.jsonl", b), gate=True)
+    assert c.mode == "torch vs mykernel" and len(c.pairs) == 1 and len(c.worse) == 1 and c.exit_code == 1

@@ -66,11 +66,13 @@ def test_truncated_last_line_is_dropped_with_a_warning(tmp_path, small_run):
     ("", "empty file"),
     ("not json\n", r"r\.txt:1: not JSON"),
     ('{"type": "result", "backend": "torch"}\n', "first line is not a run header"),
-    ('{"type": "run", "schema": "losscheck.results/9"}\n', "unsupported schema"),
-    (('{"type": "run", "schema": "losscheck.results/1"}\n{oops\n{"type": "run", '
-     '"schema": "losscheck.results/1"}\n'), r"r\.txt:2: not JSON"),
-    ('{"type": "run", "schema": "losscheck.results/1"}\n{"type": "result", "backend": "t"}\n',
+    ('{"type": "run", "schema": "losscheck.results/9"}\n', r"r\.txt:1: unsupported schema"),
+    (('{"type": "run", "schema": "losscheck.results/2"}\n{oops\n{"type": "run", '
+     '"schema": "losscheck.results/2"}\n'), r"r\.txt:2: not JSON"),
+    ('{"type": "run", "schema": "losscheck.results/2"}\n{"type": "result", "backend": "t"}\n',
      "result record without case_id, check"),
+    (('{"type": "run", "schema": "losscheck.results/2"}\n{"type": "result", "backend": "t", '
+      '"case_id": "0123456789abcdef", "check": "grad"}\n'), r"r\.txt:2: check 'grad' is not"),
     ("[1, 2]\n", "expected a JSON object"),
 ])
 def test_not_a_results_file_is_one_line_error(tmp_path, text, problem):
@@ -89,8 +91,13 @@ def test_missing_file_is_results_error(tmp_path):
 # ------------------------------------------------------------------ schema
 
 def test_schema_is_draft_2020_12_and_sample_files_validate(tmp_path, small_run):
-    assert load_schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    for version in (1, 2):
+        assert load_schema(version)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert f"losscheck.results/{version}" in load_schema(version)["title"]
+    assert load_schema() == load_schema(2)  # the current version is the default
     assert validate_file(rf.write_results(tmp_path / "r.jsonl", small_run)) == len(small_run)
+    v1 = rf.synthetic_run(per_family=2, version=1)
+    assert validate_file(rf.write_results(tmp_path / "v1.jsonl", v1)) == len(v1)
 
 
 @pytest.mark.parametrize("mutate, where", [
@@ -103,6 +110,8 @@ def test_schema_is_draft_2020_12_and_sample_files_validate(tmp_path, small_run):
     (lambda r: r.pop("backend"), "'backend' is a required property"),
     (lambda r: r.update(frac_le_1ulp=1.5), "frac_le_1ulp"),
     (lambda r: r.update(type="results"), "(line)"),
+    (lambda r: r.update(check="grad"), "check"),
+    (lambda r: r.update(check="grad:"), "check"),
 ])
 def test_malformed_lines_do_not_validate(tmp_path, mutate, where):
     rec = rf.record(cid="0123456789abcdef")
@@ -133,11 +142,15 @@ def test_render_writes_the_four_outputs(rendered):
 
 
 def test_html_has_table_rows_plots_and_escapes(rendered):
-    _, paths = rendered
+    lines, paths = rendered
     html = paths["index.html"].read_text()
-    # one detail row per loss × check × dtype × backend (7 losses × 2 checks × 4 dtypes × 2 backends)
-    assert html.count("<tr>") >= 2 * 112
+    # one detail row per loss × check × dtype × backend and one matrix row per loss × check × dtype
+    # (6 losses: 4 with value + grad:input, mse_loss and kl_div with grad:target too; 4 dtypes; 2 backends)
+    rows = {(r["loss"], r["check"], r["dtype"], r["backend"]) for r in lines[1:]}
+    assert len(rows) == 2 * 4 * (4 * 2 + 2 * 3)
+    assert html.count("<tr>") >= len(rows) + len(rows) // 2
     assert "<td>binary_cross_entropy_with_logits</td><td>value</td><td>float64</td><td>numpy</td>" in html
+    assert "<td>kl_div</td><td>grad:target</td><td>float16</td><td>torch</td>" in html
     # ulp histogram, bits histogram and one error-vs-input plot per drive (lead, x, classes)
     assert html.count('src="data:image/png;base64,') == 5
     for drive in ("lead", "x", "classes"):
@@ -199,7 +212,7 @@ def test_junit_parses_with_a_testcase_per_backend_loss_family(rendered):
     root = ET.parse(paths["junit.xml"]).getroot()
     cases = {(tc.get("classname"), tc.get("name")) for tc in root.iter("testcase")}
     expected = {(f"losscheck.{r['backend']}.{r['loss']}", r["family"]) for r in lines[1:]}
-    assert cases == expected and len(cases) == 14
+    assert cases == expected and len(cases) == 16  # 8 families × 2 backends
     failed = {(tc.get("classname"), tc.get("name")) for tc in root.iter("testcase") if tc.find("failure") is not None}
     assert failed == {("losscheck.numpy.binary_cross_entropy_with_logits", "bcel.extreme_x"),
                       ("losscheck.numpy.binary_cross_entropy", "bce.edges"),
