@@ -3,7 +3,7 @@
 Runs the real command line twice in a subprocess against a fresh temporary ``LOSSCHECK_CACHE_DIR``:
 first cold (every oracle value computed), then warm (every one read back). The oracle's share comes
 from the runner's own accounting (the summary's ``time:`` line: worker CPU-seconds spent in the
-oracle, in backends and in checks). Budgets (DESIGN.md): <= 120 s cold, <= 15 s warm, on 2 cores.
+oracle, in backends and in checks). Budgets (docs/design.md): <= 120 s cold, <= 15 s warm, on 2 cores.
 
     python benchmarks/bench_gate.py [--suite gate] [--backend torch] [--jobs N]
 """

@@ -1,6 +1,6 @@
 """Oracle throughput: CE logits settled per second vs a naive per-element mpmath loop (same run).
 
-Not a test: prints figures.  The baseline is the loop DESIGN.md describes (prec 113: max, fsum of
+Not a test: prints figures.  The baseline is the loop docs/design.md describes (prec 113: max, fsum of
 exp, log), measured here on the same machine in the same process, so the ratio is what matters.
 Usage: python benchmarks/bench_oracle.py [--rows 32] [--classes 1000] [--dtype float32]
 """

@@ -60,8 +60,7 @@ from harness.config import load_config, parse_tolerance_flag
 from harness.knownfail import KnownFailures
 from harness.metrics import figures
 from harness.tolerances import DEFAULTS
-from harness.verdict import classify
-from reference import formats
+from harness.verdict import bounds, classify
 
 
 def backend_for(spec: str):
@@ -85,15 +84,13 @@ def row_figures(exact, observed, tol) -> dict:
     """The calibration figures of one check (see the module docstring)."""
     figs = figures(exact, observed)
     rungs = classify(exact, observed, figs, tol)
-    fmt = formats.FORMATS[exact.dtype]
-    u, eta = float(fmt.u), float(np.ldexp(1.0, fmt.qmin))  # the ladder's stable rung (harness/verdict.py)
+    b = bounds(exact, tol)  # the ladder's own allowances (harness/verdict.py)
     det = ~np.asarray(exact.undetermined, bool)
     ulp = figs["ulp"]
     err = figs["abs_err"]
-    log_n = np.log2(np.maximum(np.asarray(exact.nterms, np.float64), 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        stable_ratio = err / ((u * np.asarray(exact.cond) + eta) * (tol.c0 + tol.c1 * log_n))
-        abs_ratio = err / (u * np.asarray(exact.scale))
+        stable_ratio = err / b["stable"]
+        abs_ratio = err / (b["absolute"] / tol.c_abs)
     beyond_ulp = det & (ulp > tol.ulp)
     beyond_stable = beyond_ulp & (rungs != "stable")
 
@@ -106,7 +103,7 @@ def row_figures(exact, observed, tol) -> dict:
         per_elem = np.minimum(np.minimum(ulp / tol.ulp, stable_ratio), abs_ratio / tol.c_abs)
     escape = math.inf if np.any(rungs == "special") else worst(per_elem, failing)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        eta_only = (rungs == "stable") & ~(err <= u * np.asarray(exact.cond) * (tol.c0 + tol.c1 * log_n))
+        eta_only = (rungs == "stable") & ~(err <= b["stable_no_eta"])
     acc = (rungs == "accurate") & np.isfinite(ulp)
     return {"max_ulp": float(np.max(ulp[det])) if det.any() else 0.0,
             "used_ulp": float(np.max(ulp[acc])) if acc.any() else 0.0,
@@ -218,7 +215,7 @@ def main(argv=None) -> int:
     worst_cases: dict[tuple, tuple] = {}
     rows = []
     for case in cases:
-        checks = ["value"] + (["grad"] if case.grad else [])
+        checks = list(case.checks)
         t1 = time.perf_counter()
         exacts = {ch: cache.get(case, ch) for ch in checks}
         oracle_s += time.perf_counter() - t1
@@ -234,7 +231,7 @@ def main(argv=None) -> int:
                              "error": f"{type(exc).__name__}: {exc}"})
                 continue
             for ch in checks:
-                observed = obs.value if ch == "value" else obs.grad
+                observed = obs.observed(ch)
                 if observed is None:
                     continue
                 exact = exacts[ch]

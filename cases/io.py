@@ -14,8 +14,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from reference.sampling import DTYPES
+
 from .model import Case, make_case
-from .sampling import DTYPES
 
 SCHEMA = "losscheck.cases/1"
 _META = "__meta__"

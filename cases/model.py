@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from reference import registry
-
-from .sampling import DTYPES, rng_for
-from .sampling import grad_output as _random_grad_output
+from reference.sampling import grad_output as _random_grad_output
+from reference.sampling import rng_for
 
 ID_LENGTH = 16
 
@@ -44,7 +43,13 @@ class Case:
 
     @property
     def reduction(self) -> str:
-        return self.kwargs.get("reduction", "mean") if registry.get(self.loss).has_reduction else "none"
+        return registry.get(self.loss).reduction_of(self.kwargs)
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """``value``, and ``grad:<arg>`` for every argument the loss differentiates when ``grad``."""
+        d = registry.get(self.loss)
+        return d.checks if self.grad else ("value",)
 
     def call(self) -> tuple[tuple[np.ndarray, ...], dict]:
         """(args, kwargs) ready for ``reference.evaluate(case.loss, *args, **kwargs)``."""
@@ -94,16 +99,7 @@ def case_id(loss: str, args, kwargs: Mapping[str, Any], family: str, grad: bool,
 
 
 def output_shape(loss: str, args, kwargs: Mapping[str, Any]) -> tuple[int, ...]:
-    spec = registry.get(loss)
-    x = args[0]
-    if spec.has_reduction and kwargs.get("reduction", "mean") != "none":
-        return ()
-    if loss in ("cross_entropy", "nll_loss"):
-        t = args[1]
-        if t.dtype.kind == "i":
-            return tuple(t.shape)
-        return tuple(x.shape[:1] + x.shape[2:]) if x.ndim >= 2 else ()
-    return tuple(np.broadcast_shapes(*(a.shape for a in args)))
+    return registry.get(loss).output_shape(tuple(args), kwargs)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -112,80 +108,11 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _check(loss: str, args, kwargs: Mapping[str, Any]) -> None:
-    """Refuse arguments torch would reject, so no suite ever carries an invalid case."""
-    spec = registry.get(loss)
-    if len(args) != len(spec.positional):
-        raise ValueError(f"{loss}: expected {len(spec.positional)} positional arrays, got {len(args)}")
-    unknown = set(kwargs) - set(spec.option_names)
-    if unknown:
-        raise ValueError(f"{loss}: unknown option(s) {sorted(unknown)}")
-    x = args[0]
-    dt = str(x.dtype)
-    if dt not in spec.dtypes or dt not in DTYPES:
-        raise ValueError(f"{loss}: input dtype {dt} not in {spec.dtypes}")
-    for name in spec.array_options:
-        w = kwargs.get(name)
-        if w is not None and str(w.dtype) != dt:
-            raise ValueError(f"{loss}: {name} dtype {w.dtype} differs from input dtype {dt}")
-    for a, s in zip(args[1:], spec.positional[1:]):
-        if a.dtype.kind == "i":
-            if s.kind != "target" or a.dtype != np.int64:
-                raise ValueError(f"{loss}: {s.name} must be int64 class indices or {dt}")
-        elif str(a.dtype) != dt:
-            raise ValueError(f"{loss}: {s.name} dtype {a.dtype} differs from input dtype {dt}")
-    if spec.has_reduction and kwargs.get("reduction", "mean") not in registry.REDUCTIONS:
-        raise ValueError(f"{loss}: reduction must be one of {registry.REDUCTIONS}")
-    if loss in ("softmax", "log_softmax"):
-        if not isinstance(kwargs.get("dim"), int) or not -max(x.ndim, 1) <= kwargs["dim"] < max(x.ndim, 1):
-            raise ValueError(f"{loss}: dim must be an int within the input's {x.ndim} dims")
-    elif loss in ("cross_entropy", "nll_loss"):
-        _check_classes(loss, x, args[1], kwargs)
-    else:
-        if args[1].shape != x.shape:
-            raise ValueError(f"{loss}: target shape {args[1].shape} differs from input {x.shape}")
-        if loss == "binary_cross_entropy":
-            for name, a in (("input", x), ("target", args[1])):
-                f = a.astype(np.float64)
-                if np.any(np.isnan(f) | (f < 0) | (f > 1)):
-                    raise ValueError(f"{loss}: {name} must lie in [0, 1]")
-        for name in spec.array_options:
-            if kwargs.get(name) is not None:
-                np.broadcast_shapes(kwargs[name].shape, x.shape)
-
-
-def _check_classes(loss: str, x: np.ndarray, t: np.ndarray, kwargs: Mapping[str, Any]) -> None:
-    if x.ndim == 0:
-        raise ValueError(f"{loss}: input must have a class dimension")
-    cdim = 1 if x.ndim >= 2 else 0
-    C = x.shape[cdim]
-    if C < 1:
-        raise ValueError(f"{loss}: need at least one class")
-    w = kwargs.get("weight")
-    if w is not None and w.shape != (C,):
-        raise ValueError(f"{loss}: weight shape {w.shape} must be ({C},)")
-    if t.dtype.kind == "i":
-        want = x.shape[:cdim] + x.shape[cdim + 1:]
-        if t.shape != want:
-            raise ValueError(f"{loss}: target shape {t.shape} must be {want}")
-        ii = kwargs.get("ignore_index", -100)
-        bad = (t != ii) & ((t < 0) | (t >= C))
-        if np.any(bad):
-            raise ValueError(f"{loss}: target class outside [0, {C}) and not ignore_index={ii}")
-    else:
-        if loss == "nll_loss":
-            raise ValueError("nll_loss: target must be int64 class indices")
-        if t.shape != x.shape:
-            raise ValueError(f"{loss}: probability target shape {t.shape} must equal input {x.shape}")
-    eps = float(kwargs.get("label_smoothing", 0.0))
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"{loss}: label_smoothing must lie in [0, 1]")
-
-
 def make_case(loss: str, args, kwargs: Mapping[str, Any] | None = None, *, family: str,
               meta: Mapping[str, Any] | None = None, grad: bool | None = None,
               grad_output: np.ndarray | None = None) -> Case:
-    """Validate, freeze and label one case.  ``options`` comes from the registry, never a label.
+    """Validate (with the loss's one validator), freeze and label one case.  ``options`` comes from
+    the loss definition, never a label.
 
     With ``grad`` unset, gradients are checked wherever the loss has them; a missing grad_output is
     drawn from a generator seeded by the inputs' hash, so it is as deterministic as the inputs.
@@ -194,7 +121,7 @@ def make_case(loss: str, args, kwargs: Mapping[str, Any] | None = None, *, famil
     args = tuple(_frozen(np.asarray(a)) for a in args)
     kwargs = {k: (_frozen(v) if isinstance(v, np.ndarray) else v)
               for k, v in (kwargs or {}).items() if v is not None}
-    _check(loss, args, kwargs)
+    spec.validate(args, kwargs)
     grad = spec.has_grad if grad is None else bool(grad)
     if grad and grad_output is None:
         rng = rng_for(0, "grad_output", case_id(loss, args, kwargs, family, True, None))
@@ -210,6 +137,6 @@ def make_case(loss: str, args, kwargs: Mapping[str, Any] | None = None, *, famil
     meta = dict(meta or {})
     json.dumps(meta, allow_nan=False)  # meta must stay JSON-able (it is saved and reported)
     return Case(loss=loss, args=args, kwargs=kwargs, family=family,
-                options=registry.option_family(loss, args, kwargs), grad=grad,
+                options=spec.option_family(args, kwargs), grad=grad,
                 grad_output=grad_output, meta=meta,
                 id=case_id(loss, args, kwargs, family, grad, grad_output))

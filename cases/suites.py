@@ -4,10 +4,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 from reference import registry
+from reference.sampling import rng_for
 
 from .families import FAMILIES, SIZES
 from .model import Case
-from .sampling import rng_for
 
 SUITES: dict[str, str] = {
     "smoke": "seconds: a few tiny cases of every family and loss (unit tests of other layers)",

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CHECKS = ("value", "grad")
 #: bump when the on-disk layout or the oracle's answers change, so stale entries are never read
-LAYOUT = "v1"
+LAYOUT = "v2"
 
 
 class CacheWarning(UserWarning):
@@ -31,15 +30,12 @@ def default_dir() -> Path:
 
 
 def compute(case: Any, check: str) -> Any:
-    """The oracle's ``Exact`` for one check of a case (the one place the runner calls reference/)."""
+    """The oracle's ``Exact`` for one check (``value`` or ``grad:<arg>``) of a case: the one place
+    the runner calls reference/."""
     import reference
 
     args, kwargs = case.call()
-    if check == "value":
-        return reference.evaluate(case.loss, *args, **kwargs)
-    if check == "grad":
-        return reference.evaluate_grad(case.loss, *args, grad_output=case.grad_output, **kwargs)
-    raise ValueError(f"unknown check {check!r}; expected one of {CHECKS}")
+    return reference.evaluate_check(case.loss, check, *args, grad_output=case.grad_output, **kwargs)
 
 
 def oracle_version() -> str:
@@ -58,7 +54,7 @@ def _exact_type() -> Any:
 
 class OracleCache:
     """Exact values keyed by (case id, check):
-    ``root/<LAYOUT>-oracle<version>/<id[:2]>/<id>.<check>.json``.
+    ``root/<LAYOUT>-oracle<version>/<id[:2]>/<id>.<check>.json`` (``grad:target`` -> ``grad-target``).
 
     ``oracle`` and ``exact_type`` are injectable (top-level, picklable callables) so the runner's
     machinery can be tested without the real oracle.
@@ -73,7 +69,8 @@ class OracleCache:
         self.misses = 0
 
     def path(self, case_id: str, check: str) -> Path:
-        return self.root / f"{LAYOUT}-oracle{oracle_version()}" / case_id[:2] / f"{case_id}.{check}.json"
+        name = check.replace(":", "-")  # no colons in file names (portable paths)
+        return self.root / f"{LAYOUT}-oracle{oracle_version()}" / case_id[:2] / f"{case_id}.{name}.json"
 
     def has(self, case_id: str, check: str) -> bool:
         return self.path(case_id, check).is_file()

@@ -52,9 +52,7 @@ def case_fields(case, check: str) -> dict:
     from reference import registry
 
     spec = registry.get(case.loss)
-    reduction = None
-    if spec.has_reduction:
-        reduction = case.kwargs.get("reduction", spec.defaults().get("reduction", "mean"))
+    reduction = spec.reduction_of(case.kwargs) if spec.has_reduction else None
     return {"type": "result", "case_id": case.id, "loss": case.loss, "family": case.family,
             "options": case.options, "dtype": case.dtype, "check": check, "reduction": reduction,
             "shape": [int(s) for s in np.shape(case.args[0])], "meta": case.meta}
@@ -62,7 +60,7 @@ def case_fields(case, check: str) -> dict:
 
 def check_observation(case, check: str, exact, observed, tol: DtypeTolerance, *,
                       backend: str | None = None) -> dict:
-    """Judge ``observed`` (one backend's output for ``check`` = "value" or "grad") against ``exact``.
+    """Judge ``observed`` (one backend's output for ``check``: "value" or "grad:<arg>") against ``exact``.
 
     A wrong type, shape or dtype is status "bad_output" / verdict "fail" without figures.  With
     ``backend`` given, the record names it and carries a repro snippet when it is not a pass.
@@ -150,9 +148,9 @@ def _worst(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray) -> dict:
 
 
 def describe_input(case, check: str, index: list[int], limit: int = 200) -> str:
-    """A short description of the inputs behind output element ``index`` (for the worst element):
-    the class row and target for CE/NLL, the softmax row, the elementwise operands, or a summary of
-    the whole input for reduced outputs."""
+    """A short description of the inputs behind output element ``index`` (for the worst element),
+    as the loss definition gives it (``LossDef.describe``), or a summary of the whole input for
+    reduced outputs."""
     try:
         text = _describe(case, check, tuple(index))
     except (IndexError, ValueError, TypeError):
@@ -164,44 +162,10 @@ def describe_input(case, check: str, index: list[int], limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _fmt_row(a: np.ndarray, n: int = 8) -> str:
-    flat = np.asarray(a).reshape(-1)
-    parts = [f"{float(v):.6g}" for v in flat[:n]]
-    return "[" + ", ".join(parts) + (", ..." if flat.size > n else "") + "]"
-
-
 def _describe(case, check: str, idx: tuple) -> str | None:
-    x = np.asarray(case.args[0])
-    reduced = case.kwargs.get("reduction", "mean") != "none"
-    if case.loss in ("softmax", "log_softmax"):
-        dim = case.kwargs.get("dim", -1) % max(x.ndim, 1)
-        sl = list(idx)
-        sl[dim] = slice(None)
-        return f"row {_fmt_row(x[tuple(sl)])}"
-    if case.loss in ("cross_entropy", "nll_loss"):
-        t = np.asarray(case.args[1])
-        cdim = 1 if x.ndim >= 2 else 0
-        if check == "grad":
-            pos = idx[:cdim] + idx[cdim + 1:]
-        elif reduced:
-            return None
-        else:
-            pos = idx
-        sl = pos[:cdim] + (slice(None),) + pos[cdim:]
-        tgt = t[sl] if t.dtype.kind == "f" or str(t.dtype) == "bfloat16" else t[pos]
-        tgt_s = _fmt_row(tgt) if np.ndim(tgt) else str(int(tgt))
-        return f"row {_fmt_row(x[sl])}, target {tgt_s}"
-    if check == "value" and reduced:
-        return None
-    parts = [f"{s.name} {float(np.asarray(a)[idx]):.6g}"
-             for a, s in zip(case.args, _positional(case.loss))]
-    return ", ".join(parts)
-
-
-def _positional(loss: str):
     from reference import registry
 
-    return registry.get(loss).positional
+    return registry.get(case.loss).describe(case.args, case.kwargs, check, idx)
 
 
 def _num_str(x) -> str:

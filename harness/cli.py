@@ -6,15 +6,15 @@ stderr, no traceback), 130 interrupted (what was written is kept).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from harness.config import DEFAULT_TIMEOUT
+
 PROG = "losscheck"
 DEFAULT_RESULTS = "losscheck-results.jsonl"
-DEFAULT_TIMEOUT = 60.0
 
 
 class UsageError(Exception):
@@ -113,7 +113,7 @@ def _load_backends(specs: Sequence[str]) -> None:
         except BackendLoadError as exc:
             raise UsageError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - a custom backend crashing on import: bad --backend
-            from harness.runner import one_line
+            from harness.backends.base import one_line
 
             raise UsageError(f"cannot load backend {spec!r}: {one_line(exc)}") from None
 
@@ -150,7 +150,7 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
     selected = select(suite, args.loss, args.dtype, args.family)
     if not selected:
         raise UsageError(f"no case of suite {args.suite!r} matches the --loss/--dtype/--family filters")
-    runner = Runner(jobs=config.jobs or os.cpu_count() or 1, timeout=config.timeout or DEFAULT_TIMEOUT,
+    runner = Runner(jobs=config.run_jobs(), timeout=config.run_timeout(),
                     tolerances=config.tolerances, known_failures=known, strict=args.strict,
                     grad=not args.no_grad, progress=sys.stderr.isatty())
     try:
@@ -194,7 +194,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from harness.backends import load
     from harness.cache import OracleCache
     from harness.config import ConfigError, load_config
-    from harness.runner import checks_for, evaluate_task
+    from harness.task import checks_for, evaluate_task
 
     try:
         tolerances = load_config().tolerances
@@ -225,7 +225,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"\n== {check}: {rec.get('verdict')} [{rec.get('status')}] {rec.get('message', '')}")
         observed = None
         if observation is not None:
-            observed = observation.value if check == "value" else observation.grad
+            observed = observation.observed(check)
         if rec.get("status") == "ok" and observed is not None:
             print(worst_elements(cache.get(case, check), observed))
         from harness.repro import snippet
@@ -320,9 +320,5 @@ def _one_line_warning(message: Any, category: type, filename: str, lineno: int,
     return f"{PROG}: warning: {message}\n"
 
 
-def run() -> None:
-    sys.exit(main())
-
-
 if __name__ == "__main__":
-    run()
+    sys.exit(main())

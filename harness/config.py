@@ -16,6 +16,7 @@ Recognised keys::
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +39,15 @@ class ConfigError(ValueError):
     """Bad configuration; the message is one line naming the key and the file."""
 
 
+#: run defaults, the one place they are set (CLI, Runner and pytest plugin all read these)
+DEFAULT_TIMEOUT = 60.0
+
+
+def default_jobs() -> int:
+    """Worker processes when nothing says otherwise: every core."""
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class Config:
     tolerances: Tolerances = DEFAULTS
@@ -45,6 +55,14 @@ class Config:
     jobs: int | None = None
     timeout: float | None = None
     path: Path | None = field(default=None, compare=False)  # the pyproject.toml read, if any
+
+    def run_jobs(self, jobs: int | None = None) -> int:
+        """``jobs`` if given, else the configured value, else :func:`default_jobs`."""
+        return jobs or self.jobs or default_jobs()
+
+    def run_timeout(self, timeout: float | None = None) -> float:
+        """``timeout`` if given, else the configured value, else :data:`DEFAULT_TIMEOUT`."""
+        return timeout or self.timeout or DEFAULT_TIMEOUT
 
     def with_flags(self, *, tolerances: Mapping[str, float] | None = None,
                    known_failures: str | Path | None = None, jobs: int | None = None,

@@ -11,9 +11,10 @@ verdict ladder and the reports read one consistent set of numbers:
 """
 from __future__ import annotations
 
-import ml_dtypes
 import mpmath
 import numpy as np
+
+from reference.formats import np_dtype
 
 __all__ = ["FIGURE_NAMES", "figures", "special_masks"]
 
@@ -72,13 +73,6 @@ def figures(exact, observed: np.ndarray) -> dict[str, np.ndarray]:
         arr[mismatch] = np.inf
         arr[undet] = np.nan
     return out
-
-
-def np_dtype(name: str) -> np.dtype:
-    """NumPy dtype of a format name (bfloat16 is ml_dtypes')."""
-    if name == "bfloat16":
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
 
 
 def special_masks(exact, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

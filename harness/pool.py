@@ -23,7 +23,8 @@ from harness.cache import OracleCache
 ORACLE_TIMEOUT_FACTOR = 5
 
 
-from harness.task import RunStats, _no_timing, evaluate_task, one_line, status_record
+from harness.backends.base import one_line
+from harness.task import RunStats, _no_timing, evaluate_task, status_record
 
 # ---------------------------------------------------------------------------------------------------
 # worker processes

@@ -29,7 +29,7 @@ class LossCheck:
     def check(self, backend: Any, suite: str = "gate", losses: Sequence[str] | None = None,
               dtypes: Sequence[str] | None = None, strict: bool = False,
               families: Sequence[str] | None = None,
-              seed: int = 0, grad: bool = True, jobs: int | None = None, timeout: float = 60.0) -> Any:
+              seed: int = 0, grad: bool = True, jobs: int | None = None, timeout: float | None = None) -> Any:
         """Run ``backend`` on ``suite`` (filtered); ``pytest.fail`` if any check fails the gate."""
         import cases
         from harness.config import load_config
@@ -45,7 +45,7 @@ class LossCheck:
                              f"families={families}")
         label, in_process = _backend(backend)
         config = load_config()
-        runner = Runner(jobs=jobs or config.jobs or _cpus(), timeout=timeout, tolerances=config.tolerances,
+        runner = Runner(jobs=config.run_jobs(jobs), timeout=config.run_timeout(timeout), tolerances=config.tolerances,
                         strict=strict, grad=grad)
         results = self.workdir / f"losscheck-{_safe(label)}-{suite}.jsonl"
         result = runner.run(selected, [label], results, suite=suite, seed=seed,
@@ -55,12 +55,6 @@ class LossCheck:
         if bad:
             pytest.fail(failure_text(bad, len(result.records), label, suite), pytrace=False)
         return result
-
-
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 1
 
 
 def _safe(label: str) -> str:

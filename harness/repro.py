@@ -30,9 +30,11 @@ def arr(values, dtype, shape):
 
 
 def snippet(case, backend_spec: str, check: str = "value") -> str:
-    """Python source reproducing ``case`` (``check`` = "value" or "grad") with ``backend_spec``."""
-    if check not in ("value", "grad"):
-        raise ValueError(f"check must be 'value' or 'grad', got {check!r}")
+    """Python source reproducing ``case`` (``check``: "value" or "grad:<arg>") with ``backend_spec``."""
+    from reference import registry
+
+    if check != "value" and check not in registry.get(case.loss).checks:
+        raise ValueError(f"check must be one of {', '.join(registry.get(case.loss).checks)}, got {check!r}")
     literal = all(np.size(a) <= MAX_LITERAL for a in _arrays(case))
     module_like = backend_spec == "torch" or "." in backend_spec or ":" in backend_spec
     lines = [(f"# losscheck repro: case {case.id} ({case.loss}, family {case.family}, "
@@ -104,10 +106,23 @@ def _inputs(case, literal: bool) -> list[str]:
     return lines
 
 
+def _wrt(check: str) -> str | None:
+    return check.partition(":")[2] if check != "value" else None
+
+
+def _torch_ref(case, arg: str) -> str:
+    """The snippet's name for argument ``arg``'s tensor: ``t_args[i]`` or ``t_kwargs[arg]``."""
+    from reference import registry
+
+    names = [a.name for a in registry.get(case.loss).positional]
+    return f"t_args[{names.index(arg)}]" if arg in names else f"t_kwargs[{arg!r}]"
+
+
 def _exact(case, check: str) -> list[str]:
-    if check == "grad":
+    wrt = _wrt(check)
+    if wrt is not None:
         return [(f"exact = reference.evaluate_grad({case.loss!r}, *np_args, "
-                 f"grad_output=np_grad_output, **np_kwargs)")]
+                 f"grad_output=np_grad_output, wrt={wrt!r}, **np_kwargs)")]
     return [f"exact = reference.evaluate({case.loss!r}, *np_args, **np_kwargs)"]
 
 
@@ -119,12 +134,13 @@ def _call_module(case, spec: str, check: str) -> list[str]:
         lines = ["import importlib", f"F = importlib.import_module({mod!r})"]
         if attr:
             lines.append(f"F = getattr(F, {attr!r})")
-    if check == "grad":
-        lines.append("t_args[0].requires_grad_(True)")
+    wrt = _wrt(check)
+    if wrt is not None:
+        lines.append(f"{_torch_ref(case, wrt)}.requires_grad_(True)")
     lines.append(f"out = F.{case.loss}(*t_args, **t_kwargs)")
-    if check == "grad":
+    if wrt is not None:
         lines.append("out.backward(t_grad_output)")
-        lines.append("result = t_args[0].grad")
+        lines.append(f"result = {_torch_ref(case, wrt)}.grad")
     else:
         lines.append("result = out")
     lines.append("observed = result.detach().to(torch.float64).numpy()")
@@ -141,6 +157,5 @@ def _call_backend(case, spec: str, check: str, literal: bool) -> list[str]:
                      f"family={case.family!r}, options={case.options!r}, grad={bool(case.grad)!r}, "
                      f"grad_output={go}, meta={{}}, id={case.id!r})")
     lines.append(f"obs = load({spec!r}).evaluate(case)")
-    field = "grad" if check == "grad" else "value"
-    lines.append(f"observed = np.asarray(obs.{field}).astype(np.float64)")
+    lines.append(f"observed = np.asarray(obs.observed({check!r})).astype(np.float64)")
     return lines

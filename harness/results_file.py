@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "losscheck.results/1"
+SCHEMA = "losscheck.results/2"
 
 
 from harness.task import jsonable

@@ -9,7 +9,6 @@ workers, so it uses every core too; the parent only dispatches, post-processes a
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
@@ -19,8 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import one_line
 from harness.cache import OracleCache
-from harness.pool import _run_pool, _Task, load_backend  # noqa: F401 - re-exported
+from harness.config import DEFAULT_TIMEOUT, default_jobs
+from harness.pool import _run_pool, _Task
 from harness.results_file import (
     SCHEMA,
     ResultsWriter,
@@ -29,15 +30,7 @@ from harness.results_file import (
     tolerances_dict,
     versions,
 )
-from harness.task import (  # noqa: F401 - re-exported
-    RunStats,
-    base_record,
-    checks_for,
-    evaluate_task,
-    jsonable,
-    one_line,
-    status_record,
-)
+from harness.task import RunStats, checks_for, evaluate_task, jsonable
 
 #: statuses that are not "ok" and carry no figures
 FAILED_STATUSES = ("error", "timeout", "crash")
@@ -65,8 +58,8 @@ class Runner:
     for tests; they must be top-level callables (workers receive them by reference)."""
 
     cache_dir: str | Path | None = None
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    timeout: float = 60.0
+    jobs: int = field(default_factory=default_jobs)
+    timeout: float = DEFAULT_TIMEOUT
     tolerances: Any = None
     known_failures: Any = None
     grad: bool = True

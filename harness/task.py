@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.backends.base import one_line
 from harness.cache import OracleCache
 
 
@@ -44,8 +45,9 @@ class RunStats:
 
 
 def checks_for(case: Any, grad: bool = True) -> list[str]:
-    """The checks a case asks for: its value always, its input gradient when the case and run want it."""
-    return ["value", "grad"] if grad and getattr(case, "grad", False) else ["value"]
+    """The checks a case asks for: its value always, and ``grad:<arg>`` for every argument its loss
+    differentiates when the case and the run want gradients."""
+    return list(case.checks) if grad else ["value"]
 
 
 def base_record(backend: str, case: Any, check: str) -> dict:
@@ -63,12 +65,6 @@ def status_record(backend: str, case: Any, check: str, status: str, message: str
     rec.update(status=status, verdict="unsupported" if status == "unsupported" else "error", n=0,
                message=message, elapsed=elapsed)
     return rec
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` — what an exception record says."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def jsonable(value: Any) -> Any:
@@ -151,7 +147,8 @@ def evaluate_task(backend: Any, label: str, case: Any, checks: Sequence[str], ca
         if problem is not None:
             records[check] = status_record(label, case, check, *problem, elapsed=elapsed)
             continue
-        observed = observation.value if check == "value" else getattr(observation, "grad", None)
+        observed = observation.observed(check) if hasattr(observation, "observed") else (
+            observation.value if check == "value" else None)
         if observed is None:
             records[check] = status_record(label, case, check, "unsupported",
                                            f"backend returned no {check}", elapsed=elapsed)

@@ -18,7 +18,7 @@ __all__ = ["DEFAULTS", "TOLERANCE_KEYS", "DtypeTolerance", "Tolerances"]
 
 @dataclass(frozen=True)
 class DtypeTolerance:
-    """Thresholds of the ladder for one output dtype (DESIGN.md, "the verdict ladder").
+    """Thresholds of the ladder for one output dtype (docs/design.md, "the verdict ladder").
 
     ``ulp``: accurate when the ulp error is at most this.
     ``c0``, ``c1``: stable when ``|err| <= (c0 + c1*log2(max(nterms, 1))) * u * cond``.

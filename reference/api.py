@@ -1,7 +1,8 @@
 """The oracle's public entry points, shaped like torch.nn.functional.
 
 ``evaluate`` / ``evaluate_grad`` return an :class:`~reference.exact.Exact` (values plus the scales
-the verdict ladder needs); the torch-shaped functions return just the exact values.
+the verdict ladder needs); :func:`function` makes the torch-shaped ``reference.<loss>`` functions
+that return just the exact values.  Nothing here knows a loss: the registry's LossDef does.
 """
 from __future__ import annotations
 
@@ -10,20 +11,7 @@ import numpy as np
 from . import registry
 from .exact import Exact
 from .formats import FORMATS, get_format
-from .losses_class import ClassKernel
-from .losses_elementwise import ElementwiseKernel, SoftmaxKernel
-from .problem import prepare
 from .settle import Evaluation, settle
-
-_KERNELS = {
-    "cross_entropy": ClassKernel,
-    "nll_loss": ClassKernel,
-    "binary_cross_entropy": ElementwiseKernel,
-    "binary_cross_entropy_with_logits": ElementwiseKernel,
-    "mse_loss": ElementwiseKernel,
-    "softmax": SoftmaxKernel,
-    "log_softmax": SoftmaxKernel,
-}
 
 
 def _out_format(problem, out_dtype):
@@ -44,67 +32,67 @@ def _run(ev: Evaluation, fmt) -> Exact:
 
 def evaluate(name: str, *args, out_dtype=None, **kwargs) -> Exact:
     """Exact value of loss ``name`` on the given arrays, settled for the output format."""
-    problem = prepare(name, args, kwargs)
-    kernel = _KERNELS[name](name, problem.options, problem.nclass)
-    return _run(Evaluation(problem, kernel), _out_format(problem, out_dtype))
+    d = registry.get(name)
+    problem = d.prepare(args, kwargs)
+    return _run(Evaluation(problem, d.kernel(problem)), _out_format(problem, out_dtype))
 
 
-def evaluate_grad(name: str, *args, grad_output=None, out_dtype=None, **kwargs) -> Exact:
-    """Exact gradient of loss ``name`` w.r.t. its first argument (the VJP with grad_output)."""
-    spec = registry.get(name)
-    if not spec.has_grad:
-        raise ValueError(f"{name}: the oracle has no gradient for this loss")
-    problem = prepare(name, args, kwargs)
+def _grad_output(problem, grad_output) -> np.ndarray:
     shape = problem.out_shape
     if grad_output is None:
-        go = np.ones(shape, np.float64)
-    else:
-        go = np.asarray(grad_output)
-        if go.dtype.kind not in "fiu" and go.dtype.name != "bfloat16":
-            raise ValueError(f"grad_output: expected a floating array, got dtype {go.dtype.name}")
-        go = go.astype(np.float64)
-        if go.shape != shape:
-            raise ValueError(f"grad_output: expected shape {shape} (the output's), got {go.shape}")
-        if not np.all(np.isfinite(go)):
-            raise ValueError("grad_output: must be finite")
-    kernel = _KERNELS[name](name, problem.options, problem.nclass)
-    return _run(Evaluation(problem, kernel, grad_output=go, want_grad=True), _out_format(problem, out_dtype))
+        return np.ones(shape, np.float64)
+    go = np.asarray(grad_output)
+    if go.dtype.kind not in "fiu" and go.dtype.name != "bfloat16":
+        raise ValueError(f"grad_output: expected a floating array, got dtype {go.dtype.name}")
+    go = go.astype(np.float64)
+    if go.shape != shape:
+        raise ValueError(f"grad_output: expected shape {shape} (the output's), got {go.shape}")
+    if not np.all(np.isfinite(go)):
+        raise ValueError("grad_output: must be finite")
+    return go
 
 
-def grad(name: str, *args, grad_output=None, **kwargs) -> np.ndarray:
-    """Exact gradient values (object array of mpf) of ``name`` w.r.t. its first argument."""
-    return evaluate_grad(name, *args, grad_output=grad_output, **kwargs).values
+def evaluate_grad(name: str, *args, grad_output=None, wrt: str = "input", out_dtype=None, **kwargs) -> Exact:
+    """Exact gradient of loss ``name`` w.r.t. its argument ``wrt`` (the VJP with grad_output)."""
+    d = registry.get(name)
+    if wrt not in d.differentiable:
+        raise ValueError(f"wrt: {name} is not differentiated w.r.t. {wrt!r}; "
+                         f"differentiable: {', '.join(d.differentiable) or 'none'}")
+    problem = d.prepare(args, kwargs)
+    go = _grad_output(problem, grad_output)
+    return _run(Evaluation(problem, d.kernel(problem), grad_output=go, wrt=wrt), _out_format(problem, out_dtype))
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
-                  out_dtype=None):
-    return evaluate("cross_entropy", input, target, weight=weight, ignore_index=ignore_index,
-                    reduction=reduction, label_smoothing=label_smoothing, out_dtype=out_dtype).values
+def evaluate_check(name: str, check: str, *args, grad_output=None, out_dtype=None, **kwargs) -> Exact:
+    """The Exact for one check: ``"value"`` or ``"grad:<arg>"``."""
+    if check == "value":
+        return evaluate(name, *args, out_dtype=out_dtype, **kwargs)
+    kind, _, arg = check.partition(":")
+    if kind != "grad" or not arg:
+        raise ValueError(f"check: expected 'value' or 'grad:<arg>', got {check!r}")
+    return evaluate_grad(name, *args, grad_output=grad_output, wrt=arg, out_dtype=out_dtype, **kwargs)
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", out_dtype=None):
-    return evaluate("nll_loss", input, target, weight=weight, ignore_index=ignore_index,
-                    reduction=reduction, out_dtype=out_dtype).values
+def grad(name: str, *args, grad_output=None, wrt: str = "input", **kwargs) -> np.ndarray:
+    """Exact gradient values (object array of mpf) of ``name`` w.r.t. ``wrt``."""
+    return evaluate_grad(name, *args, grad_output=grad_output, wrt=wrt, **kwargs).values
 
 
-def binary_cross_entropy(input, target, weight=None, reduction="mean", out_dtype=None):
-    return evaluate("binary_cross_entropy", input, target, weight=weight, reduction=reduction,
-                    out_dtype=out_dtype).values
+def function(name: str):
+    """``reference.<name>``: the loss with torch's signature, returning exact values (mpf)."""
+    d = registry.get(name)
+    sig = d.signature()
+    positional = [a.name for a in d.positional]
 
+    def fn(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        out_dtype = values.pop("out_dtype")
+        pos = [values.pop(n) for n in positional]
+        return evaluate(name, *pos, out_dtype=out_dtype, **values).values
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None,
-                                     out_dtype=None):
-    return evaluate("binary_cross_entropy_with_logits", input, target, weight=weight, reduction=reduction,
-                    pos_weight=pos_weight, out_dtype=out_dtype).values
-
-
-def softmax(input, dim, out_dtype=None):
-    return evaluate("softmax", input, dim=dim, out_dtype=out_dtype).values
-
-
-def log_softmax(input, dim, out_dtype=None):
-    return evaluate("log_softmax", input, dim=dim, out_dtype=out_dtype).values
-
-
-def mse_loss(input, target, reduction="mean", out_dtype=None):
-    return evaluate("mse_loss", input, target, reduction=reduction, out_dtype=out_dtype).values
+    fn.__name__ = fn.__qualname__ = name
+    fn.__signature__ = sig
+    fn.__doc__ = f"Exact {name}: {d.summary}\n\nSee reference.registry.get({name!r}).notes for the semantics."
+    return fn

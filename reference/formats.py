@@ -63,6 +63,14 @@ def dtype_name(x) -> str:
     return name
 
 
+def np_dtype(name: str) -> np.dtype:
+    """The NumPy dtype of a format name (bfloat16 is ml_dtypes')."""
+    try:
+        return FORMATS[name].np_dtype
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; known: {', '.join(FORMATS)}") from None
+
+
 def get_format(dtype) -> Format:
     if isinstance(dtype, Format):
         return dtype
@@ -252,6 +260,15 @@ def ordinal(values, dtype) -> np.ndarray:
         sign = (bits < 0).astype(np.int64)
         mag = bits & np.int64(0x7FFFFFFFFFFFFFFF)
     return np.where(sign == 1, -mag, mag)
+
+
+def from_ordinal(o, dtype) -> np.ndarray:
+    """Inverse of :func:`ordinal`: the floats of ``dtype`` at these ordinals (0 gives +0)."""
+    fmt = get_format(dtype)
+    o = np.asarray(o, dtype=np.int64)
+    sign = np.uint64(1) << np.uint64(8 * fmt.uint.itemsize - 1)
+    bits = np.where(o < 0, np.abs(o).astype(np.uint64) | sign, o.astype(np.uint64))
+    return bits.astype(fmt.uint).view(fmt.np_dtype)
 
 
 def ordinal_distance(a, b, dtype) -> np.ndarray:

@@ -179,11 +179,6 @@ LD = FloatNS(np.longdouble)
 MP = MpNS()
 
 
-def where(cond, a, b):
-    """np.where that keeps object arrays object (mpf) and never multiplies 0 by inf."""
-    return np.where(cond, a, b)
-
-
 def shifted_lse(ns, x, xf=None):
     """Row-wise pieces of log-sum-exp along the last axis, accurate *relative to the result*.
 

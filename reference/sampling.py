@@ -1,4 +1,4 @@
-"""Dtypes, deterministic generators and the three sampling styles every family may use.
+"""Deterministic generators and the three sampling styles every case family may use.
 
 Values are drawn in float64 and rounded once (round-half-even) into the case dtype, except
 ordinal-uniform sampling, which draws bit patterns of the case dtype directly.
@@ -11,20 +11,10 @@ from collections.abc import Sequence
 import ml_dtypes
 import numpy as np
 
-DTYPES: dict[str, np.dtype] = {
-    "float16": np.dtype(np.float16),
-    "bfloat16": np.dtype(ml_dtypes.bfloat16),
-    "float32": np.dtype(np.float32),
-    "float64": np.dtype(np.float64),
-}
+from .formats import FORMATS, from_ordinal, np_dtype, ordinal
+
+DTYPES: dict[str, np.dtype] = {name: f.np_dtype for name, f in FORMATS.items()}
 STYLES = ("ordinal", "log", "normal")
-
-
-def np_dtype(name: str) -> np.dtype:
-    try:
-        return DTYPES[name]
-    except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; known: {', '.join(DTYPES)}") from None
 
 
 def finfo(name: str) -> ml_dtypes.finfo:
@@ -52,30 +42,11 @@ def cast(values, dtype: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).astype(np_dtype(dtype))
 
 
-def _uint(dtype: str) -> np.dtype:
-    return np.dtype(f"u{np_dtype(dtype).itemsize}")
-
-
-def to_ordinal(x: np.ndarray) -> np.ndarray:
-    """Monotone int64 index of each float's bit pattern (-0 and +0 both map to 0)."""
-    x = np.asarray(x)
-    bits = x.view(np.dtype(f"u{x.dtype.itemsize}")).astype(np.uint64)
-    sign = np.uint64(1) << np.uint64(8 * x.dtype.itemsize - 1)
-    mag = (bits & (sign - np.uint64(1))).astype(np.int64)
-    return np.where((bits & sign) != 0, -mag, mag)
-
-
-def from_ordinal(o: np.ndarray, dtype: str) -> np.ndarray:
-    o = np.asarray(o, dtype=np.int64)
-    sign = np.uint64(1) << np.uint64(8 * np_dtype(dtype).itemsize - 1)
-    bits = np.where(o < 0, np.abs(o).astype(np.uint64) | sign, o.astype(np.uint64))
-    return bits.astype(_uint(dtype)).view(np_dtype(dtype))
-
 
 def ordinal_uniform(rng: np.random.Generator, lo: float, hi: float, size, dtype: str) -> np.ndarray:
     """Uniform over the representable values of dtype in [lo, hi] (Herbie style): every binade
     gets as many samples as it has floats, so tiny and huge magnitudes are both exercised."""
-    a, b = to_ordinal(cast([lo, hi], dtype))
+    a, b = ordinal(cast([lo, hi], dtype), dtype)
     return from_ordinal(rng.integers(a, b, size=size, endpoint=True), dtype)
 
 

@@ -40,13 +40,14 @@ def _div(ns, a, b):
 
 
 class Evaluation:
-    """One output (the loss value or its input gradient) of one problem, in row space."""
+    """One output (the loss value, or its gradient w.r.t. argument ``wrt``) of one problem, in row space."""
 
-    def __init__(self, problem, kernel, grad_output=None, want_grad=False):
+    def __init__(self, problem, kernel, grad_output=None, wrt: str | None = None):
         self.p = problem
         self.k = kernel
-        self.want_grad = want_grad
-        self.reduced = problem.reduction in ("sum", "mean")
+        self.wrt = wrt
+        self.want_grad = wrt is not None
+        self.reduced = problem.reduced
         self.go = grad_output  # float64 array: output shape, or 0-d when reduced
 
     # -- layout ---------------------------------------------------------------------------------
@@ -61,19 +62,13 @@ class Evaluation:
         return {k: v[idx] for k, v in self.p.rows.items()}
 
     def _gof(self, ns, idx):
-        """Per-row grad factors in row space (the VJP seed), D computed over all rows."""
-        m = self.p.m
-        if self.p.reduction == "elementwise":
-            rows_go = _input_to_rows(self.p, np.asarray(self.go, np.float64))
-            sel = rows_go if idx is None else rows_go[idx]
-            return ns.asarray(sel)
-        if self.p.reduction == "none":
-            flat = np.asarray(self.go, np.float64).reshape(-1)
-            sel = flat if idx is None else flat[idx]
-            return ns.asarray(sel)
-        n = m if idx is None else len(idx)
+        """Per-row grad factors in row space (the VJP seed), the mean's D computed over all rows."""
+        if not self.reduced:
+            rows_go = self.p.go_rows(self.go)
+            return ns.asarray(rows_go if idx is None else rows_go[idx])
+        n = self.p.m if idx is None else len(idx)
         go = ns.asarray(np.full(n, float(self.go)))
-        if self.p.reduction == "mean":
+        if self.p.reduction != "sum":
             d, _ = self.k.denominator(ns, self.p.rows)
             if ns is MP:
                 go = np.array([_div(ns, g, d) for g in go], dtype=object)
@@ -86,7 +81,7 @@ class Evaluation:
         """(values, magnitudes) in row space: (M_sub, K), or (1, 1) for a reduced value."""
         rows = self._rows(idx)
         if self.want_grad:
-            g, mag = self.k.grad(ns, rows, self._gof(ns, idx))
+            g, mag = self.k.grad(ns, rows, self._gof(ns, idx), self.wrt)
             return _2d(g), (None if mag is None else _2d(mag))
         parts = self.k.parts(ns, rows)
         if not self.reduced:
@@ -101,7 +96,7 @@ class Evaluation:
         v = ns.const(0)
         mag = 0.0
         d = None
-        if self.p.reduction == "mean":
+        if self.p.reduction != "sum":
             d, _ = self.k.denominator(ns, self.p.rows)
         for mult, val, mg in parts:
             tot = ns.sum(val)
@@ -118,7 +113,7 @@ class Evaluation:
         rows = self.p.rows
         if self.want_grad:
             gof = np.asarray(self._gof(F64, None), np.float64)
-            cond, scale, nterms = self.k.grad_scales(rows, gof)
+            cond, scale, nterms = self.k.grad_scales(rows, gof, self.wrt)
             return _2d(cond), _2d(scale), _2d(nterms)
         cond, scale, nterms = self.k.scales(rows)
         if not self.reduced:
@@ -126,7 +121,7 @@ class Evaluation:
         with np.errstate(all="ignore"):
             c, s = float(np.sum(cond)), float(np.sum(scale))
             nt = int(np.max(nterms, initial=1)) * max(self.p.m, 1)
-            if self.p.reduction == "mean":
+            if self.p.reduction != "sum":
                 d, dabs = self.k.denominator(F64, rows)
                 v = float(self.compute(F64)[0][0, 0])
                 ad = abs(float(d))
@@ -137,12 +132,10 @@ class Evaluation:
     def to_output(self, a):
         a = np.asarray(a)
         if self.want_grad:
-            return self.p.rows_to_input(a)
+            return self.p.rows_to_arg(self.wrt, a)
         if self.reduced:
             return a.reshape(())
-        if self.p.reduction == "elementwise":
-            return self.p.rows_to_output(a)
-        return a.reshape(self.p.unreduced_shape)
+        return self.p.rows_to_output(a)
 
 
 def _is_one(x) -> bool:
@@ -155,20 +148,6 @@ def _is_one(x) -> bool:
 def _2d(a):
     a = np.asarray(a)
     return a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)
-
-
-def _input_to_rows(problem, a):
-    """Inverse of problem.rows_to_input for the softmax family (dim moved last, flattened)."""
-    dim = problem.options["dim"]
-    x = np.asarray(a).reshape(problem.input_shape)
-    xx = x.reshape(1) if x.ndim == 0 else x
-    moved = np.moveaxis(xx, dim % max(x.ndim, 1), -1)
-    return moved.reshape(-1, moved.shape[-1])
-
-
-def ld_to_mpf(v) -> mpmath.mpf:
-    """Exact mpf of a float64 or long double value."""
-    return ld_array_to_mpf(np.asarray([v], np.longdouble))[0]
 
 
 def ld_array_to_mpf(v: np.ndarray) -> list:

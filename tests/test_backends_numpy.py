@@ -156,8 +156,8 @@ def test_bce_clamp_and_edges():
 
 @pytest.mark.parametrize("loss, args, message", [
     ("binary_cross_entropy", (np.array([1.5]), np.array([1.0])), "input: binary_cross_entropy needs"),
-    ("cross_entropy", (np.zeros((2, 3)), np.array([0, 3])), r"target: class index out of range \[0, 3\)"),
-    ("nll_loss", (np.zeros((2, 3)), np.array([-1, 0])), "target: class index out of range"),
+    ("cross_entropy", (np.zeros((2, 3)), np.array([0, 3])), r"target: class index 3 is out of range \[0, 3\)"),
+    ("nll_loss", (np.zeros((2, 3)), np.array([-1, 0])), "target: class index -1 is out of range"),
 ])
 def test_invalid_arguments_raise_value_error(loss, args, message):
     with pytest.raises(ValueError, match=message):

@@ -8,7 +8,7 @@ import pytest
 import cases
 from cases import CaseFileError
 from cases.model import make_case
-from cases.sampling import cast
+from reference.sampling import cast
 
 
 def _bits(a):

@@ -32,7 +32,6 @@ def test_strategy_yields_valid_cases(loss):
     def check(case):
         assert isinstance(case, cases.Case) and case.loss == loss
         assert case.family == f"strategy.{loss}" and len(case.id) == 16
-        assert case.options == registry.option_family(loss, case.args, case.kwargs)
         _torch_accepts(case)
     check()
 
@@ -59,5 +58,5 @@ def test_strategies_reach_option_families(data):
 def test_unknown_arguments_fail_clearly():
     with pytest.raises(ValueError, match="unknown dtype"):
         strategies.cross_entropy_cases(dtype="float8")
-    with pytest.raises(ValueError, match="no strategy"):
+    with pytest.raises(ValueError, match="unknown loss"):
         strategies.cases_for("hinge")

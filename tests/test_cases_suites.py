@@ -49,7 +49,7 @@ def _digest(suite):
 
 
 def test_smoke_is_small_and_has_every_loss_and_dtype(smoke):
-    assert 30 <= len(smoke) <= 80
+    assert 30 <= len(smoke) <= 100  # 2 cases per family: 45 families over 8 losses
     assert {c.loss for c in smoke} == set(registry.LOSSES)
     assert {c.dtype for c in smoke} == set(registry.DTYPES)
     assert sum(c.args[0].size for c in smoke) < 5000
@@ -103,9 +103,8 @@ def test_ids_stable_across_processes(gate, smoke):
     assert out.stdout.split() == [_digest(smoke), _digest(gate)]
 
 
-def test_options_are_computed_and_grads_on(gate):
+def test_cases_are_frozen_and_grads_on(gate):
     for c in gate:
-        assert c.options == registry.option_family(c.loss, c.args, c.kwargs)
         assert all(not a.flags.writeable for a in c.args)
     grads = [c for c in gate if c.grad]
     assert len(grads) >= 0.95 * len(gate)

@@ -10,9 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import reference as R
-from reference.api import _KERNELS
+from reference import registry
 from reference.numerics import MP
-from reference.problem import prepare
 from reference.settle import Evaluation
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -194,14 +193,13 @@ def test_bce_with_logits_equals_sigmoid_form_at_high_precision():
 
 def numerical_grad(loss, args, kwargs, go, prec=120):
     """d/dx_i of <go, loss(x)> by mpmath.diff, through the kernel evaluated in mpmath."""
-    problem = prepare(loss, args, kwargs)
-    kernel = _KERNELS[loss](loss, problem.options, problem.nclass)
-    ev = Evaluation(problem, kernel)
+    d = registry.get(loss)
+    problem = d.prepare(args, kwargs)
+    ev = Evaluation(problem, d.kernel(problem))
     base = problem.rows["x"]
     go_rows = np.asarray(go, np.float64)
     if problem.reduction == "elementwise":
-        from reference.settle import _input_to_rows
-        go_rows = _input_to_rows(problem, go_rows)
+        go_rows = problem.go_rows(go_rows)
     go_rows = go_rows.reshape(ev.compute(MP)[0].shape) if problem.reduction != "elementwise" else go_rows
     out = np.empty(base.shape, dtype=object)
     with mpmath.workprec(prec):
@@ -214,7 +212,7 @@ def numerical_grad(loss, args, kwargs, go, prec=120):
                 return mpmath.fsum(a * mpmath.mpf(float(g)) for a, g in zip(v.ravel(), go_rows.ravel()))
             out[idx] = mpmath.diff(f, mpmath.mpf(float(base[idx])))
     problem.rows["x"] = base
-    return problem.rows_to_input(out)
+    return problem.to_input(out)
 
 
 @pytest.mark.parametrize("loss,args,kwargs", [

@@ -1,4 +1,4 @@
-"""The oracle's semantics at the edges DESIGN.md fixes: specials, ignore_index, zero weights,
+"""The oracle's semantics at the edges docs/design.md fixes: specials, ignore_index, zero weights,
 cancellation, the confident-row cliff, and the settling machinery itself."""
 import math
 

@@ -162,7 +162,7 @@ def test_misbehaving_backends_are_recorded_and_the_run_goes_on(tmp_path):
     assert out.stats.crashes == 1 and out.stats.timeouts == 1
 
     written = lines(results)
-    assert written[0]["type"] == "run" and written[0]["schema"] == "losscheck.results/1"
+    assert written[0]["type"] == "run" and written[0]["schema"] == "losscheck.results/2"
     assert written[0]["suite"] == "fake" and written[0]["seed"] == 7 and written[0]["backends"] == specs
     assert sorted((r["backend"], r["case_id"]) for r in written[1:]) == \
         sorted((r["backend"], r["case_id"]) for r in out.records)

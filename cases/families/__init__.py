@@ -1,7 +1,8 @@
-"""Case families: generators parametrised by dtype and size, registered by name.
+"""Case families: the generators the loss definitions register (reference/losses/), by name.
 
-A family function takes ``(rng, dtype, size)`` and returns a list of Cases; the suite builder
-seeds ``rng`` from (seed, family name, dtype), so each family is reproducible on its own.
+A family function takes ``(rng, dtype, size)`` and returns Calls, which become content-hashed Cases
+here; the suite builder seeds ``rng`` from (seed, family name, dtype), so each family is
+reproducible on its own.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import Case
+from reference import registry
+
+from ..model import Case, make_case
 
 
 @dataclass(frozen=True)
@@ -39,27 +42,27 @@ SIZES: dict[str, Size] = {
 
 @dataclass(frozen=True)
 class Family:
+    """A loss definition's case family, bound to that loss: ``fn(rng, dtype, size)`` gives Cases."""
+
     name: str
     loss: str
-    fn: Callable[[np.random.Generator, str, Size], list[Case]]
+    draw: Callable[[np.random.Generator, str, Size], list]
     doc: str
 
-
-FAMILIES: dict[str, Family] = {}
-
-
-def family(name: str, loss: str):
-    """Register a family generator under ``name`` (its docstring is its description)."""
-    def deco(fn):
-        if name in FAMILIES:
-            raise ValueError(f"family {name!r} registered twice")
-        FAMILIES[name] = Family(name, loss, fn, (fn.__doc__ or "").strip().splitlines()[0])
-        return fn
-    return deco
+    def fn(self, rng: np.random.Generator, dtype: str, size: Size) -> list[Case]:
+        return [make_case(self.loss, c.args, c.kwargs, family=self.name, meta=c.meta, grad=c.grad,
+                          grad_output=c.grad_output) for c in self.draw(rng, dtype, size)]
 
 
-def _load() -> None:
-    from . import binary, classification, elementwise, softmax  # noqa: F401  (registration)
+def _collect() -> dict[str, Family]:
+    """Every family of every registered loss, in registry order."""
+    out: dict[str, Family] = {}
+    for d in registry.REGISTRY.values():
+        for f in d.families.values():
+            if f.name in out:
+                raise ValueError(f"family {f.name!r} registered by {out[f.name].loss} and {d.name}")
+            out[f.name] = Family(f.name, d.name, f.fn, f.doc)
+    return out
 
 
-_load()
+FAMILIES: dict[str, Family] = _collect()

@@ -8,7 +8,7 @@ a missing kernel is reported as unsupported rather than as a failure.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,12 +32,26 @@ class Observation:
     """What a backend computed for one case.
 
     ``value`` is in the case's dtype (bfloat16 as ``ml_dtypes.bfloat16``) unless the backend
-    returned something else, which the runner then flags; ``grad`` is the gradient w.r.t. the
-    first positional argument, or None when not asked for or not available.
+    returned something else, which the runner then flags; ``grads`` maps each differentiable
+    argument's name to its gradient (absent when not asked for or not available).  ``grad`` (the
+    input's gradient) is accepted for backends written against the one-gradient interface.
     """
 
     value: np.ndarray
     grad: np.ndarray | None = None
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.grad is not None and "input" not in self.grads:
+            object.__setattr__(self, "grads", {**self.grads, "input": self.grad})
+        elif self.grad is None and "input" in self.grads:
+            object.__setattr__(self, "grad", self.grads["input"])
+
+    def observed(self, check: str) -> Any:
+        """The array a check judges: the value, or the gradient ``grad:<arg>`` (None when absent)."""
+        if check == "value":
+            return self.value
+        return self.grads.get(check.partition(":")[2])
 
 
 def one_line(exc: BaseException) -> str:
@@ -95,6 +109,9 @@ class ForeignBackend(Backend):
         obs = self._obj.evaluate(case)
         if isinstance(obs, Observation):
             return obs
-        if isinstance(obs, tuple) and len(obs) == 2:  # a plugin may return (value, grad)
-            return Observation(np.asarray(obs[0]), None if obs[1] is None else np.asarray(obs[1]))
+        if isinstance(obs, tuple) and len(obs) == 2:  # a plugin may return (value, grad) or (value, grads)
+            value, grads = np.asarray(obs[0]), obs[1]
+            if isinstance(grads, dict):
+                return Observation(value, grads={str(k): np.asarray(v) for k, v in grads.items()})
+            return Observation(value, None if grads is None else np.asarray(grads))
         raise TypeError(f"backend {self.name!r}: evaluate returned {type(obs).__name__}, not an Observation")

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from reference.lossdef import is_float_array as is_probability_target
+
 from .base import Backend, BackendLoadError, Observation, Unsupported
-from .numpy_losses import is_probability_target
 
 INSTALL_HINT = "pip install 'losscheck[jax]' (installs jax[cpu] and optax)"
 

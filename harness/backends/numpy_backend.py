@@ -1,20 +1,23 @@
-"""The built-in NumPy backends: ``numpy`` (careful) and ``numpy-naive`` (textbook, no gradients)."""
+"""The built-in NumPy backends: ``numpy`` (careful) and ``numpy-naive`` (textbook, no gradients).
+
+Each loss's NumPy implementation lives with its definition (``LossDef.numpy_value`` and
+``numpy_grads`` in reference/losses/); this backend supplies the arithmetic and rounds once.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
+from reference import registry
 from reference.registry import LOSSES
 
 from .base import Backend, Observation
-from .numpy_grads import GRADIENTS
-from .numpy_losses import FUNCTIONS
 from .numpy_numerics import CAREFUL, NAIVE, round_to
 
 
 class NumpyBackend(Backend):
-    """Evaluates cases with numpy_losses in the careful or the naive arithmetic."""
+    """Evaluates cases with the loss definitions' NumPy code in the careful or the naive arithmetic."""
 
     def __init__(self, naive: bool = False):
         self.naive = naive
@@ -26,10 +29,12 @@ class NumpyBackend(Backend):
 
     def _evaluate(self, case: Any) -> Observation:
         # inf/nan are legitimate results here (and the point of numpy-naive): no warnings
+        d = registry.get(case.loss)
+        d.validate(case.args, case.kwargs)  # refuse what torch refuses, with the oracle's messages
         with np.errstate(all="ignore"):
-            value = self._nx.out(FUNCTIONS[case.loss](self._nx, *case.args, **case.kwargs), case.dtype)
-            grad = None
+            value = self._nx.out(d.numpy_value(self._nx, *case.args, **case.kwargs), case.dtype)
+            grads = {}
             if case.grad and not self.naive and case.grad_output is not None:
-                g = GRADIENTS[case.loss](*case.args, grad_output=case.grad_output, **case.kwargs)
-                grad = round_to(g, case.dtype)
-        return Observation(np.asarray(value), grad)
+                g = d.numpy_grads(CAREFUL, *case.args, grad_output=case.grad_output, **case.kwargs)
+                grads = {name: round_to(a, case.dtype) for name, a in g.items()}
+        return Observation(np.asarray(value), grads=grads)

@@ -1,8 +1,8 @@
 """Backends that take and return torch tensors: torch.nn.functional itself and any drop-in.
 
 The case's arrays are converted bit-exactly, the function is called the way user code calls
-``torch.nn.functional`` (``fn(input, target, **kwargs)``), the gradient comes from autograd with
-the case's own ``grad_output``, and the result is converted back without rounding.  What the
+``torch.nn.functional`` (``fn(input, target, **kwargs)``), every declared gradient (input, target, ...)
+comes from autograd with the case's own ``grad_output``, and the result is converted back without rounding.  What the
 function returns is not judged here: a wrong dtype or shape is the runner's to report.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from reference import registry
 from reference.registry import LOSSES
 
 from .base import Backend, Observation
@@ -29,23 +30,29 @@ class TorchFunctionalBackend(Backend):
 
     def _evaluate(self, case: Any) -> Observation:
         fn = getattr(self.functions, case.loss)
+        spec = registry.get(case.loss)
         args = [to_torch(a) for a in case.args]
         kwargs = {k: to_torch_arg(v) for k, v in case.kwargs.items()}
-        want_grad = bool(case.grad) and args[0].is_floating_point()
-        if want_grad:
-            args[0].requires_grad_(True)
-        with torch.enable_grad() if want_grad else torch.no_grad():
+        # every tensor the loss differentiates (and the case holds as a floating tensor) gets a grad
+        leaves: dict[str, torch.Tensor] = {}
+        if case.grad:
+            named = dict(zip((a.name for a in spec.positional), args))
+            named.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+            leaves = {n: named[n] for n in spec.differentiable
+                      if isinstance(named.get(n), torch.Tensor) and named[n].is_floating_point()}
+        for t in leaves.values():
+            t.requires_grad_(True)
+        with torch.enable_grad() if leaves else torch.no_grad():
             out = fn(*args, **kwargs)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"backend {self.name!r}: {case.loss} returned {type(out).__name__}, "
                             "not a torch.Tensor")
         value = to_numpy(out)
-        grad = None
-        if want_grad and out.requires_grad and case.grad_output is not None:
+        grads: dict = {}
+        if leaves and out.requires_grad and case.grad_output is not None:
             grad_output = to_torch(case.grad_output)
             # a wrong-shaped output is reported from its value; backward would only obscure that
             if tuple(grad_output.shape) == tuple(out.shape):
                 out.backward(grad_output.to(out.dtype))
-                if args[0].grad is not None:
-                    grad = to_numpy(args[0].grad)
-        return Observation(value, grad)
+                grads = {n: to_numpy(t.grad) for n, t in leaves.items() if t.grad is not None}
+        return Observation(value, grads=grads)

@@ -1,11 +1,10 @@
-"""Small helpers shared by the family modules."""
+"""Small helpers shared by the case families of the loss modules."""
 from __future__ import annotations
 
 import numpy as np
 
-from reference.registry import REDUCTIONS
-
-from ..sampling import finfo
+from ..lossdef import REDUCTIONS
+from ..sampling import cast, finfo
 
 
 def reduction(i: int) -> str:
@@ -33,8 +32,6 @@ def absorption_rows(rng, dtype, n: int, rows: int = 2) -> np.ndarray:
     sum of the small terms, ~0.7 n u, is far from negligible.  Pairwise or compensated sums, or
     summing the small terms first, do not lose them.
     """
-    from ..sampling import cast, finfo
-
     d = -np.log(0.7 * float(finfo(dtype).eps) / 2)
     x = np.full((rows, n), -d)
     for r in range(rows):

@@ -1,6 +1,6 @@
 """Defect: cross_entropy rounds logsumexp to the input dtype before subtracting the target logit.
 
-DESIGN.md's example: bfloat16 logits [-60000, -60000, -60000] have exact loss log 3; torch
+docs/design.md's example: bfloat16 logits [-60000, -60000, -60000] have exact loss log 3; torch
 returns 1.1015625, this returns 0 (logsumexp -59998.9 rounds back to -60000 in bfloat16).
 Class-index targets without label smoothing take the defective path; the rest is torch's.
 """

@@ -1,0 +1,348 @@
+"""What a loss *is*: one :class:`LossDef` object per loss, in its own module under reference/losses/.
+
+A LossDef owns everything that differs from one loss to the next, so that generic code (the
+settling in reference/settle.py, case building in cases/, the runner, checks and reports) never
+branches on a loss's name:
+
+- its argument schema (:class:`Arg`: positional tensors, keyword options, which tensors torch
+  differentiates) and ONE validator, :meth:`LossDef.prepare`, used when cases are built and when
+  the oracle prepares a problem;
+- the mapping into the oracle's *row form* (:class:`Problem`) and its :class:`Kernel`;
+- :meth:`LossDef.option_family`, its case families (:meth:`LossDef.family`), its hypothesis
+  strategy, its NumPy implementation (value and every gradient) and the semantic notes docs render.
+
+Row form: for class-dim losses a (M, C) matrix (class dim last, batch and spatial positions
+flattened into M rows), for elementwise losses a (M, 1) column with broadcast options.  Kernels only
+see row form; the Problem knows how to put results back into torch's shapes.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .formats import FORMATS, dtype_name
+
+DTYPES: tuple[str, ...] = tuple(FORMATS)
+REDUCTIONS: tuple[str, ...] = ("none", "sum", "mean")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument.  ``kind`` is one of:
+
+    ``input``      floating tensor in the checked dtype
+    ``target``     class indices (int64) or, where the loss allows, probabilities (input's dtype)
+    ``ftarget``    floating target in the input's dtype, same shape as input
+    ``weight``     optional floating tensor option in the input's dtype
+    ``int``, ``float``, ``bool``  Python scalar options;  ``reduction`` one of the loss's reductions
+
+    ``differentiable``: torch propagates a gradient to this tensor, so the harness checks
+    ``grad:<name>`` for it.
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    required: bool = False
+    differentiable: bool = False
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a loss as a case family draws it; cases/ turns it into a content-hashed Case.
+
+    ``grad`` None means "check gradients wherever the loss has them"; ``grad_output`` None means
+    "draw one from the inputs' hash".
+    """
+
+    args: tuple
+    kwargs: dict
+    meta: dict = field(default_factory=dict)
+    grad: bool | None = None
+    grad_output: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class FamilyDef:
+    """A case family: ``fn(rng, dtype, size) -> list[Call]``; its docstring's first line is its doc."""
+
+    name: str
+    fn: Callable[..., list[Call]]
+    doc: str
+
+
+@dataclass
+class Problem:
+    """One validated call in row form."""
+
+    dtype: str  # the input's format (and by default the output's)
+    reduction: str  # 'none' | 'sum' | 'mean' | 'batchmean' | 'elementwise' (softmax family)
+    rows: dict[str, Any]  # float64 arrays (exact copies of the inputs) and int arrays, row form
+    nclass: int  # C (1 for elementwise losses)
+    unreduced_shape: tuple[int, ...]  # torch's output shape for reduction='none'
+    input_shape: tuple[int, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    to_input: Callable[[np.ndarray], np.ndarray] | None = None  # (M, K) rows -> input's shape
+    # (M, K) rows -> the shape of a differentiable argument other than input (default: input's)
+    to_arg: dict[str, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
+    # an output-shaped grad_output -> per-row factors: (M,) by default, (M, C) for elementwise
+    grad_output_rows: Callable[[np.ndarray], np.ndarray] | None = None
+
+    @property
+    def reduced(self) -> bool:
+        return self.reduction not in ("none", "elementwise")
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return () if self.reduced else self.unreduced_shape
+
+    @property
+    def m(self) -> int:
+        return int(next(iter(self.rows.values())).shape[0]) if self.rows else 0
+
+    def rows_to_output(self, a: np.ndarray) -> np.ndarray:
+        """(M,) or (M, C) per-row results -> torch's unreduced output shape."""
+        if self.reduction == "elementwise":
+            return self.to_input(a)
+        return np.asarray(a).reshape(self.unreduced_shape)
+
+    def rows_to_arg(self, name: str, a: np.ndarray) -> np.ndarray:
+        return self.to_arg.get(name, self.to_input)(a)
+
+    def go_rows(self, go: np.ndarray) -> np.ndarray:
+        if self.grad_output_rows is not None:
+            return self.grad_output_rows(go)
+        return np.asarray(go, np.float64).reshape(-1)
+
+
+class Kernel(Protocol):
+    """The oracle's formula for one loss on row form, written once against a numeric namespace
+    ``ns`` (reference/numerics.py: float64, long double or mpmath) so that the same formula is
+    evaluated at every precision of the settling (reference/settle.py).
+
+    Errors must stay relative to the magnitudes the kernel reports: that is what the stage-0
+    bound (16 + 4 ceil(log2 nterms)) u cond relies on.
+    """
+
+    def parts(self, ns, rows) -> list[tuple[Callable, Any, Any]]:
+        """[(multiplier fn, value rows (M, K), magnitude rows)]: l = sum_k mult_k(ns) * value_k."""
+
+    def denominator(self, ns, rows) -> tuple[Any, float]:
+        """The mean's denominator and the sum of |terms| it adds (0 for an exact count)."""
+
+    def scales(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cond, natural scale, nterms) per element, float64: see reference/exact.py."""
+
+    def grad(self, ns, rows, gof, wrt: str) -> tuple[Any, Any]:
+        """(VJP rows w.r.t. argument ``wrt``, magnitudes of its terms or None when ``ns`` is exact)."""
+
+    def grad_scales(self, rows, gof, wrt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cond, natural scale, nterms) of the gradient w.r.t. ``wrt``."""
+
+
+# ------------------------------------------------------------------------------ validation helpers
+
+def fail(arg: str, msg: str):
+    """Every validation error names its argument first: ``ValueError("target: ...")``."""
+    raise ValueError(f"{arg}: {msg}")
+
+
+def float_array(name: str, a, dtype: str | None = None) -> np.ndarray:
+    """A NumPy array of a supported float format (matching ``dtype`` when given)."""
+    if not isinstance(a, np.ndarray):
+        if np.isscalar(a) and not isinstance(a, (bool, str)):
+            a = np.asarray(a)
+        else:
+            fail(name, f"expected a NumPy array, got {type(a).__name__}")
+    try:
+        got = dtype_name(a)
+    except ValueError:
+        fail(name, f"unsupported dtype {a.dtype.name!r}; supported: {', '.join(FORMATS)}")
+    if dtype is not None and got != dtype:
+        fail(name, f"dtype {got} does not match the input's dtype {dtype}")
+    return a
+
+
+def f64(a: np.ndarray) -> np.ndarray:
+    """float64 copy: exact for every supported format."""
+    return np.asarray(a).astype(np.float64)
+
+
+def is_float_array(a) -> bool:
+    a = np.asarray(a)
+    return a.dtype.kind == "f" or a.dtype.name == "bfloat16"
+
+
+def int_option(name: str, v, what: str = "must be an integer") -> int:
+    if v is None or isinstance(v, bool):
+        fail(name, f"{what}, got {v!r}")
+    try:
+        iv = int(v)
+    except (TypeError, ValueError):
+        fail(name, f"{what}, got {v!r}")
+    if iv != v:
+        fail(name, f"{what}, got {v!r}")
+    return iv
+
+
+def broadcast_option(name: str, w, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """An array option in the input's dtype, broadcast to ``shape`` (float64)."""
+    w = float_array(name, w, dtype)
+    try:
+        return np.broadcast_to(f64(w), shape)
+    except ValueError:
+        fail(name, f"shape {w.shape} does not broadcast to the target's shape {shape}")
+
+
+# ------------------------------------------------------------------------------ the definition
+
+class LossDef:
+    """Base class of a loss definition; subclasses live one per module in reference/losses/.
+
+    Subclasses set the class attributes and implement :meth:`prepare`, :meth:`kernel`,
+    :meth:`numpy_value` and :meth:`numpy_grads`; the rest has defaults an elementwise loss keeps.
+    """
+
+    name: str = ""
+    positional: tuple[Arg, ...] = ()
+    options: tuple[Arg, ...] = ()
+    option_families: tuple[str, ...] = ("plain",)
+    dtypes: tuple[str, ...] = DTYPES
+    reductions: tuple[str, ...] = REDUCTIONS
+    has_reduction: bool = True
+    summary: str = ""  # one line: the formula
+    notes: str = ""  # the semantic fine points, Markdown (rendered into docs/losses.md)
+
+    def __init__(self) -> None:
+        self.families: dict[str, FamilyDef] = {}
+
+    # -- schema ------------------------------------------------------------------------------
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.options)
+
+    @property
+    def array_options(self) -> tuple[str, ...]:
+        """Keyword options that carry tensors (converted like inputs by backends)."""
+        return tuple(a.name for a in self.options if a.kind == "weight")
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        """Names of the tensor arguments torch differentiates: one ``grad:<name>`` check each."""
+        return tuple(a.name for a in self.positional + self.options if a.differentiable)
+
+    @property
+    def has_grad(self) -> bool:
+        return bool(self.differentiable)
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return ("value",) + tuple(f"grad:{a}" for a in self.differentiable)
+
+    def defaults(self) -> dict[str, Any]:
+        return {a.name: a.default for a in self.options if not a.required}
+
+    def reduction_of(self, kwargs: Mapping[str, Any]) -> str:
+        if not self.has_reduction:
+            return "none"
+        return kwargs.get("reduction", self.defaults().get("reduction", "mean"))
+
+    # -- validation and row form --------------------------------------------------------------
+    def check_call(self, args: tuple, kwargs: Mapping[str, Any]) -> None:
+        """The generic part of validation: arity, known and required options, reduction, dtypes."""
+        if len(args) != len(self.positional):
+            fail(self.name, f"expected {len(self.positional)} positional array(s) "
+                            f"({', '.join(a.name for a in self.positional)}), got {len(args)}")
+        unknown = set(kwargs) - set(self.option_names)
+        if unknown:
+            fail(min(unknown), f"unexpected keyword argument for {self.name}")
+        for a in self.options:
+            if a.required and kwargs.get(a.name) is None:
+                fail(a.name, f"{self.name} requires {a.name}")
+        if self.has_reduction:
+            r = kwargs.get("reduction", "mean")
+            if r not in self.reductions:
+                fail("reduction", f"unknown reduction {r!r}; expected one of {', '.join(self.reductions)}")
+        x = float_array(self.positional[0].name, args[0])
+        if dtype_name(x) not in self.dtypes:
+            fail(self.positional[0].name, f"dtype {dtype_name(x)} is not checked for {self.name} "
+                                          f"(checked: {', '.join(self.dtypes)})")
+        for name in self.array_options:
+            if kwargs.get(name) is not None:
+                float_array(name, kwargs[name], dtype_name(x))
+
+    def validate(self, args: tuple, kwargs: Mapping[str, Any]) -> None:
+        """Refuse what torch would refuse (one validator: cases and the oracle both call this)."""
+        self.prepare(tuple(args), dict(kwargs))
+
+    def prepare(self, args: tuple, kwargs: dict) -> Problem:
+        """Validate a call (calling :meth:`check_call` first) and bring it into row form."""
+        raise NotImplementedError
+
+    def kernel(self, problem: Problem) -> Kernel:
+        raise NotImplementedError
+
+    # -- what a call is --------------------------------------------------------------------------
+    def option_family(self, args: tuple, kwargs: Mapping[str, Any]) -> str:
+        """The option family of a concrete call, derived from its arguments (never from a label):
+        the array options in play, sorted and joined with '+', or 'plain'."""
+        tags = sorted(n for n in self.array_options if kwargs.get(n) is not None)
+        return "+".join(tags) or "plain"
+
+    def output_shape(self, args: tuple, kwargs: Mapping[str, Any]) -> tuple[int, ...]:
+        if self.has_reduction and self.reduction_of(kwargs) != "none":
+            return ()
+        return tuple(np.broadcast_shapes(*(np.shape(a) for a in args)))
+
+    def arg_shape(self, name: str, args: tuple, kwargs: Mapping[str, Any]) -> tuple[int, ...]:
+        """Shape of the gradient w.r.t. a differentiable argument: that argument's own."""
+        for a, spec in zip(args, self.positional):
+            if spec.name == name:
+                return tuple(np.shape(a))
+        return tuple(np.shape(kwargs[name]))
+
+    def describe(self, args: tuple, kwargs: Mapping[str, Any], check: str, index: tuple) -> str | None:
+        """The inputs behind one output element (for the worst element of a record), or None when
+        the element depends on the whole input (a reduced value).  Elementwise default."""
+        if check == "value" and self.reduction_of(kwargs) != "none":
+            return None
+        return ", ".join(f"{s.name} {float(np.asarray(a)[index]):.6g}" for a, s in zip(args, self.positional))
+
+    # -- cases ---------------------------------------------------------------------------------
+    def family(self, name: str):
+        """Decorator registering a case family ``fn(rng, dtype, size) -> list[Call]``."""
+        def deco(fn):
+            if name in self.families:
+                raise ValueError(f"{self.name}: family {name!r} registered twice")
+            self.families[name] = FamilyDef(name, fn, (fn.__doc__ or "").strip().splitlines()[0])
+            return fn
+        return deco
+
+    def strategy(self, **params):
+        """A hypothesis strategy of :class:`Call` (small shapes, plain values: failures shrink)."""
+        raise NotImplementedError(f"{self.name} has no hypothesis strategy")
+
+    # -- the NumPy implementation (the ``numpy`` backend) ---------------------------------------
+    def numpy_value(self, nx, *args, **kwargs) -> np.ndarray:
+        """torch's semantics in the arithmetic ``nx`` (harness/backends/numpy_numerics.py)."""
+        raise NotImplementedError
+
+    def numpy_grads(self, nx, *args, grad_output, **kwargs) -> dict[str, np.ndarray]:
+        """{argument name: VJP with grad_output} in float64 for every differentiable argument."""
+        raise NotImplementedError
+
+    # -- the torch-shaped oracle function --------------------------------------------------------
+    def signature(self) -> inspect.Signature:
+        params = [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for a in self.positional]
+        params += [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                     default=inspect.Parameter.empty if a.required else a.default)
+                   for a in self.options]
+        params.append(inspect.Parameter("out_dtype", inspect.Parameter.KEYWORD_ONLY, default=None))
+        return inspect.Signature(params)
+
+    def __repr__(self) -> str:
+        return f"<LossDef {self.name}>"

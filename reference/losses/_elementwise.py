@@ -1,0 +1,80 @@
+"""Row form and kernel plumbing shared by the elementwise losses (mse_loss, BCE, kl_div, ...).
+
+An elementwise loss is l_i = sum_k coef_k(i) * term_k(i) on broadcast operands: row form is a
+(M, 1) column per operand, the mean divides by the element count (an exact count: no rounding
+error to carry), and every gradient is grad_output_i * d l_i / d arg_i.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..formats import dtype_name
+from ..lossdef import Problem, broadcast_option, f64, fail, float_array
+from ..numerics import F64
+
+
+def one(ns):
+    """The multiplier of a part that has none (compared by identity in settle.py)."""
+    return ns.const(1)
+
+
+def safe_mul(a, b):
+    """a * b with 0 * inf := 0, for float64 scale arithmetic."""
+    with np.errstate(invalid="ignore"):
+        return np.where((a == 0) | (b == 0), 0.0, a * b)
+
+
+def prepare_pair(lossdef, args: tuple, kwargs: dict) -> Problem:
+    """Validate ``(input, target)`` of the same shape and dtype, broadcast array options to it."""
+    lossdef.check_call(args, kwargs)
+    x = float_array("input", args[0])
+    dtype = dtype_name(x)
+    y = float_array("target", args[1], dtype)
+    if y.shape != x.shape:
+        fail("target", f"shape {y.shape} does not match the input's shape {x.shape}")
+    rows = {"x": f64(x).reshape(-1, 1), "y": f64(y).reshape(-1, 1)}
+    for name in lossdef.array_options:
+        if kwargs.get(name) is not None:
+            rows[name] = broadcast_option(name, kwargs[name], dtype, x.shape).reshape(-1, 1)
+    shape = x.shape
+    return Problem(dtype=dtype, reduction=lossdef.reduction_of(kwargs), rows=rows, nclass=1,
+                   unreduced_shape=shape, input_shape=shape,
+                   to_input=lambda g: np.asarray(g).reshape(shape))
+
+
+class TermsKernel:
+    """l = sum_k coef_k * term_k per element; subclasses give ``terms``, ``d`` and the scales."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+
+    def denominator(self, ns, rows):
+        return ns.const(rows["x"].shape[0]), 0.0
+
+    def terms(self, ns, rows) -> list[tuple]:
+        raise NotImplementedError
+
+    def d(self, ns, rows, wrt: str):
+        """d l / d wrt per element, (M,)."""
+        raise NotImplementedError
+
+    def parts(self, ns, rows):
+        val = mag = None
+        for c, t in self.terms(ns, rows):
+            v = c * t  # IEEE: 0 * inf is NaN, as in the documented formula and in torch
+            val = v if val is None else val + v
+            mag = np.abs(v) if mag is None else mag + np.abs(v)
+        return [(one, val, mag)]
+
+    def term_magnitude(self, rows) -> np.ndarray:
+        """sum_k |coef_k| |term_k| in float64 (0 * inf counted as 0)."""
+        return sum(safe_mul(np.abs(c), np.abs(t)) for c, t in self.terms(F64, rows))
+
+    def grad(self, ns, rows, gof, wrt):
+        g = ns.asarray(gof) * self.d(ns, rows, wrt)
+        return g[:, None], np.abs(g)[:, None]
+
+    def grad_abs(self, rows, gof, wrt) -> np.ndarray:
+        """|the float64 gradient| (NaN as 0), the magnitude every gradient cond starts from."""
+        g, _ = self.grad(F64, rows, gof, wrt)
+        return np.abs(np.nan_to_num(g[:, 0], nan=0.0))

@@ -1,0 +1,392 @@
+"""binary_cross_entropy and binary_cross_entropy_with_logits on row form (M, 1).
+
+BCE:    l = -w [y max(log x, -100) + (1-y) max(log(1-x), -100)]      (torch's clamp, exact -100)
+BCEWL:  l =  w [p y softplus(-x) + (1-y) softplus(x)]                 (= -w[p y log s(x) + (1-y) log(1-s(x))])
+Means are plain element means.  Exactly-zero coefficients contribute nothing (0 * inf = 0).
+log(1-x) is evaluated as log1p(-x): the exact value, whatever torch does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..lossdef import Arg, Call, LossDef
+from ..numerics import F64
+from ..sampling import cast, finfo, normal, ordinal_uniform
+from ._elementwise import TermsKernel, fail, prepare_pair, safe_mul
+from ._families import reduction
+from ._numpy import elementwise_upstream, reduce_elementwise, sigmoid
+
+BCE, BCEL = "binary_cross_entropy", "binary_cross_entropy_with_logits"
+
+
+class _BinaryKernel(TermsKernel):
+    """Two terms, c1 * term1 + c2 * term2, with the coefficients of :meth:`coefs`."""
+
+    def _w(self, ns, rows, name):
+        return ns.asarray(rows[name][:, 0]) if name in rows else None
+
+    def coefs(self, ns, rows):
+        raise NotImplementedError
+
+    def _coefs(self, ns, rows):
+        """(x, y, c1, c2) with the element weight applied."""
+        x = ns.asarray(rows["x"][:, 0])
+        y = ns.asarray(rows["y"][:, 0])
+        c1, c2 = self.coefs(ns, rows, y)
+        w = self._w(ns, rows, "weight")
+        if w is not None:
+            c1, c2 = c1 * w, c2 * w
+        return x, y, c1, c2
+
+    def scales(self, rows):
+        x = rows["x"][:, 0]
+        with np.errstate(all="ignore"):
+            terms = self.terms(F64, rows)
+            g = np.nan_to_num(self.d(F64, rows, "input"), nan=0.0)
+            cond = self.term_magnitude(rows) + safe_mul(np.abs(x), np.abs(g)) + np.abs(g)
+            scale = sum(safe_mul(np.abs(c), 1 + np.abs(t)) for c, t in terms) + self.extra_scale(rows, terms)
+        return cond, scale, np.full(x.shape, len(terms), np.int64)
+
+    def extra_scale(self, rows, terms):
+        return 0.0
+
+
+class BceKernel(_BinaryKernel):
+    def coefs(self, ns, rows, y):
+        return -y, -(ns.const(1) - y)
+
+    def terms(self, ns, rows):
+        x, _, c1, c2 = self._coefs(ns, rows)
+        lo = ns.const(-100)
+        l1 = ns.log(x)
+        l2 = ns.log1p(-x)
+        return [(c1, np.where(l1 < lo, lo, l1)), (c2, np.where(l2 < lo, lo, l2))]
+
+    def d(self, ns, rows, wrt):
+        """d l / d x, a clamped log contributing nothing (it is constant there)."""
+        x, _, c1, c2 = self._coefs(ns, rows)
+        one, zero = ns.const(1), ns.const(0)
+        lo = ns.const(-100)
+        # unclamped where log x > -100 (log x == -100 exactly cannot happen for x > 0 rational)
+        live1 = ns.log(x) > lo
+        live2 = ns.log1p(-x) > lo
+        g1 = np.where(live1, c1 / np.where(live1, x, one), zero)
+        g2 = np.where(live2, -c2 / np.where(live2, one - x, one), zero)
+        return g1 + g2
+
+    def grad_scales(self, rows, gof, wrt):
+        x = rows["x"][:, 0]
+        with np.errstate(all="ignore"):
+            g = self.grad_abs(rows, gof, wrt)
+            _, _, c1, c2 = self._coefs(F64, rows)
+            coef = np.abs(gof) * (np.abs(c1) + np.abs(c2))  # the natural unit: |grad_output| * |w| * ...
+            cond = 2 * g  # d(1/x)/dx * x = 1/x: same size as the term
+            scale = g + coef
+        return cond[:, None], scale[:, None], np.ones((x.shape[0], 1), np.int64)
+
+
+class BcelKernel(_BinaryKernel):
+    def coefs(self, ns, rows, y):
+        pw = self._w(ns, rows, "pos_weight")
+        return (y if pw is None else pw * y), ns.const(1) - y
+
+    def terms(self, ns, rows):
+        x, _, c1, c2 = self._coefs(ns, rows)
+        return [(c1, ns.softplus(-x)), (c2, ns.softplus(x))]
+
+    def extra_scale(self, rows, terms):
+        # the logit is the natural unit too: (1-y)*x - lw*log_sigmoid(x), torch's documented-stable
+        # form, cancels two terms of size |x| for x < 0
+        return sum(np.abs(c) for c, _ in terms) * np.abs(rows["x"][:, 0])
+
+    def d(self, ns, rows, wrt):
+        x, _, c1, c2 = self._coefs(ns, rows)
+        s_pos = ns.exp(-ns.softplus(-x))  # sigmoid(x)
+        s_neg = ns.exp(-ns.softplus(x))  # sigmoid(-x)
+        return c2 * s_pos - c1 * s_neg
+
+    def grad_scales(self, rows, gof, wrt):
+        x = rows["x"][:, 0]
+        with np.errstate(all="ignore"):
+            g = self.grad_abs(rows, gof, wrt)
+            _, _, c1, c2 = self._coefs(F64, rows)
+            coef = np.abs(gof) * (np.abs(c1) + np.abs(c2))
+            s = 1 / (1 + np.exp(-np.abs(x)))
+            cond = g + safe_mul(coef, (np.abs(x) + 1) * s * (1 - s)) * 2
+            scale = g + coef
+        return cond[:, None], scale[:, None], np.ones((x.shape[0], 1), np.int64)
+
+
+_INPUT = Arg("input", "input", required=True, differentiable=True)
+_TARGET = Arg("target", "ftarget", required=True)
+_WEIGHT = Arg("weight", "weight", None)
+_REDUCTION = Arg("reduction", "reduction", "mean")
+
+
+class BinaryCrossEntropy(LossDef):
+    name = BCE
+    positional = (_INPUT, _TARGET)
+    options = (_WEIGHT, _REDUCTION)
+    option_families = ("plain", "weight")
+    summary = "-w[y log x + (1-y) log(1-x)] with each log clamped at -100"
+    notes = """\
+- Each log is clamped at -100 exactly (torch's clamp): inputs 0 and 1 give finite losses, and the
+  gradient of a clamped term is 0 (it is constant there).
+- Inputs and targets must lie in [0, 1] (NaN is refused), as torch checks.
+- `weight` broadcasts to the input's shape; means are plain element means.
+- torch's backward divides by max(x(1-x), 1e-12), not the derivative of its own forward near 0 and 1
+  (a documented known failure on bce.edges).
+"""
+
+    def prepare(self, args, kwargs):
+        problem = prepare_pair(self, args, kwargs)
+        for name, key in (("input", "x"), ("target", "y")):
+            a = problem.rows[key]
+            bad = ~((a >= 0) & (a <= 1))
+            if bad.any():
+                fail(name, f"binary_cross_entropy needs values in [0, 1], got {float(a[bad].reshape(-1)[0])!r}")
+        return problem
+
+    def kernel(self, problem):
+        return BceKernel(problem)
+
+    def strategy(self, dtype=None, max_size: int = 6, reductions=("none", "sum", "mean"), weights: bool = True):
+        """binary_cross_entropy: probabilities and targets in [0, 1] (0 and 1 included)."""
+        from ._strategies import pair_strategy
+
+        return pair_strategy(dtype, max_size, reductions, weights, False, (0.0, 1.0), (0.0, 1.0))
+
+    def numpy_value(self, nx, input, target, weight=None, reduction="mean"):
+        X, Y = nx.work(input), nx.work(target)
+        log_x, log_1mx = nx.bce_logs(X)
+        per = -(Y * log_x + (1 - Y) * log_1mx)
+        if weight is not None:
+            per = per * nx.work(weight)
+        return reduce_elementwise(nx, per, reduction)
+
+    def numpy_grads(self, nx, input, target, grad_output, weight=None, reduction="mean"):
+        """Derivative of the clamped loss: a clamped log (log x < -100) contributes nothing."""
+        X, Y = nx.work(input), nx.work(target)
+        live_x = np.log(X) > -100.0
+        live_1mx = np.log1p(-X) > -100.0
+        both = (X - Y) / (X * (1 - X))  # = (1-y)/(1-x) - y/x without the cancellation
+        split = np.where(live_1mx, (1 - Y) / (1 - X), 0.0) - np.where(live_x, Y / X, 0.0)
+        g = np.where(live_x & live_1mx, both, split)
+        if weight is not None:
+            g = g * nx.work(weight)
+        return {"input": g * elementwise_upstream(nx, grad_output, reduction, X.size)}
+
+
+class BinaryCrossEntropyWithLogits(LossDef):
+    name = BCEL
+    positional = (_INPUT, _TARGET)
+    options = (_WEIGHT, _REDUCTION, Arg("pos_weight", "weight", None))
+    option_families = ("plain", "weight", "pos_weight", "pos_weight+weight")
+    summary = "-w[p y log sigmoid(x) + (1-y) log(1-sigmoid(x))], pos_weight broadcast on the last dim"
+    notes = """\
+- Evaluated as w[p y softplus(-x) + (1-y) softplus(x)]; x = ±inf gives inf where one term is
+  infinite and NaN where an exactly-zero coefficient meets an infinite log (0 · inf).
+- `pos_weight` broadcasts along the last (class) dim, `weight` to the input's shape.
+- The natural unit includes |x| times the coefficients: torch's documented-stable form
+  (1-y)x - p y log sigmoid(x) cancels two terms of size |x| for x < 0.
+"""
+
+    def prepare(self, args, kwargs):
+        return prepare_pair(self, args, kwargs)
+
+    def kernel(self, problem):
+        return BcelKernel(problem)
+
+    def strategy(self, dtype=None, max_size: int = 6, reductions=("none", "sum", "mean"), weights: bool = True,
+                 pos_weight: bool = True, max_abs: float = 100.0):
+        """binary_cross_entropy_with_logits: logits in [-max_abs, max_abs], targets in [0, 1]."""
+        from ._strategies import pair_strategy
+
+        return pair_strategy(dtype, max_size, reductions, weights, pos_weight, (-max_abs, max_abs), (0.0, 1.0))
+
+    def numpy_value(self, nx, input, target, weight=None, reduction="mean", pos_weight=None):
+        X, Y = nx.work(input), nx.work(target)
+        neg_log_sig, neg_log_1msig = nx.neg_log_sigmoids(X)
+        pos_coef = Y if pos_weight is None else nx.work(pos_weight) * Y  # pos_weight: per class, last dim
+        per = nx.times(pos_coef, neg_log_sig) + nx.times(1 - Y, neg_log_1msig)
+        if weight is not None:
+            per = per * nx.work(weight)
+        return reduce_elementwise(nx, per, reduction)
+
+    def numpy_grads(self, nx, input, target, grad_output, weight=None, reduction="mean", pos_weight=None):
+        X, Y = nx.work(input), nx.work(target)
+        pos = Y * sigmoid(-X)
+        if pos_weight is not None:
+            pos = nx.work(pos_weight) * pos
+        g = (1 - Y) * sigmoid(X) - pos
+        if weight is not None:
+            g = g * nx.work(weight)
+        return {"input": g * elementwise_upstream(nx, grad_output, reduction, X.size)}
+
+
+BCE_LOSS, BCEL_LOSS = BinaryCrossEntropy(), BinaryCrossEntropyWithLogits()
+LOSSES = (BCE_LOSS, BCEL_LOSS)
+
+
+# ------------------------------------------------------------------------------ case families
+
+def _targets(rng, shape, dtype, kind: str) -> np.ndarray:
+    if kind == "binary":
+        return cast(rng.integers(0, 2, size=shape), dtype)
+    return cast(rng.uniform(0, 1, size=shape), dtype)
+
+
+def _broadcast_weights(rng, shape, dtype):
+    """(per-class (C,), per-row (N, 1), full shape, full with zeros)."""
+    N, C = shape
+    zero = rng.uniform(0.25, 3.0, size=shape)
+    zero[rng.random(shape) < 0.4] = 0.0
+    return [("per-class weight (C,)", cast(rng.uniform(0.25, 3.0, C), dtype)),
+            ("per-row weight (N, 1)", cast(rng.uniform(0.25, 3.0, (N, 1)), dtype)),
+            ("full-shape weight", cast(rng.uniform(0.25, 3.0, shape), dtype)),
+            ("weights with zeros", cast(zero, dtype))]
+
+
+# ---------------------------------------------------------------- binary_cross_entropy
+
+@BCE_LOSS.family("bce.random")
+def bce_random(rng, dtype, size):
+    """Probabilities uniform and ordinal-uniform in (0, 1); binary and fractional targets."""
+    out, i = [], 0
+    shape = (size.batch, 5)
+    for style in ("uniform", "ordinal"):
+        for kind in ("binary", "fractional"):
+            for _ in range(size.repeats):
+                if style == "uniform":
+                    x = cast(rng.uniform(0.001, 0.999, size=shape), dtype)
+                else:
+                    # every binade of [2^-14, 1 - 2^-14]: realistic extremes; the region where
+                    # x(1-x) is tiny (where torch's backward clamps) is bce.edges' job
+                    x = ordinal_uniform(rng, 2.0 ** -14, 1.0 - 2.0 ** -14, shape, dtype)
+                out.append(Call((x, _targets(rng, shape, dtype, kind)), {"reduction": reduction(i)}, meta={"note": f"{style} inputs, {kind} targets"}))
+                i += 1
+    return out
+
+
+@BCE_LOSS.family("bce.edges")
+def bce_edges(rng, dtype, size):
+    """Inputs exactly 0 and 1 (log clamped at -100), subnormal, tiny (1e-30, 1e-300), 1 - ulp."""
+    fi = finfo(dtype)
+    tiny = [float(fi.smallest_subnormal), float(fi.smallest_normal), float(fi.eps)]
+    tiny += [v for v in (1e-30, 1e-300) if float(cast(v, dtype)) > 0]
+    one_minus = float(1.0 - fi.epsneg)
+    xs = cast(tiny + [one_minus, 0.5], dtype)
+    ys = cast([0.0, 1.0, 0.25], dtype)
+    x = np.repeat(xs, len(ys)).astype(xs.dtype)
+    y = np.tile(ys, len(xs)).astype(ys.dtype)
+    out = []
+    for r in range(3):
+        out.append(Call((x, y), {"reduction": reduction(r)},
+                             meta={"note": "subnormal, tiny, 1 - ulp inputs x targets {0, 1, 0.25}"}))
+    ends = cast([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], dtype)
+    yend = cast([0.0, 1.0, 0.5, 0.0, 1.0, 0.5], dtype)
+    for r in range(3):
+        # grad off: at exactly 0 and 1 the clamped log has no defined derivative (torch clamps its
+        # denominator at 1e-12), so there is nothing exact to compare a gradient against.
+        out.append(Call((ends, yend), {"reduction": reduction(r)}, grad=False,
+                             meta={"note": "inputs exactly 0 and 1 (log clamped at -100); gradient not checked"}))
+    return out
+
+
+@BCE_LOSS.family("bce.weight")
+def bce_weight(rng, dtype, size):
+    """Element weights broadcast per class, per row, full shape, and with zeros."""
+    out = []
+    shape = (size.batch, 4)
+    for i, (note, w) in enumerate(_broadcast_weights(rng, shape, dtype)):
+        x = cast(rng.uniform(0.01, 0.99, size=shape), dtype)
+        out.append(Call((x, _targets(rng, shape, dtype, "fractional")),
+                             {"weight": w, "reduction": reduction(i)}, meta={"note": note}))
+    return out
+
+
+# ---------------------------------------------------------------- binary_cross_entropy_with_logits
+
+@BCEL_LOSS.family("bcel.random")
+def bcel_random(rng, dtype, size):
+    """Logits N(0, sigma^2), sigma in {1, 4, 16}; binary and fractional targets."""
+    out, i = [], 0
+    shape = (size.batch, 5)
+    for sigma in (1.0, 4.0, 16.0):
+        for kind in ("binary", "fractional"):
+            out.append(Call((normal(rng, sigma, shape, dtype), _targets(rng, shape, dtype, kind)),
+                                 {"reduction": reduction(i)},
+                                 meta={"note": f"N(0, {sigma:g}^2) logits, {kind} targets"}))
+            i += 1
+    return out
+
+
+@BCEL_LOSS.family("bcel.edges")
+def bcel_edges(rng, dtype, size):
+    """One logit value x at +-{10, 17, 50, 88, 100, 1e4} against targets {0, 0.25, 0.5, 1}."""
+    out, i = [], 0
+    y = cast([0.0, 0.25, 0.5, 1.0], dtype)
+    for mag in (10.0, 17.0, 50.0, 88.0, 100.0, 1e4):
+        for sign in (1.0, -1.0):
+            x = cast(np.full(4, sign * mag), dtype)
+            v = float(x[0])
+            out.append(Call((x, y), {"reduction": reduction(i)},
+                                 meta={"note": f"x = {v:g}",
+                                       **({"drive": {"name": "x", "value": v}} if np.isfinite(v) else {})}))
+            i += 1
+    return out
+
+
+@BCEL_LOSS.family("bcel.infinite")
+def bcel_infinite(rng, dtype, size):
+    """x = +-inf against targets {0, 0.25, 0.5, 1}, reduction='none' so each element is judged.
+
+    The documented formula gives inf where one term is infinite and NaN where an exactly-zero
+    coefficient meets an infinite log (0 * inf)."""
+    y = cast([0.0, 0.25, 0.5, 1.0], dtype)
+    return [Call((cast(np.full(4, v), dtype), y), {"reduction": "none"},
+                      meta={"note": f"x = {v:g}"}) for v in (np.inf, -np.inf)]
+
+
+def _pos_weights(rng, C, dtype):
+    return [("per-class pos_weight (C,)", cast(rng.uniform(0.25, 4.0, C), dtype)),
+            ("broadcast pos_weight (1,)", cast([rng.uniform(0.25, 4.0)], dtype)),
+            ("zero pos_weight", cast(np.zeros(C), dtype))]
+
+
+@BCEL_LOSS.family("bcel.pos_weight")
+def bcel_pos_weight(rng, dtype, size):
+    """pos_weight per class, broadcast (1,) and zero, on moderate and large logits."""
+    out, i = [], 0
+    shape = (size.batch, 4)
+    for note, pw in _pos_weights(rng, shape[1], dtype):
+        for sigma in (2.0, 30.0):
+            x = normal(rng, sigma, shape, dtype)
+            out.append(Call((x, _targets(rng, shape, dtype, "fractional")),
+                                 {"pos_weight": pw, "reduction": reduction(i)},
+                                 meta={"note": f"{note}, sigma {sigma:g}"}))
+            i += 1
+    return out
+
+
+@BCEL_LOSS.family("bcel.weight")
+def bcel_weight(rng, dtype, size):
+    """Element weights broadcast per class, per row, full shape, and with zeros."""
+    out = []
+    shape = (size.batch, 4)
+    for i, (note, w) in enumerate(_broadcast_weights(rng, shape, dtype)):
+        out.append(Call((normal(rng, 4.0, shape, dtype), _targets(rng, shape, dtype, "binary")),
+                             {"weight": w, "reduction": reduction(i)}, meta={"note": note}))
+    return out
+
+
+@BCEL_LOSS.family("bcel.pos_weight_weight")
+def bcel_both(rng, dtype, size):
+    """pos_weight together with weight."""
+    out = []
+    shape = (size.batch, 4)
+    for i, ((pn, pw), (wn, w)) in enumerate(zip(_pos_weights(rng, shape[1], dtype),
+                                                _broadcast_weights(rng, shape, dtype))):
+        out.append(Call((normal(rng, 4.0, shape, dtype), _targets(rng, shape, dtype, "fractional")),
+                             {"weight": w, "pos_weight": pw, "reduction": reduction(i)}, meta={"note": f"{pn} + {wn}"}))
+    return out

@@ -1,0 +1,1012 @@
+"""cross_entropy and nll_loss: class-dim losses on row form (M, C), written once.
+
+Class-index targets:  a[n, c] = (1-eps) * w[t_n] * [c == t_n] * valid_n + (eps/C) * w_c * valid_n
+and l_n = sum_c a[n, c] * (-logp[n, c]), which torch splits into the nll part and the smoothing
+part; the mean divides each part by D = sum_n w[t_n] * valid_n separately, as torch does (so
+D = 0 gives NaN, not inf).  Probability targets: a[n, c] = w_c * ((1-eps) * p[n, c] + eps/C),
+mean over positions.  nll_loss is the class-index case with logp := input and eps = 0.
+
+An exactly-zero coefficient contributes nothing (0 * log 0 = 0), so a masked (-inf) logit of a
+class whose coefficient is zero is harmless (docs/design.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..formats import dtype_name
+from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array, int_option, is_float_array
+from ..numerics import F64, shifted_lse
+from ..sampling import (
+    cast,
+    class_targets,
+    exp_edge,
+    finfo,
+    log_uniform,
+    normal,
+    ordinal_uniform,
+    precision,
+    probabilities,
+    sample,
+)
+from ._elementwise import one as _one
+from ._elementwise import safe_mul
+from ._families import absorption_rows, fits, lead, reduction
+from ._numpy import reduce_elementwise
+
+CE, NLL = "cross_entropy", "nll_loss"
+
+
+class ClassKernel:
+    """Kernels for cross_entropy / nll_loss (class-index or probability targets)."""
+
+    def __init__(self, problem, logits: bool):
+        opts = problem.options
+        self.logits = logits  # cross_entropy: log_softmax of the input; nll_loss: the input is logp
+        self.opts = opts
+        self.c = problem.nclass
+        self.eps = float(opts.get("label_smoothing", 0.0))
+        self.prob = bool(opts.get("prob", False))
+        self.w = opts.get("weight")
+
+    # -- shared pieces ------------------------------------------------------------------------
+    def _logp(self, ns, x, xf=None):
+        """(logp, y, lnS) along the class dim; nll_loss takes the input as logp."""
+        if not self.logits:
+            return x, None, None
+        y, _, _, _, lns, _ = shifted_lse(ns, x, xf)
+        return y - lns, y, lns
+
+    def _weights(self, ns, m):
+        if self.w is None:
+            return None
+        return ns.asarray(self.w)
+
+    def coef_matrix(self, ns, rows):
+        """a[n, c] as parts [(multiplier fn, (M, C) coefficient, (M, C) present mask)].
+
+        ``present`` marks the terms torch's formula actually contains: the target class of a
+        non-ignored position for the NLL part (a gather), every class of a non-ignored position
+        for the smoothing part.  Absent terms contribute exactly 0 whatever their log-probability
+        (a -inf non-target logit is harmless); present terms are multiplied out with IEEE rules,
+        as torch does (weight 0 times an infinite -log p is NaN).
+        """
+        m = rows["x"].shape[0]
+        w = self._weights(ns, m)
+        if self.prob:
+            p = ns.asarray(rows["p"])
+            tp = p if self.eps == 0 else self.keep(ns) * p + self.spread(ns)
+            a = tp if w is None else tp * w[None, :]
+            return [(_one, a, np.ones(a.shape, dtype=bool))]
+        t = rows["t"]
+        valid = t != self.opts["ignore_index"]
+        tc = np.where(valid, t, 0)
+        onehot = np.zeros((m, self.c), dtype=bool)
+        onehot[np.arange(m), tc] = True
+        onehot &= valid[:, None]
+        one, zero = ns.const(1), ns.const(0)
+        if w is None:
+            nll = np.where(onehot, one, zero)
+        else:
+            nll = np.where(onehot, np.broadcast_to(w[None, :], (m, self.c)), zero)
+        parts = [(self.keep if self.eps > 0 else _one, nll, onehot)]
+        if self.eps > 0:
+            base = one if w is None else w[None, :]
+            present = np.broadcast_to(valid[:, None], (m, self.c))
+            sm = np.where(present, np.broadcast_to(base, (m, self.c)), zero)
+            parts.append((self.spread, sm, present))
+        return parts
+
+    # multipliers are computed in the working precision (never pre-rounded to float64)
+    def keep(self, ns):
+        return ns.const(1) - ns.const(self.eps)
+
+    def spread(self, ns):
+        return ns.const(self.eps) / ns.const(self.c)
+
+    def denominator(self, ns, rows):
+        """Mean denominator and the sum of |terms| it adds (for the error bound)."""
+        if self.prob:
+            m = rows["x"].shape[0]
+            return ns.const(m), 0.0  # an exact count: no rounding error to carry
+        t = rows["t"]
+        valid = t != self.opts["ignore_index"]
+        if self.w is None:
+            n = int(valid.sum())
+            return ns.const(n), 0.0
+        wt = ns.asarray(self.w)[np.where(valid, t, 0)]
+        wt = np.where(valid, wt, ns.const(0))
+        return ns.sum(wt), float(np.abs(F64.asarray(self.w)[np.where(valid, t, 0)] * valid).sum())
+
+    # -- values ---------------------------------------------------------------------------------
+    def parts(self, ns, rows):
+        """[(multiplier fn, value rows (M,), magnitude rows (M,))]: l_n = sum_k mult_k(ns) * value_k."""
+        x = ns.asarray(rows["x"])
+        logp, _, _ = self._logp(ns, x, rows["x"])
+        out = []
+        for mult, a, present in self.coef_matrix(ns, rows):
+            terms = np.where(present, a * -logp, ns.const(0))
+            val = ns.sum(terms, axis=1)
+            mag = ns.sum(np.abs(terms), axis=1)
+            out.append((mult, val, mag))
+        return out
+
+    def scales(self, rows):
+        """(cond, scale, nterms) per row, float64 (see reference/exact.py for their meaning)."""
+        x = rows["x"]
+        with np.errstate(all="ignore"):
+            logp, y, lns = self._logp(F64, x)
+            a = sum(mult(F64) * coef for mult, coef, _ in self.coef_matrix(F64, rows))
+            absa = np.abs(a)
+            mag = safe_mul(absa, np.abs(logp)).sum(axis=1)
+            if not self.logits:
+                cond = mag
+                scale = safe_mul(absa, 1 + np.abs(x)).sum(axis=1)
+                return cond, scale, np.ones(x.shape[0], np.int64)
+            p = np.exp(logp)
+            g = a.sum(axis=1, keepdims=True) * p - a  # d l_n / d x_j
+            g = np.where(np.isnan(g) & (a == 0), 0.0, g)
+            cond = mag + safe_mul(np.abs(y), np.abs(g)).sum(axis=1) + np.abs(g).sum(axis=1)
+            scale = safe_mul(absa, 1 + np.abs(y) + lns).sum(axis=1)
+        return cond, scale, np.full(x.shape[0], self.c, np.int64)
+
+    # -- gradients ------------------------------------------------------------------------------
+    def grad(self, ns, rows, gof, wrt="input"):
+        """VJP rows (M, C): gof_n * (A_n p_j - a_j), written without cancellation as
+
+        (A - a_j) p_j - a_j (S - e_j) / S, where S - e_j is summed from the other classes (for the
+        argmax it is ``rest``; elsewhere S - e_j >= S/2, so the subtraction is benign) and A - a_j
+        is exact when a row has a single nonzero coefficient (class-index targets, no smoothing).
+        Returns (g, magnitude of the terms) -- the magnitude bounds the evaluation error.
+        """
+        x = ns.asarray(rows["x"])
+        a = None
+        for mult, coef, _ in self.coef_matrix(ns, rows):
+            term = coef if mult is _one else mult(ns) * coef
+            a = term if a is None else a + term
+        gof = ns.asarray(gof)[:, None]
+        # an ignored position is absent from the formula: its gradient is exactly 0, even when the
+        # mean's denominator is 0 and gof is inf (torch agrees); a present zero weight is not absent
+        if self.prob:
+            dead = np.zeros((a.shape[0], 1), dtype=bool)
+        else:
+            dead = (rows["t"] == self.opts["ignore_index"])[:, None]
+        if not self.logits:
+            onehot = np.zeros(a.shape, dtype=bool)
+            onehot[np.arange(a.shape[0]), np.where(dead[:, 0], 0, rows["t"])] = True
+            g = np.where(dead | ~onehot, ns.const(0), gof * -a)
+            return g, np.abs(g)
+        _, e, rest, s, _, k = shifted_lse(ns, x, rows["x"])
+        big_a = ns.sum(a, axis=1, keepdims=True)
+        p = e / s
+        if self.eps == 0 and not self.prob:
+            # one coefficient per row (the target's): A - a_j is A off the target and exactly 0 on
+            # it, and only the target needs a_t (S - e_t) / S -- computed there alone
+            rows_i = np.arange(a.shape[0])
+            tc = np.where(dead[:, 0], 0, rows["t"])
+            a_t = a[rows_i, tc]
+            s_excl_t = np.where(k[rows_i, tc], rest[:, 0], s[:, 0] - e[rows_i, tc])
+            t2_t = a_t * (s_excl_t / s[:, 0])
+            t1 = (gof * big_a) * p
+            t1[rows_i, tc] = np.where(a_t != 0, ns.const(0), t1[rows_i, tc])
+            g = t1.copy()
+            g[rows_i, tc] = t1[rows_i, tc] - gof[:, 0] * t2_t
+            g = np.where(dead, ns.const(0), g)
+            if ns.exact:  # magnitudes only feed float scales and the stage-0 bound
+                return g, None
+            mag = np.abs(t1)
+            mag[rows_i, tc] = mag[rows_i, tc] + np.abs(gof[:, 0] * t2_t)
+            return g, mag
+        a_excl = big_a - a
+        s_excl = np.where(k, np.broadcast_to(rest, a.shape), s - e)
+        t1 = a_excl * p
+        t2 = a * (s_excl / s)
+        g = np.where(dead, ns.const(0), gof * (t1 - t2))
+        if ns.exact:
+            return g, None
+        suma = ns.sum(np.abs(a), axis=1, keepdims=True)
+        mag = np.abs(gof) * (suma * p + np.abs(t2))
+        return g, mag
+
+    def grad_scales(self, rows, gof, wrt="input"):
+        """cond: the term magnitudes plus p_j's sensitivity to relative perturbations of the
+        shifted logits and to exp's own rounding (no '+1': a gradient that rounds p_t to 1 on a
+        confident row is a cliff, judged on the absolute rung like the loss's own cliff)."""
+        x = rows["x"]
+        with np.errstate(all="ignore"):
+            _, mag = self.grad(F64, rows, gof)
+            mag = np.nan_to_num(mag, nan=0.0)
+            if not self.logits:
+                return mag, mag, np.ones(x.shape, np.int64)
+            logp, y, _ = self._logp(F64, x)
+            p = np.exp(logp)
+            a = sum(mult(F64) * coef for mult, coef, _ in self.coef_matrix(F64, rows))
+            big_a = np.abs(a.sum(axis=1, keepdims=True) * gof[:, None])
+            ay = np.abs(y)
+            sp = safe_mul(ay, p).sum(axis=1, keepdims=True)
+            sens_p = safe_mul(p, safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p))
+            cond = mag + safe_mul(big_a, sens_p)
+            # natural unit: the textbook terms A*p_j and a_j (softmax minus one-hot), so that a
+            # p_t - 1 evaluated with p_t rounded to 1 is judged on the absolute rung, like the cliff
+            scale = np.abs(gof)[:, None] * (safe_mul(np.abs(a.sum(axis=1, keepdims=True)), p) + np.abs(a))
+        return cond, np.nan_to_num(scale, nan=0.0), np.full(x.shape, self.c, np.int64)
+
+
+# ------------------------------------------------------------------------------ row form
+
+def _prepare_class(d: LossDef, args, kwargs, logits: bool) -> Problem:
+    d.check_call(args, kwargs)
+    x = float_array("input", args[0])
+    dtype = dtype_name(x)
+    if x.ndim == 0:
+        fail("input", "expected shape (C,), (N, C) or (N, C, d1, ..., dk), got a 0-d array")
+    unbatched = x.ndim == 1
+    c = x.shape[0] if unbatched else x.shape[1]
+    if c < 1:
+        fail("input", "the class dimension is empty (C = 0)")
+    xr = x.reshape(1, c) if unbatched else np.moveaxis(x, 1, -1).reshape(-1, c)
+    target = args[1]
+    if not isinstance(target, np.ndarray):
+        fail("target", f"expected a NumPy array, got {type(target).__name__}")
+    eps = float(kwargs.get("label_smoothing", 0.0) or 0.0)
+    if not (0.0 <= eps <= 1.0):
+        fail("label_smoothing", f"must be in [0, 1], got {eps}")
+    weight = kwargs.get("weight")
+    rows: dict = {"x": f64(xr)}
+    rows_w = None
+    if weight is not None:
+        if weight.shape != (c,):
+            fail("weight", f"expected shape ({c},) (one weight per class), got {weight.shape}")
+        rows_w = f64(weight)
+    positions = () if unbatched else (x.shape[0],) + x.shape[2:]
+    if is_float_array(target):
+        if not logits:
+            fail("target", "nll_loss takes class indices (int64), not probabilities")
+        float_array("target", target, dtype)
+        if target.shape != x.shape:
+            fail("target", f"probability targets must have the input's shape {x.shape}, got {target.shape}")
+        rows["p"] = f64(target.reshape(1, c) if unbatched else np.moveaxis(target, 1, -1).reshape(-1, c))
+        options = {"label_smoothing": eps, "weight": rows_w, "prob": True}
+    else:
+        if target.dtype != np.int64:
+            fail("target", f"expected int64 class indices or float probabilities, got dtype {target.dtype.name}")
+        if target.shape != positions:
+            fail("target", f"expected shape {positions} for input of shape {x.shape}, got {target.shape}")
+        ii = int_option("ignore_index", kwargs.get("ignore_index", -100))
+        t = target.reshape(-1)
+        bad = (t != ii) & ((t < 0) | (t >= c))
+        if bad.any():
+            fail("target", f"class index {int(t[bad][0])} is out of range [0, {c}) and is not "
+                           f"ignore_index ({ii})")
+        rows["t"] = t
+        options = {"label_smoothing": eps, "weight": rows_w, "prob": False, "ignore_index": ii}
+
+    def to_input(g):
+        g = np.asarray(g)
+        if unbatched:
+            return g.reshape(c)
+        return np.moveaxis(g.reshape(positions + (c,)), -1, 1)
+
+    return Problem(dtype=dtype, reduction=d.reduction_of(kwargs), rows=rows, nclass=c,
+                   unreduced_shape=positions, input_shape=x.shape, options=options, to_input=to_input)
+
+
+# ------------------------------------------------------------------------------ NumPy implementation
+
+@dataclass(frozen=True)
+class ClassLayout:
+    """Where the classes are: dim 1 of (N, C, d1, ...), dim 0 of an unbatched (C,).
+
+    ``flat`` moves classes last and flattens positions to (P, C); ``unflat`` undoes it.
+    """
+
+    shape: tuple[int, ...]
+
+    @property
+    def classes(self) -> int:
+        return self.shape[0] if len(self.shape) == 1 else self.shape[1]
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        return () if len(self.shape) == 1 else (self.shape[0], *self.shape[2:])
+
+    def flat(self, a: np.ndarray) -> np.ndarray:
+        if len(self.shape) == 1:
+            return a.reshape(1, -1)
+        return np.moveaxis(a, 1, -1).reshape(-1, self.classes)
+
+    def unflat(self, a: np.ndarray) -> np.ndarray:
+        if len(self.shape) == 1:
+            return a.reshape(self.shape)
+        return np.moveaxis(a.reshape(*self.positions, self.classes), -1, 1)
+
+
+@dataclass
+class NllParts:
+    """Per-position pieces of the (weighted, ignored, smoothed) NLL, shared with the gradients."""
+
+    nll: np.ndarray       # -w[t] logp[t] (0 where ignored), shape (P,)
+    smooth: np.ndarray | None  # -sum_c w_c logp[c] (0 where ignored), or None without smoothing
+    wt: np.ndarray        # w[t] * valid, shape (P,)
+    valid: np.ndarray     # bool (P,)
+    safe_t: np.ndarray    # target with ignored positions replaced by 0
+    w: np.ndarray         # class weights (C,)
+
+
+def nll_parts(nx, logp: np.ndarray, t: np.ndarray, weight, ignore_index: int, eps: float) -> NllParts:
+    C = logp.shape[-1]
+    t = np.asarray(t).astype(np.int64).reshape(-1)
+    valid = t != ignore_index
+    safe_t = np.where(valid, t, 0)
+    w = nx.work(weight) if weight is not None else np.ones(C, logp.dtype)
+    wt = np.where(valid, w[safe_t], 0)
+    picked = np.take_along_axis(logp, safe_t[:, None], axis=-1)[:, 0]
+    nll = np.where(valid, -wt * picked, 0)
+    smooth = np.where(valid, -np.sum(w * logp, axis=-1), 0) if eps > 0 else None
+    return NllParts(nll, smooth, wt, valid, safe_t, w)
+
+
+def _reduce_nll(nx, parts: NllParts, eps: float, C: int, reduction: str, layout: ClassLayout):
+    per = parts.nll if parts.smooth is None else (1 - eps) * parts.nll + (eps / C) * parts.smooth
+    if reduction == "none":
+        return per.reshape(layout.positions)
+    k = nx.scale_exponent(parts.nll, parts.smooth)
+    if reduction == "sum":
+        return nx.unscale(nx.total(per, k), k)
+    # mean: divided by the total weight of the non-ignored targets (NaN when that is 0)
+    num = nx.total(parts.nll, k)
+    if parts.smooth is not None:
+        num = (1 - eps) * num + (eps / C) * nx.total(parts.smooth, k)
+    return nx.unscale(num / nx.total(parts.wt), k)
+
+
+def smoothed_probabilities(nx, target, eps: float, layout: ClassLayout) -> np.ndarray:
+    T = nx.work(layout.flat(np.asarray(target)))
+    return (1 - eps) * T + eps / layout.classes if eps > 0 else T
+
+
+def _upstream(nx, grad_output, reduction: str, count) -> np.ndarray:
+    """Per-position factor: grad_output itself ('none'), or the scalar over the mean's denominator."""
+    g = nx.work(grad_output)
+    if reduction == "none":
+        return g.reshape(-1)
+    return g.reshape(()) / count if reduction == "mean" else g.reshape(())
+
+
+# ------------------------------------------------------------------------------ the definitions
+
+class _ClassLoss(LossDef):
+    logits = True
+    option_families = ("plain", "weight", "ignore_index", "ignore_index+weight", "spatial", "unbatched")
+
+    def prepare(self, args, kwargs):
+        return _prepare_class(self, args, kwargs, self.logits)
+
+    def kernel(self, problem):
+        return ClassKernel(problem, self.logits)
+
+    def option_family(self, args, kwargs):
+        x, t = args[0], args[1]
+        prob = is_float_array(t)
+        tags: list[str] = []
+        if prob:
+            tags.append("probability_target")
+        elif x.ndim == 1:
+            return "unbatched"
+        elif x.ndim > 2:
+            return "spatial"
+        if kwargs.get("weight") is not None:
+            tags.append("weight")
+        if not prob and np.any(np.asarray(t) == kwargs.get("ignore_index", -100)):
+            tags.append("ignore_index")
+        if float(kwargs.get("label_smoothing", 0.0) or 0.0) > 0:
+            tags.append("label_smoothing")
+        if prob:
+            return "+".join(["probability_target", *sorted(tags[1:])])
+        return "+".join(sorted(tags)) or "plain"
+
+    def output_shape(self, args, kwargs):
+        if self.reduction_of(kwargs) != "none":
+            return ()
+        x = args[0]
+        return tuple(x.shape[:1] + x.shape[2:]) if x.ndim >= 2 else ()
+
+    def describe(self, args, kwargs, check, index):
+        """The class row and target behind an element."""
+        x, t = np.asarray(args[0]), np.asarray(args[1])
+        cdim = 1 if x.ndim >= 2 else 0
+        if check != "value":
+            pos = index[:cdim] + index[cdim + 1:]
+        elif self.reduction_of(kwargs) != "none":
+            return None
+        else:
+            pos = index
+        sl = pos[:cdim] + (slice(None),) + pos[cdim:]
+        tgt = t[sl] if is_float_array(t) else t[pos]
+        tgt_s = _fmt_row(tgt) if np.ndim(tgt) else str(int(tgt))
+        return f"row {_fmt_row(x[sl])}, target {tgt_s}"
+
+    def _strategy(self, dtype, max_classes, max_batch, reductions, label_smoothing, weights,
+                  ignore_index, probability_targets, max_abs):
+        from hypothesis import strategies as st
+        from hypothesis.extra import numpy as hnp
+
+        from ._strategies import dtypes, floats, option
+
+        dts = dtypes(dtype)  # validated now, not at the first draw
+
+        @st.composite
+        def strategy(draw):
+            dt = draw(dts)
+            C = draw(st.integers(1, max_classes))
+            B = draw(st.integers(1, max_batch))
+            x = floats(draw, (B, C), dt, -max_abs, max_abs)
+            kw = {"reduction": draw(st.sampled_from(tuple(reductions)))}
+            if draw(option(probability_targets)):
+                t = floats(draw, (B, C), dt, 0.0, 1.0)
+            else:
+                t = draw(hnp.arrays(np.int64, (B,), elements=st.integers(0, C - 1)))
+                if draw(option(ignore_index)):
+                    mask = draw(hnp.arrays(np.bool_, (B,)))
+                    t = np.where(mask, -100, t).astype(np.int64)
+                    kw["ignore_index"] = -100
+            if draw(option(weights)):
+                kw["weight"] = floats(draw, (C,), dt, 0.0, 4.0)
+            if "label_smoothing" in self.option_names:
+                kw["label_smoothing"] = draw(st.sampled_from(tuple(label_smoothing)))
+            return Call((x, t), kw)
+        return strategy()
+
+
+def _fmt_row(a: np.ndarray, n: int = 8) -> str:
+    flat = np.asarray(a).reshape(-1)
+    parts = [f"{float(v):.6g}" for v in flat[:n]]
+    return "[" + ", ".join(parts) + (", ..." if flat.size > n else "") + "]"
+
+
+_INPUT = Arg("input", "input", required=True, differentiable=True)
+_TARGET = Arg("target", "target", required=True)
+_WEIGHT = Arg("weight", "weight", None)
+_IGNORE = Arg("ignore_index", "int", -100)
+_REDUCTION = Arg("reduction", "reduction", "mean")
+
+
+class CrossEntropy(_ClassLoss):
+    name = CE
+    positional = (_INPUT, _TARGET)
+    options = (_WEIGHT, _IGNORE, _REDUCTION, Arg("label_smoothing", "float", 0.0))
+    option_families = ("plain", "weight", "ignore_index", "label_smoothing",
+                       "ignore_index+label_smoothing+weight", "probability_target",
+                       "probability_target+label_smoothing+weight", "spatial", "unbatched")
+    summary = "log_softmax over the class dim, then the weighted, ignored, smoothed NLL"
+    notes = """\
+- Class dim 1 of (N, C, d1, ..., dk), or 0 of an unbatched (C,) input with a 0-d target.
+- Class-index targets: l_n = -(1-eps) w[t_n] logp[n, t_n] - (eps/C) sum_c w_c logp[n, c]; an
+  ignored position contributes nothing and its gradient is exactly 0. The mean divides the NLL part
+  and the smoothing part each by D = sum_n w[t_n] over kept positions (D = 0 gives NaN, as torch).
+- Probability targets: a[n, c] = w_c ((1-eps) p[n, c] + eps/C); the mean is over positions.
+- 0 · log 0 = 0: a masked (-inf) logit is harmless where its coefficient is exactly zero; a present
+  zero weight times an infinite -logp is NaN (IEEE), as in torch.
+- A row holding NaN or +inf, or only -inf, is NaN.
+"""
+
+    def strategy(self, dtype=None, max_classes: int = 16, max_batch: int = 8, reductions=("none", "sum", "mean"),
+                 label_smoothing=(0.0, 0.1, 0.2, 1.0), weights: bool = True, ignore_index: bool = True,
+                 probability_targets: bool = True, max_abs: float = 100.0):
+        """cross_entropy on (B, C) logits in [-max_abs, max_abs]; class or probability targets."""
+        return self._strategy(dtype, max_classes, max_batch, reductions, label_smoothing, weights,
+                              ignore_index, probability_targets, max_abs)
+
+    def numpy_value(self, nx, input, target, weight=None, ignore_index=-100, reduction="mean",
+                    label_smoothing=0.0):
+        layout = ClassLayout(np.shape(input))
+        C = layout.classes
+        eps = float(label_smoothing)
+        logp = nx.log_softmax(nx.work(layout.flat(np.asarray(input))), axis=-1)
+        if is_float_array(target):
+            T = smoothed_probabilities(nx, target, eps, layout)
+            wT = T * nx.work(weight) if weight is not None else T
+            per = -np.sum(wT * logp, axis=-1)
+            if reduction == "none":
+                return per.reshape(layout.positions)
+            return reduce_elementwise(nx, per, reduction)
+        return _reduce_nll(nx, nll_parts(nx, logp, target, weight, ignore_index, eps), eps, C, reduction, layout)
+
+    def numpy_grads(self, nx, input, target, grad_output, weight=None, ignore_index=-100, reduction="mean",
+                    label_smoothing=0.0):
+        """p - onehot, weighted and smoothed; p_t - 1 as expm1(logp_t) so the small stays small."""
+        layout = ClassLayout(np.shape(input))
+        C = layout.classes
+        eps = float(label_smoothing)
+        logp = nx.log_softmax(nx.work(layout.flat(np.asarray(input))), axis=-1)
+        p = np.exp(logp)
+        if is_float_array(target):
+            T = smoothed_probabilities(nx, target, eps, layout)
+            wT = T * nx.work(weight) if weight is not None else T
+            g = p * np.sum(wT, axis=-1, keepdims=True) - wT
+            up = _upstream(nx, grad_output, reduction, logp.shape[0])
+            return {"input": layout.unflat(g * up[..., None])}
+        parts = nll_parts(nx, logp, target, weight, ignore_index, eps)
+        rows = np.arange(logp.shape[0])
+        g = (1 - eps) * parts.wt[:, None] * p
+        g[rows, parts.safe_t] = (1 - eps) * parts.wt * np.expm1(logp[rows, parts.safe_t])
+        if eps > 0:
+            g = g + (eps / C) * (np.sum(parts.w) * p - parts.w[None, :])
+        up = _upstream(nx, grad_output, reduction, nx.total(parts.wt))
+        # an ignored position is absent from the loss: exactly 0, even when up is inf (D = 0)
+        with np.errstate(invalid="ignore"):
+            return {"input": layout.unflat(np.where(parts.valid[:, None], g * up[..., None], 0.0))}
+
+
+class NllLoss(_ClassLoss):
+    name = NLL
+    logits = False
+    positional = (_INPUT, _TARGET)
+    options = (_WEIGHT, _IGNORE, _REDUCTION)
+    summary = "-w[t] * input[n, t] on arbitrary real inputs"
+    notes = """\
+- The input is taken as log-probabilities but may be any real: l_n = -w[t_n] x[n, t_n].
+- Class-index targets only (int64); ignore_index and the weighted mean as for cross_entropy.
+- The gradient is -w[t_n] g_n at the target of a kept position and exactly 0 elsewhere; a zero
+  weight over a zero total weight is NaN (IEEE), as in torch.
+"""
+
+    def strategy(self, dtype=None, max_classes: int = 16, max_batch: int = 8, reductions=("none", "sum", "mean"),
+                 weights: bool = True, ignore_index: bool = True, max_abs: float = 100.0):
+        """nll_loss on arbitrary real (B, C) inputs in [-max_abs, max_abs]."""
+        return self._strategy(dtype, max_classes, max_batch, reductions, (0.0,), weights, ignore_index,
+                              False, max_abs)
+
+    def numpy_value(self, nx, input, target, weight=None, ignore_index=-100, reduction="mean"):
+        layout = ClassLayout(np.shape(input))
+        logp = nx.work(layout.flat(np.asarray(input)))
+        return _reduce_nll(nx, nll_parts(nx, logp, target, weight, ignore_index, 0.0), 0.0,
+                           layout.classes, reduction, layout)
+
+    def numpy_grads(self, nx, input, target, grad_output, weight=None, ignore_index=-100, reduction="mean"):
+        layout = ClassLayout(np.shape(input))
+        logp = nx.work(layout.flat(np.asarray(input)))
+        parts = nll_parts(nx, logp, target, weight, ignore_index, 0.0)
+        up = _upstream(nx, grad_output, reduction, nx.total(parts.wt))
+        g = np.zeros_like(logp)
+        # only the gathered target of a kept position is in the loss; its -w[t] * up follows
+        # IEEE rules (weight 0 over a zero total weight is NaN), every other entry is exactly 0
+        with np.errstate(invalid="ignore"):
+            tgt = -parts.wt * np.broadcast_to(up, parts.wt.shape)
+        g[np.arange(logp.shape[0]), parts.safe_t] = np.where(parts.valid, tgt, 0.0)
+        return {"input": layout.unflat(g)}
+
+
+CE_LOSS, NLL_LOSS = CrossEntropy(), NllLoss()
+LOSSES = (CE_LOSS, NLL_LOSS)
+
+
+# ------------------------------------------------------------------------------ case families
+
+def _weights(rng, C: int, dtype: str, kind: str, targets=None) -> np.ndarray:
+    w = rng.uniform(0.25, 4.0, size=C)
+    if kind == "zero":
+        w[rng.permutation(C)[: max(1, C // 3)]] = 0.0
+    elif kind == "present_zero":      # every class that occurs as a target has weight 0
+        w[np.unique(targets[targets >= 0])] = 0.0
+    elif kind == "mixed_sign":
+        w *= rng.choice([-1.0, 1.0], size=C)
+        w[0] = -abs(w[0])
+    return cast(w, dtype)
+
+
+def _confident_rows(rng, dtype: str, B: int, C: int, offset: float, spread: float, delta: float):
+    """B rows sharing one set of logit values (rolled, so the target moves) whose target logit
+    leads the runner-up by ~delta.  Returns (x, t, actual lead from the stored bits)."""
+    others = cast(offset + spread * rng.standard_normal(C - 1), dtype)
+    top = cast(float(others.astype(np.float64).max()) + delta, dtype)
+    row = np.concatenate([top.reshape(1), others])
+    shifts = rng.permutation(C)[:B] if B <= C else rng.integers(0, C, size=B)
+    x = np.stack([np.roll(row, s) for s in shifts])
+    t = np.asarray(shifts % C, dtype=np.int64)
+    return x, t, lead(row, 0)
+
+
+# ---------------------------------------------------------------- shared by CE and nll_loss
+
+def _ignore_cases(loss, fam, rng, dtype, size, x_of):
+    out = []
+    B, C = max(size.batch, 4), 5
+    t = class_targets(rng, (B,), C)
+    variants = [
+        ("default -100, some ignored", -100, np.where(np.arange(B) % 3 == 0, -100, t)),
+        ("custom in-range ignore_index", 1, np.where(np.arange(B) % 2 == 0, 1, t)),
+        ("ignore_index >= C", C + 2, np.where(np.arange(B) % 3 == 1, C + 2, t)),
+        ("all targets ignored", -100, np.full(B, -100)),
+        ("custom ignore_index not present", 3, np.where(t == 3, 0, t)),
+    ]
+    i = 0
+    for note, ii, tt in variants:
+        for with_weight in (False, True):
+            kw = {"ignore_index": ii, "reduction": reduction(i)}
+            if with_weight:
+                kw["weight"] = _weights(rng, C, dtype, "positive")
+            out.append(Call((x_of(rng, (B, C)), tt.astype(np.int64)), kw,
+                                 meta={"note": note + (" + weight" if with_weight else "")}))
+            i += 1
+    return out
+
+
+def _weight_cases(loss, fam, rng, dtype, size, x_of):
+    out = []
+    B, C = max(size.batch, 4), 6
+    for i, kind in enumerate(("positive", "zero", "present_zero", "mixed_sign")):
+        for r in range(3):
+            t = class_targets(rng, (B,), C)
+            kw = {"weight": _weights(rng, C, dtype, kind, t), "reduction": reduction(i + r)}
+            out.append(Call((x_of(rng, (B, C)), t), kw, meta={"note": f"{kind} weights"}))
+    return out
+
+
+def _spatial_cases(loss, fam, rng, dtype, size, x_of):
+    out = []
+    C = 4
+    for k, shape in enumerate([(2, C, 5), (2, C, 3, 2), (1, C, 2, 2, 2)]):
+        for r in range(3):
+            t = class_targets(rng, shape[:1] + shape[2:], C)
+            kw = {"reduction": reduction(k + r)}
+            if r == 1:
+                kw["weight"] = _weights(rng, C, dtype, "positive")
+            if r == 2:
+                t.reshape(-1)[0] = -100
+            if loss == CE and r == 2:
+                kw["label_smoothing"] = 0.1
+            out.append(Call((x_of(rng, shape), t), kw,
+                                 meta={"note": f"{len(shape) - 2} spatial dim(s)"}))
+    return out
+
+
+def _unbatched_cases(loss, fam, rng, dtype, size, x_of):
+    out = []
+    for i, C in enumerate((1, 5, 40)):
+        for r in range(3):
+            t = np.asarray(rng.integers(0, C), dtype=np.int64)
+            kw = {"reduction": reduction(i + r)}
+            note = "plain"
+            if r == 1:
+                kw["weight"], note = _weights(rng, C, dtype, "positive"), "weight"
+                if loss == CE:
+                    kw["label_smoothing"], note = 0.2, "weight + label_smoothing"
+            if r == 2 and C > 1:
+                t, note = np.asarray(-100, dtype=np.int64), "target ignored"
+            out.append(Call((x_of(rng, (C,)), t), kw,
+                                 meta={"note": f"unbatched (C,)={C}: {note}"}))
+    return out
+
+
+def _logits(sigma=4.0):
+    return lambda rng, shape, dtype: normal(rng, sigma, shape, dtype)
+
+
+def _bind(dtype, gen):
+    return lambda rng, shape: gen(rng, shape, dtype)
+
+
+# ---------------------------------------------------------------- cross_entropy
+
+@CE_LOSS.family("ce.random")
+def ce_random(rng, dtype, size):
+    """Moderate N(0, sigma^2) logits, sigma in {1, 4, 16}, plus ordinal and log-uniform styles."""
+    out, i = [], 0
+    for sigma in (1.0, 4.0, 16.0):
+        for C in size.classes:
+            for _ in range(size.repeats):
+                x = normal(rng, sigma, (size.batch, C), dtype)
+                out.append(Call((x, class_targets(rng, (size.batch,), C)), {"reduction": reduction(i)}, meta={"note": f"N(0, {sigma:g}^2) logits, C={C}"}))
+                i += 1
+    for style, params in (("ordinal", {"lo": -30.0, "hi": 30.0}), ("log", {"lo": 1e-3, "hi": 50.0})):
+        C = size.classes[-1]
+        x = sample(style, rng, (size.batch, C), dtype, **params)
+        out.append(Call((x, class_targets(rng, (size.batch,), C)), {"reduction": reduction(i)}, meta={"note": f"{style}-sampled logits {params}"}))
+        i += 1
+    return out
+
+
+@CE_LOSS.family("ce.ties")
+def ce_ties(rng, dtype, size):
+    """Tied logits: whole rows equal (incl. [-60000]*3), target tied with the max, tied runners-up."""
+    out = []
+    for i, C in enumerate((2, 3, 7)):
+        v = float(rng.normal(0, 8))
+        equal = np.full((size.batch, C), v)
+        tied_max = normal(rng, 2.0, (size.batch, C), dtype).astype(np.float64)
+        t = class_targets(rng, (size.batch,), C)
+        for n in range(size.batch):
+            tied_max[n, t[n]] = tied_max[n].max()
+            tied_max[n, (t[n] + 1) % C] = tied_max[n].max()
+        for j, (x, note) in enumerate(((equal, f"all logits equal {v:.3g}"), (tied_max, "target tied with max"))):
+            out.append(Call((cast(x, dtype), t), {"reduction": reduction(i + j)},
+                                 meta={"note": note}))
+    big = cast(np.full((1, 3), -60000.0), dtype)
+    for r in range(3):
+        out.append(Call((big, np.zeros(1, np.int64)), {"reduction": reduction(r)},
+                             meta={"note": "equal large logits [-60000]*3: exact loss is log 3"}))
+    return out
+
+
+@CE_LOSS.family("ce.tiny_classes")
+def ce_tiny(rng, dtype, size):
+    """C = 1 (loss identically 0) and C = 2."""
+    out = []
+    for C in (1, 2):
+        for r in range(3):
+            x = normal(rng, 4.0, (size.batch, C), dtype)
+            kw = {"reduction": reduction(r)}
+            if r == 1:
+                kw["label_smoothing"] = 0.1
+            out.append(Call((x, class_targets(rng, (size.batch,), C)), kw,
+                                 meta={"note": f"C={C}", "drive": {"name": "classes", "value": float(C)}}))
+    return out
+
+
+@CE_LOSS.family("ce.class_sweep")
+def ce_class_sweep(rng, dtype, size):
+    """Class-count sweep C in size.sweep (2 rows) and large C (>= 8192, 1-2 rows)."""
+    out = []
+    for i, C in enumerate(size.sweep + size.large):
+        rows = 2 if C <= 4096 else 1 + (i % 2 if size.name == "full" else 0)
+        x = normal(rng, 4.0, (rows, C), dtype)
+        out.append(Call((x, class_targets(rng, (rows,), C)), {"reduction": reduction(i)},
+                             meta={"note": f"C={C}", "drive": {"name": "classes", "value": float(C)}}))
+    return out
+
+
+@CE_LOSS.family("ce.absorption")
+def ce_absorption(rng, dtype, size):
+    """Long rows with one dominant logit and n-1 terms just below half an ulp of 1 (absorption)."""
+    n = size.large[0] // 4 if size.large else 512  # 2048 in gate: long enough to absorb hundreds of terms
+    x = absorption_rows(rng, dtype, n)
+    dom = int(np.argmax(x[1].astype(np.float64)))
+    t = np.array([0, (dom + 1) % n])  # the dominant class, and a small one
+    return [Call((x, t), {"reduction": "none"},
+                      meta={"note": f"C={n}, one logit 0, the rest at e^-d ~ 0.7u",
+                            "drive": {"name": "classes", "value": float(n)}})]
+
+
+def _offsets(dtype):
+    edge = exp_edge(dtype)
+    offs = [("exp-overflow edge +", edge, 1.0), ("exp-overflow edge -", -edge, 1.0),
+            ("+-1e4 logits", 0.0, 1e4)]
+    for s in (1e4, 1e6, 1e8):
+        if fits(s, dtype):
+            offs.append((f"common shift +{s:g}", s, 1.0))
+    if fits(1e6, dtype):
+        offs.append(("common shift -1e6", -1e6, 1.0))
+    else:
+        offs.append(("common shift -3e4", -3e4, 1.0))
+        offs.append(("common shift +3e4", 3e4, 1.0))
+    return offs
+
+
+@CE_LOSS.family("ce.extreme")
+def ce_extreme(rng, dtype, size):
+    """Extreme logits: +-1e4, each dtype's exp-overflow edge, large common shifts, near-max values."""
+    out, i = [], 0
+    leads = (-20.0, 0.0, 2.0, 30.0)[: max(2, min(4, size.points))]
+    for note, off, spread in _offsets(dtype):
+        for d in leads:
+            x, t, actual = _confident_rows(rng, dtype, min(size.batch, 3), 8, off, spread, d)
+            out.append(Call((x, t), {"reduction": reduction(i)},
+                                 meta={"note": f"{note}, lead ~{d:g}", "drive": {"name": "lead", "value": actual}}))
+            i += 1
+    h = float(finfo(dtype).max) / 2
+    row = cast([h, -h, h / 4, -h / 4, 0.0, h], dtype)
+    for r, tgt in enumerate((0, 1, 4)):
+        x = np.stack([row, np.roll(row, 1)])
+        t = np.array([tgt, (tgt + 1) % 6], np.int64)
+        out.append(Call((x, t), {"reduction": reduction(r)},
+                             meta={"note": "logits at half the dtype's max (x - max overflows naively)",
+                                   "drive": {"name": "lead", "value": lead(row, tgt)}}))
+    return out
+
+
+@CE_LOSS.family("ce.confident_cliff")
+def ce_cliff(rng, dtype, size):
+    """Target ahead by lead near ln(1/u) + ln(C-1) and past it, where the true loss is tiny but > 0."""
+    out, i = [], 0
+    p = precision(dtype)
+    under = -math.log(float(finfo(dtype).smallest_subnormal))
+    for C in size.cliff_classes:
+        star = p * math.log(2) + math.log(C - 1)
+        dense = np.linspace(star - 4, star + 4, max(3, size.points - 3))
+        past = np.linspace(star + 6, under + math.log(C - 1) + 4, 3)
+        for d in np.concatenate([dense, past]):
+            x, t, actual = _confident_rows(rng, dtype, 2, C, 0.0, 1.0, float(d))
+            out.append(Call((x, t), {"reduction": reduction(i)},
+                                 meta={"note": f"C={C}, cliff at lead {star:.2f}",
+                                       "drive": {"name": "lead", "value": actual}}))
+            i += 1
+    return out
+
+
+@CE_LOSS.family("ce.masked")
+def ce_masked(rng, dtype, size):
+    """-inf logits: in non-target classes, in the target class, and a whole row of -inf."""
+    out, i = [], 0
+    B, C = 3, 5
+    for kind in ("non-target", "target", "row"):
+        for extra in ({}, {"label_smoothing": 0.1}, {"weight": True}):
+            x = normal(rng, 3.0, (B, C), dtype)
+            t = class_targets(rng, (B,), C)
+            if kind == "non-target":
+                for n in range(B):
+                    x[n, [(t[n] + 1) % C, (t[n] + 3) % C]] = -np.inf
+            elif kind == "target":
+                x[1, t[1]] = -np.inf
+            else:
+                x[2, :] = -np.inf
+            kw = {"reduction": reduction(i), **extra}
+            if "weight" in kw:
+                kw["weight"] = _weights(rng, C, dtype, "positive")
+            out.append(Call((x, t), kw,
+                                 meta={"note": f"-inf in {kind}" + (f" with {min(extra)}" if extra else "")}))
+            i += 1
+    return out
+
+
+@CE_LOSS.family("ce.ignore_index")
+def ce_ignore(rng, dtype, size):
+    """ignore_index: default -100, custom in-range, >= C, some and all targets ignored (+ weight)."""
+    return _ignore_cases(CE, "ce.ignore_index", rng, dtype, size, _bind(dtype, _logits()))
+
+
+@CE_LOSS.family("ce.weight")
+def ce_weight(rng, dtype, size):
+    """Class weights: random positive, some zero, all present targets zero (mean = 0/0), mixed sign."""
+    return _weight_cases(CE, "ce.weight", rng, dtype, size, _bind(dtype, _logits()))
+
+
+@CE_LOSS.family("ce.label_smoothing")
+def ce_smoothing(rng, dtype, size):
+    """label_smoothing in {0, 0.1, 0.2, 1.0}: alone, with weight, with ignored targets, with both."""
+    out, i = [], 0
+    B, C = max(size.batch, 4), 6
+    for eps in (0.0, 0.1, 0.2, 1.0):
+        for w, ign in ((False, False), (True, False), (False, True), (True, True)):
+            t = class_targets(rng, (B,), C)
+            if ign:
+                t[::2] = -100
+            kw = {"label_smoothing": eps, "reduction": reduction(i)}
+            if w:
+                kw["weight"] = _weights(rng, C, dtype, "positive")
+            out.append(Call((normal(rng, 4.0, (B, C), dtype), t), kw,
+                                 meta={"note": f"eps={eps}" + (" + weight" if w else "") + (" + ignored" if ign else "")}))
+            i += 1
+    return out
+
+
+@CE_LOSS.family("ce.probability_target")
+def ce_prob(rng, dtype, size):
+    """Probability targets: soft, one-hot, with smoothing, with weight; also spatial and unbatched."""
+    out, i = [], 0
+    B, C = max(size.batch, 3), 5
+    for kind in ("soft", "one_hot"):
+        for eps, w in ((0.0, False), (0.1, False), (0.0, True), (0.2, True)):
+            if kind == "soft":
+                y = probabilities(rng, (B, C), dtype)
+            else:
+                y = cast(np.eye(C)[class_targets(rng, (B,), C)], dtype)
+            kw = {"reduction": reduction(i)}
+            if eps:
+                kw["label_smoothing"] = eps
+            if w:
+                kw["weight"] = _weights(rng, C, dtype, "positive")
+            out.append(Call((normal(rng, 4.0, (B, C), dtype), y), kw,
+                                 meta={"note": f"{kind} targets, eps={eps}" + (" + weight" if w else "")}))
+            i += 1
+    for shape, axis in (((2, C, 3), 1), ((C,), 0)):
+        for r in range(3):
+            kw = {"reduction": reduction(r)}
+            if r == 1:
+                kw["label_smoothing"] = 0.1
+            if r == 2:
+                kw["weight"] = _weights(rng, C, dtype, "positive")
+            out.append(Call((normal(rng, 4.0, shape, dtype), probabilities(rng, shape, dtype, axis)), kw, meta={"note": f"soft targets, shape {shape}"}))
+    return out
+
+
+@CE_LOSS.family("ce.spatial")
+def ce_spatial(rng, dtype, size):
+    """Spatial inputs (N, C, d1..dk), k = 1..3, plain, weighted and with ignored targets."""
+    return _spatial_cases(CE, "ce.spatial", rng, dtype, size, _bind(dtype, _logits()))
+
+
+@CE_LOSS.family("ce.unbatched")
+def ce_unbatched(rng, dtype, size):
+    """Unbatched (C,) input with a 0-d int64 target."""
+    return _unbatched_cases(CE, "ce.unbatched", rng, dtype, size, _bind(dtype, _logits()))
+
+
+# ---------------------------------------------------------------- nll_loss
+
+def _reals(rng, shape, dtype):
+    """Arbitrary real inputs: signed log-uniform magnitudes, not only log-probabilities."""
+    top = min(1e4, float(finfo(dtype).max) / 8)
+    return log_uniform(rng, 1e-3, top, shape, dtype, signed=True)
+
+
+@NLL_LOSS.family("nll.random")
+def nll_random(rng, dtype, size):
+    """Arbitrary real inputs: N(0, 16), signed log-uniform, ordinal-uniform, log-probability-like <= 0."""
+    out, i = [], 0
+    gens = [("N(0, 4^2)", lambda s: normal(rng, 4.0, s, dtype)),
+            ("signed log-uniform", lambda s: _reals(rng, s, dtype)),
+            ("ordinal-uniform in [-1e3, 1e3]", lambda s: ordinal_uniform(rng, -1e3, 1e3, s, dtype)),
+            ("log-probability-like (<= 0)", lambda s: -log_uniform(rng, 1e-4, 30.0, s, dtype))]
+    for note, g in gens:
+        for C in size.classes:
+            out.append(Call((g((size.batch, C)), class_targets(rng, (size.batch,), C)),
+                                 {"reduction": reduction(i)}, meta={"note": f"{note}, C={C}"}))
+            i += 1
+    for j, C in enumerate(size.large if size.name == "full" else ()):
+        out.append(Call((normal(rng, 4.0, (1, C), dtype), class_targets(rng, (1,), C)),
+                             {"reduction": reduction(j)},
+                             meta={"note": f"C={C}", "drive": {"name": "classes", "value": float(C)}}))
+    return out
+
+
+@NLL_LOSS.family("nll.extreme")
+def nll_extreme(rng, dtype, size):
+    """Inputs at +-inf and subnormal (sums that overflow are nll.sum_overflow)."""
+    return _nll_specials(rng, dtype, "nll.extreme", [
+        ("inf at target and non-target", np.inf), ("-inf at target", -np.inf),
+        ("subnormal", float(finfo(dtype).smallest_subnormal) * 3)])
+
+
+@NLL_LOSS.family("nll.sum_overflow")
+def nll_sum_overflow(rng, dtype, size):
+    """Target inputs at 0.75 * max: each term is finite, the sum overflows, the mean need not.
+
+    Its own family because it tells implementations apart by how they accumulate (a running sum in
+    the storage format overflows where the exact mean is finite)."""
+    return _nll_specials(rng, dtype, "nll.sum_overflow", [("near max: sum overflows", float(finfo(dtype).max) * 0.75)])
+
+
+def _nll_specials(rng, dtype, fam, specials):
+    out = []
+    B, C = 4, 3
+    for i, (note, v) in enumerate(specials):
+        for r in range(3):
+            x = normal(rng, 2.0, (B, C), dtype).astype(np.float64)
+            t = class_targets(rng, (B,), C)
+            if "non-target" in note:
+                x[0, (t[0] + 1) % C] = v
+                x[1, t[1]] = v
+            elif "-inf" in note:
+                x[1, t[1]] = v
+            else:
+                x[np.arange(B), t] = v * rng.choice([1.0, -1.0], size=B) if "subnormal" in note else v
+            out.append(Call((cast(x, dtype), t), {"reduction": reduction(i + r)},
+                                 meta={"note": note}))
+    return out
+
+
+@NLL_LOSS.family("nll.ignore_index")
+def nll_ignore(rng, dtype, size):
+    """ignore_index: default -100, custom in-range, >= C, some and all targets ignored (+ weight)."""
+    return _ignore_cases(NLL, "nll.ignore_index", rng, dtype, size, lambda r, s: _reals(r, s, dtype))
+
+
+@NLL_LOSS.family("nll.weight")
+def nll_weight(rng, dtype, size):
+    """Class weights: random positive, some zero, all present targets zero (mean = 0/0), mixed sign."""
+    return _weight_cases(NLL, "nll.weight", rng, dtype, size, lambda r, s: _reals(r, s, dtype))
+
+
+@NLL_LOSS.family("nll.spatial")
+def nll_spatial(rng, dtype, size):
+    """Spatial inputs (N, C, d1..dk), k = 1..3."""
+    return _spatial_cases(NLL, "nll.spatial", rng, dtype, size, lambda r, s: _reals(r, s, dtype))
+
+
+@NLL_LOSS.family("nll.unbatched")
+def nll_unbatched(rng, dtype, size):
+    """Unbatched (C,) input with a 0-d int64 target."""
+    return _unbatched_cases(NLL, "nll.unbatched", rng, dtype, size, lambda r, s: _reals(r, s, dtype))
