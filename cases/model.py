@@ -49,7 +49,7 @@ class Case:
     def checks(self) -> tuple[str, ...]:
         """``value``, and ``grad:<arg>`` for every argument the loss differentiates when ``grad``."""
         d = registry.get(self.loss)
-        return d.checks if self.grad else ("value",)
+        return d.checks_for(self.args, self.kwargs) if self.grad else ("value",)
 
     def call(self) -> tuple[tuple[np.ndarray, ...], dict]:
         """(args, kwargs) ready for ``reference.evaluate(case.loss, *args, **kwargs)``."""

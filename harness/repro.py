@@ -33,8 +33,9 @@ def snippet(case, backend_spec: str, check: str = "value") -> str:
     """Python source reproducing ``case`` (``check``: "value" or "grad:<arg>") with ``backend_spec``."""
     from reference import registry
 
-    if check != "value" and check not in registry.get(case.loss).checks:
-        raise ValueError(f"check must be one of {', '.join(registry.get(case.loss).checks)}, got {check!r}")
+    checks = registry.get(case.loss).checks_for(case.args, case.kwargs)
+    if check not in checks:
+        raise ValueError(f"check must be one of {', '.join(checks)}, got {check!r}")
     literal = all(np.size(a) <= MAX_LITERAL for a in _arrays(case))
     module_like = backend_spec == "torch" or "." in backend_spec or ":" in backend_spec
     lines = [(f"# losscheck repro: case {case.id} ({case.loss}, family {case.family}, "

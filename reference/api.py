@@ -55,10 +55,10 @@ def _grad_output(problem, grad_output) -> np.ndarray:
 def evaluate_grad(name: str, *args, grad_output=None, wrt: str = "input", out_dtype=None, **kwargs) -> Exact:
     """Exact gradient of loss ``name`` w.r.t. its argument ``wrt`` (the VJP with grad_output)."""
     d = registry.get(name)
-    if wrt not in d.differentiable:
-        raise ValueError(f"wrt: {name} is not differentiated w.r.t. {wrt!r}; "
-                         f"differentiable: {', '.join(d.differentiable) or 'none'}")
     problem = d.prepare(args, kwargs)
+    if wrt not in d.differentiable_for(args, kwargs):
+        raise ValueError(f"wrt: this {name} call is not differentiable w.r.t. {wrt!r}; differentiable: "
+                         f"{', '.join(d.differentiable_for(args, kwargs)) or 'none'}")
     go = _grad_output(problem, grad_output)
     return _run(Evaluation(problem, d.kernel(problem), grad_output=go, wrt=wrt), _out_format(problem, out_dtype))
 

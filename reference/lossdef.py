@@ -235,6 +235,16 @@ class LossDef:
         """Names of the tensor arguments torch differentiates: one ``grad:<name>`` check each."""
         return tuple(a.name for a in self.positional + self.options if a.differentiable)
 
+    def differentiable_for(self, args: tuple, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+        """The differentiable arguments of one call: the declared ones it holds as floating arrays
+        (a class-index target of cross_entropy has no gradient; a probability target has one)."""
+        held = dict(zip((a.name for a in self.positional), args))
+        held.update(kwargs)
+        return tuple(n for n in self.differentiable if held.get(n) is not None and is_float_array(held[n]))
+
+    def checks_for(self, args: tuple, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("value",) + tuple(f"grad:{a}" for a in self.differentiable_for(args, kwargs))
+
     @property
     def has_grad(self) -> bool:
         return bool(self.differentiable)

@@ -13,6 +13,7 @@ from test_backends_support import NUMPY, case, ordinal, torch_of
 import reference
 from harness.backends import load
 from harness.backends.numpy_numerics import round_to
+from reference import registry
 
 RNG = np.random.default_rng(1234)
 
@@ -71,13 +72,19 @@ def _cast(v, dtype):
     return v.astype(dtype) if floating else v
 
 
-def _torch(loss, args, kwargs, grad_output):
-    """torch.nn.functional's value and input gradient, in float64 numpy."""
+def _torch(loss, args, kwargs, grad_output, grads=None):
+    """torch.nn.functional's value and input gradient, in float64 numpy; with a dict ``grads``,
+    also every positional floating argument's gradient, by name."""
     targs = [torch_of(a) for a in args]
-    targs[0].requires_grad_(True)
+    for t in targs:
+        if t.is_floating_point():
+            t.requires_grad_(True)
     kw = {k: torch_of(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
     out = getattr(F, loss)(*targs, **kw)
     out.backward(torch_of(grad_output).to(out.dtype))
+    if grads is not None:
+        names = [a.name for a in registry.get(loss).positional]
+        grads.update({n: t.grad.double().numpy() for n, t in zip(names, targs) if t.grad is not None})
     return out.detach().double().numpy(), targs[0].grad.double().numpy()
 
 
@@ -92,11 +99,16 @@ def _grad_output(loss, args, kwargs, dtype):
 def test_numpy_matches_torch_in_float64(cid, loss, args, kwargs):
     go = _grad_output(loss, args, kwargs, np.float64)
     obs = load("numpy").evaluate(case(loss, args, kwargs, grad=True, grad_output=go))
-    want, want_grad = _torch(loss, args, kwargs, go)
+    torch_grads: dict = {}
+    want, want_grad = _torch(loss, args, kwargs, go, torch_grads)
     assert obs.value.dtype == np.float64 and obs.value.shape == want.shape
     np.testing.assert_allclose(obs.value, want, rtol=1e-12, atol=1e-13 * np.max(np.abs(want)))
     assert obs.grad.dtype == np.float64 and obs.grad.shape == args[0].shape
     np.testing.assert_allclose(obs.grad, want_grad, rtol=1e-12, atol=1e-13 * np.max(np.abs(want_grad)))
+    # every gradient torch computes (grad:target for mse_loss, BCE, probability targets ...)
+    assert set(obs.grads) == set(torch_grads), (set(obs.grads), set(torch_grads))
+    for name, g in torch_grads.items():
+        np.testing.assert_allclose(obs.grads[name], g, rtol=1e-12, atol=1e-13 * np.max(np.abs(g)), err_msg=name)
 
 
 LOW = [c for c in CONFIGS if c[0].endswith(("-none", "-mean")) or "softmax" in c[1]][::2]

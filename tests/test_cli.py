@@ -411,3 +411,24 @@ def test_show_finds_cases_of_other_seeds_and_case_files(capsys, tmp_path):
     cases.save([seed1], tmp_path / "one.npz")
     code, out, _ = cli(capsys, "show", seed1.id, "--cases", str(tmp_path / "one.npz"), "--no-grad")
     assert code == 0 and f"case {seed1.id}: mse_loss" in out
+
+
+def test_kl_div_gate_checks_every_gradient_in_every_dtype_and_validates(capsys, tmp_path):
+    """issue 8's bar: `losscheck gate --loss kl_div --backend torch --backend numpy` runs value,
+    grad:input and grad:target in every dtype, passes (torch's deviations are known failures), and
+    its results validate against the losscheck.results/2 schema."""
+    from reports.results import load_results
+    from reports.schema import validate_file
+
+    results = tmp_path / "kl.jsonl"
+    code, out, _ = cli(capsys, "gate", "--loss", "kl_div", "--backend", "torch", "--backend", "numpy",
+                       "--jobs", "2", "--results", str(results))
+    assert code == 0, out
+    assert validate_file(results) > 1
+    recs = [r for r in load_results(results).records.values() if r["loss"] == "kl_div"]
+    seen = {(r["backend"], r["dtype"], r["check"]) for r in recs}
+    for backend in ("torch", "numpy"):
+        for dtype in ("float16", "bfloat16", "float32", "float64"):
+            for check in ("value", "grad:input", "grad:target"):
+                assert (backend, dtype, check) in seen, (backend, dtype, check)
+    assert all(r["verdict"] in ("pass", "warn", "xfail") for r in recs)

@@ -3,6 +3,7 @@ case family, its zero-target semantics, the NumPy implementation, the strategy a
 import math
 import types
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import mpmath
@@ -41,7 +42,7 @@ def test_done_when_value():
 
 
 def test_registered():
-    assert "kl_div" in R.LOSSES and R.registry.MODULES[-1] == "kl_div"
+    assert "kl_div" in R.LOSSES and "kl_div" in R.registry.MODULES
     assert KL.checks == ("value", "grad:input", "grad:target")
     assert KL.reductions == REDUCTIONS
     assert set(KL.families) >= {"kl.random", "kl.extreme", "kl.zero_targets", "kl.log_target", "kl.batchmean"}
@@ -379,7 +380,8 @@ def test_numpy_careful_matches_oracle_float64():
         got = np.asarray(KL.numpy_value(nx, *call.args, **call.kwargs), np.float64)
         want = ex.rounded.astype(np.float64)
         assert got.shape == want.shape
-        ok = (_ulps(got, want) <= 4) | (np.abs(got - want) <= 8 * u * ex.cond)
+        with np.errstate(invalid="ignore"):  # inf - inf where both are inf: _ulps says 0
+            ok = (_ulps(got, want) <= 4) | (np.abs(got - want) <= 8 * u * ex.cond)
         assert ok.all(), (call.kwargs, got, want)
         go = draw_grad_output(rng, KL.output_shape(call.args, call.kwargs), "float64")
         grads = KL.numpy_grads(nx, *call.args, grad_output=go, **call.kwargs)
@@ -388,7 +390,8 @@ def test_numpy_careful_matches_oracle_float64():
             want = R.evaluate_grad("kl_div", *call.args, grad_output=go, wrt=wrt, **call.kwargs)
             w = want.rounded.astype(np.float64)
             assert grads[wrt].shape == w.shape
-            ok = (_ulps(grads[wrt], w) <= 4) | (np.abs(grads[wrt] - w) <= 8 * u * want.cond)
+            with np.errstate(invalid="ignore"):
+                ok = (_ulps(grads[wrt], w) <= 4) | (np.abs(grads[wrt] - w) <= 8 * u * want.cond)
             assert ok.all(), (call.kwargs, wrt, grads[wrt], w)
     # the well-conditioned random cases: a few ulps, no cond escape
     for red in REDUCTIONS:
@@ -445,3 +448,25 @@ def test_invalid_inputs():
         R.kl_div(np.zeros((2, 3), np.int32), x)
     with pytest.raises(ValueError, match=r"^wrt: "):
         R.evaluate_grad("kl_div", x, x, wrt="weight")
+
+
+# ------------------------------------------------------------------------------ settle.py limits
+# Both are in reference/settle.py (the same for mse_loss), not in this loss: they pass once it is
+# fixed.  Stage 1 accepts when two precisions P and P + 32 round alike; each rounds at P bits.
+
+@pytest.mark.xfail(strict=False, reason="settle.py divides grad_output by the mean's count at "
+                   "precision P before the kernel multiplies: an exact midpoint is missed")
+def test_mean_gradient_at_an_exact_midpoint():
+    x, t = np.array([-1.0, -1.0, -1.0]), np.array([0.9375, 0.03125, 0.03125])
+    go = 1.1518197318237484  # -t go / 3 = -(5/16) go is a float64 midpoint
+    g = R.evaluate_grad("kl_div", x, t, grad_output=np.asarray(go), wrt="input", reduction="batchmean")
+    assert g.rounded[0] == float(-Fraction(0.9375) * Fraction(go) / 3)  # Fraction -> float rounds once
+
+
+@pytest.mark.xfail(strict=False, reason="settle.py sums reduced values at precision P: a tiny "
+                   "irrational term next to an exact midpoint is rounded away at P and P + 32 alike")
+def test_sum_next_to_a_midpoint():
+    x = np.array([-(1 + 2.0**-23), -2.0**-24, 0.0], np.float32)
+    t = np.array([1.0, 1.0, 1e-40], np.float32)  # 1 + 3 * 2^-24 (a tie) + 1e-40 log 1e-40 (< 0)
+    ex = R.evaluate("kl_div", x, t, reduction="sum")
+    assert float(ex.rounded) == 1 + 2.0**-23  # just below the tie; half-even would give 1 + 2^-22

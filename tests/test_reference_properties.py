@@ -53,12 +53,14 @@ def class_calls(draw):
     return loss, x, t, kw
 
 
-def torch_value_and_grad(loss, x, t, kw, go):
-    xt = tt(x).clone().requires_grad_()
+def torch_value_and_grad(loss, x, t, kw, go, wrt="input"):
+    """torch's value and its gradient w.r.t. ``wrt`` (input, or a floating target)."""
+    xt = tt(x).clone().requires_grad_(wrt == "input")
+    tt_ = None if t is None else tt(t).clone().requires_grad_(wrt == "target")
     tkw = {k: (tt(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
-    out = getattr(F, loss)(xt, *([] if t is None else [tt(t)]), **tkw)
+    out = getattr(F, loss)(xt, *([] if t is None else [tt_]), **tkw)
     out.backward(tt(go))
-    return out.detach().numpy(), xt.grad.numpy()
+    return out.detach().numpy(), (xt if wrt == "input" else tt_).grad.numpy()
 
 
 def agree(exact, torch_vals, rtol):
@@ -84,6 +86,9 @@ def test_class_losses_agree_with_torch_float64(call):
     agree(ex, tv, RTOL)
     eg = R.evaluate_grad(loss, x, t, grad_output=go, **kw)
     agree(eg, tg, RTOL)
+    if t.dtype.kind == "f":  # probability targets: torch differentiates them too
+        _, tgt = torch_value_and_grad(loss, x, t, kw, go, wrt="target")
+        agree(R.evaluate_grad(loss, x, t, grad_output=go, wrt="target", **kw), tgt, RTOL)
 
 
 @st.composite
@@ -116,6 +121,8 @@ def test_elementwise_losses_agree_with_torch_float64(call):
     tv, tg = torch_value_and_grad(loss, x, y, kw, go)
     agree(ex, tv, RTOL)
     agree(R.evaluate_grad(loss, x, y, grad_output=go, **kw), tg, RTOL)
+    _, tgt = torch_value_and_grad(loss, x, y, kw, go, wrt="target")  # every one of these has grad:target
+    agree(R.evaluate_grad(loss, x, y, grad_output=go, wrt="target", **kw), tgt, RTOL)
 
 
 @SETTINGS
@@ -191,12 +198,13 @@ def test_bce_with_logits_equals_sigmoid_form_at_high_precision():
 
 # ---- gradients against numerical differentiation ---------------------------------------------
 
-def numerical_grad(loss, args, kwargs, go, prec=120):
-    """d/dx_i of <go, loss(x)> by mpmath.diff, through the kernel evaluated in mpmath."""
+def numerical_grad(loss, args, kwargs, go, prec=120, wrt="input"):
+    """d/da_i of <go, loss(a)> by mpmath.diff for argument ``wrt``, through the kernel in mpmath."""
     d = registry.get(loss)
     problem = d.prepare(args, kwargs)
     ev = Evaluation(problem, d.kernel(problem))
-    base = problem.rows["x"]
+    key = "x" if wrt == "input" else ("y" if "y" in problem.rows else "p")  # the argument's rows
+    base = problem.rows[key]
     go_rows = np.asarray(go, np.float64)
     if problem.reduction == "elementwise":
         go_rows = problem.go_rows(go_rows)
@@ -207,11 +215,11 @@ def numerical_grad(loss, args, kwargs, go, prec=120):
             def f(t, idx=idx):
                 xo = MP.asarray(base).copy()
                 xo[idx] = t
-                problem.rows["x"] = xo
+                problem.rows[key] = xo
                 v = ev.compute(MP)[0]
                 return mpmath.fsum(a * mpmath.mpf(float(g)) for a, g in zip(v.ravel(), go_rows.ravel()))
             out[idx] = mpmath.diff(f, mpmath.mpf(float(base[idx])))
-    problem.rows["x"] = base
+    problem.rows[key] = base
     return problem.to_input(out)
 
 
@@ -227,12 +235,17 @@ def numerical_grad(loss, args, kwargs, go, prec=120):
     ("softmax", (np.array([[1.0, 2, 3], [0, -1, 5]]),), {"dim": 0}),
     ("log_softmax", (np.array([[1.0, 2, 3], [0, -1, 5]]),), {"dim": 1}),
     ("mse_loss", (np.array([1.0, -2, 3]), np.array([0.5, 0.5, 0.5])), {"reduction": "sum"}),
+    ("binary_cross_entropy", (np.array([0.2, 0.7, 0.01]), np.array([1.0, 0.25, 0])),
+     {"weight": np.array([0.5, 2, 1]), "reduction": "sum"}),
+    ("binary_cross_entropy_with_logits", (np.array([-3.0, 0.5, 20]), np.array([1.0, 0.25, 0])),
+     {"reduction": "mean"}),
 ])
 def test_gradient_matches_numerical_differentiation(loss, args, kwargs):
     ex = R.evaluate(loss, *args, **kwargs)
     go = np.random.default_rng(5).uniform(0.5, 2.0, ex.shape)
-    g = R.evaluate_grad(loss, *args, grad_output=go, **kwargs)
-    num = numerical_grad(loss, args, kwargs, go)
-    with mpmath.workprec(120):
-        for a, b in zip(g.values.ravel(), num.ravel()):
-            assert abs(a - b) <= 1e-15 * max(1, abs(b)), (a, b)
+    for wrt in registry.get(loss).differentiable_for(args, kwargs):  # input, and target where floating
+        g = R.evaluate_grad(loss, *args, grad_output=go, wrt=wrt, **kwargs)
+        num = numerical_grad(loss, args, kwargs, go, wrt=wrt)
+        with mpmath.workprec(120):
+            for a, b in zip(g.values.ravel(), num.ravel()):
+                assert abs(a - b) <= 1e-15 * max(1, abs(b)), (wrt, a, b)

@@ -38,8 +38,8 @@ class TorchFunctionalBackend(Backend):
         if case.grad:
             named = dict(zip((a.name for a in spec.positional), args))
             named.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
-            leaves = {n: named[n] for n in spec.differentiable
-                      if isinstance(named.get(n), torch.Tensor) and named[n].is_floating_point()}
+            leaves = {n: named[n] for n in spec.differentiable_for(case.args, case.kwargs)
+                      if isinstance(named.get(n), torch.Tensor)}
         for t in leaves.values():
             t.requires_grad_(True)
         with torch.enable_grad() if leaves else torch.no_grad():

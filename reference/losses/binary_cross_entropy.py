@@ -62,8 +62,20 @@ class BceKernel(_BinaryKernel):
         l2 = ns.log1p(-x)
         return [(c1, np.where(l1 < lo, lo, l1)), (c2, np.where(l2 < lo, lo, l2))]
 
+    def _logs(self, ns, rows):
+        """The clamped logs (max(log x, -100), max(log(1-x), -100))."""
+        x = ns.asarray(rows["x"][:, 0])
+        lo = ns.const(-100)
+        l1, l2 = ns.log(x), ns.log1p(-x)
+        return np.where(l1 < lo, lo, l1), np.where(l2 < lo, lo, l2)
+
     def d(self, ns, rows, wrt):
-        """d l / d x, a clamped log contributing nothing (it is constant there)."""
+        """d l / d x, a clamped log contributing nothing (it is constant there); d l / d y =
+        w (log(1-x) - log x) with the clamped logs (l is linear in y)."""
+        if wrt == "target":
+            t1, t2 = self._logs(ns, rows)
+            w = self._w(ns, rows, "weight")
+            return t2 - t1 if w is None else w * (t2 - t1)
         x, _, c1, c2 = self._coefs(ns, rows)
         one, zero = ns.const(1), ns.const(0)
         lo = ns.const(-100)
@@ -78,6 +90,14 @@ class BceKernel(_BinaryKernel):
         x = rows["x"][:, 0]
         with np.errstate(all="ignore"):
             g = self.grad_abs(rows, gof, wrt)
+            if wrt == "target":
+                # the two logs' own errors (they cancel near x = 1/2) and their sensitivity to a
+                # relative perturbation of x: x/x = 1 and x/(1-x)
+                t1, t2 = self._logs(F64, rows)
+                w = np.abs(rows["weight"][:, 0]) if "weight" in rows else 1.0
+                aw = np.abs(gof) * w
+                cond = aw * (np.abs(t1) + np.abs(t2) + 1 + np.abs(x / (1 - x)))
+                return cond[:, None], (aw * (1 + np.abs(t1) + np.abs(t2)))[:, None], np.full((x.shape[0], 1), 2)
             _, _, c1, c2 = self._coefs(F64, rows)
             coef = np.abs(gof) * (np.abs(c1) + np.abs(c2))  # the natural unit: |grad_output| * |w| * ...
             cond = 2 * g  # d(1/x)/dx * x = 1/x: same size as the term
@@ -100,6 +120,12 @@ class BcelKernel(_BinaryKernel):
         return sum(np.abs(c) for c, _ in terms) * np.abs(rows["x"][:, 0])
 
     def d(self, ns, rows, wrt):
+        if wrt == "target":
+            # w [p softplus(-x) - softplus(x)]; without pos_weight that is exactly -w x
+            x = ns.asarray(rows["x"][:, 0])
+            pw, w = self._w(ns, rows, "pos_weight"), self._w(ns, rows, "weight")
+            dy = -x if pw is None else pw * ns.softplus(-x) - ns.softplus(x)
+            return dy if w is None else w * dy
         x, _, c1, c2 = self._coefs(ns, rows)
         s_pos = ns.exp(-ns.softplus(-x))  # sigmoid(x)
         s_neg = ns.exp(-ns.softplus(x))  # sigmoid(-x)
@@ -109,6 +135,17 @@ class BcelKernel(_BinaryKernel):
         x = rows["x"][:, 0]
         with np.errstate(all="ignore"):
             g = self.grad_abs(rows, gof, wrt)
+            if wrt == "target":
+                aw = np.abs(gof) * (np.abs(rows["weight"][:, 0]) if "weight" in rows else 1.0)
+                if "pos_weight" not in rows:  # -w x: one product
+                    cond = 2 * aw * np.abs(x)
+                    return cond[:, None], (aw * (1 + np.abs(x)))[:, None], np.ones((x.shape[0], 1), np.int64)
+                ap = np.abs(rows["pos_weight"][:, 0])
+                sp_neg, sp_pos = np.logaddexp(0, -x), np.logaddexp(0, x)
+                sig = 1 / (1 + np.exp(-x))
+                # both terms' magnitudes, and their sensitivity to a relative perturbation of x
+                cond = aw * (ap * sp_neg + sp_pos + np.abs(x) * (ap * (1 - sig) + sig))
+                return cond[:, None], (aw * (1 + ap + np.abs(x)))[:, None], np.full((x.shape[0], 1), 2)
             _, _, c1, c2 = self._coefs(F64, rows)
             coef = np.abs(gof) * (np.abs(c1) + np.abs(c2))
             s = 1 / (1 + np.exp(-np.abs(x)))
@@ -118,7 +155,7 @@ class BcelKernel(_BinaryKernel):
 
 
 _INPUT = Arg("input", "input", required=True, differentiable=True)
-_TARGET = Arg("target", "ftarget", required=True)
+_TARGET = Arg("target", "ftarget", required=True, differentiable=True)
 _WEIGHT = Arg("weight", "weight", None)
 _REDUCTION = Arg("reduction", "reduction", "mean")
 
@@ -136,6 +173,8 @@ class BinaryCrossEntropy(LossDef):
 - `weight` broadcasts to the input's shape; means are plain element means.
 - torch's backward divides by max(x(1-x), 1e-12), not the derivative of its own forward near 0 and 1
   (a documented known failure on bce.edges).
+- `grad:target` is w (max(log(1-x), -100) - max(log x, -100)): the loss is linear in y, so the
+  clamped logs' difference is exact; torch uses -logit(x), unclamped (bce.edges known failure).
 """
 
     def prepare(self, args, kwargs):
@@ -172,9 +211,12 @@ class BinaryCrossEntropy(LossDef):
         both = (X - Y) / (X * (1 - X))  # = (1-y)/(1-x) - y/x without the cancellation
         split = np.where(live_1mx, (1 - Y) / (1 - X), 0.0) - np.where(live_x, Y / X, 0.0)
         g = np.where(live_x & live_1mx, both, split)
+        log_x, log_1mx = nx.bce_logs(X)
+        gy = log_1mx - log_x  # l is linear in y: the clamped logs' difference, exactly
         if weight is not None:
-            g = g * nx.work(weight)
-        return {"input": g * elementwise_upstream(nx, grad_output, reduction, X.size)}
+            g, gy = g * nx.work(weight), gy * nx.work(weight)
+        up = elementwise_upstream(nx, grad_output, reduction, X.size)
+        return {"input": g * up, "target": gy * up}
 
 
 class BinaryCrossEntropyWithLogits(LossDef):
@@ -189,6 +231,7 @@ class BinaryCrossEntropyWithLogits(LossDef):
 - `pos_weight` broadcasts along the last (class) dim, `weight` to the input's shape.
 - The natural unit includes |x| times the coefficients: torch's documented-stable form
   (1-y)x - p y log sigmoid(x) cancels two terms of size |x| for x < 0.
+- `grad:target` is w [p softplus(-x) - softplus(x)], exactly -w x without pos_weight.
 """
 
     def prepare(self, args, kwargs):
@@ -219,9 +262,11 @@ class BinaryCrossEntropyWithLogits(LossDef):
         if pos_weight is not None:
             pos = nx.work(pos_weight) * pos
         g = (1 - Y) * sigmoid(X) - pos
+        gy = -X if pos_weight is None else nx.work(pos_weight) * np.logaddexp(0.0, -X) - np.logaddexp(0.0, X)
         if weight is not None:
-            g = g * nx.work(weight)
-        return {"input": g * elementwise_upstream(nx, grad_output, reduction, X.size)}
+            g, gy = g * nx.work(weight), gy * nx.work(weight)
+        up = elementwise_upstream(nx, grad_output, reduction, X.size)
+        return {"input": g * up, "target": gy * up}
 
 
 BCE_LOSS, BCEL_LOSS = BinaryCrossEntropy(), BinaryCrossEntropyWithLogits()

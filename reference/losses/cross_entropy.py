@@ -153,6 +153,34 @@ class ClassKernel:
         return cond, scale, np.full(x.shape[0], self.c, np.int64)
 
     # -- gradients ------------------------------------------------------------------------------
+    def _target_scales(self, rows, gof):
+        """|(1-eps) w_c g_n| times log p_c's magnitude and its sensitivity to relative
+        perturbations of the logits (as log_softmax's)."""
+        x = rows["x"]
+        with np.errstate(all="ignore"):
+            logp, y, lns = self._logp(F64, x)
+            p = np.exp(logp)
+            ay = np.abs(y)
+            sp = safe_mul(ay, p).sum(axis=1, keepdims=True)
+            sens = safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p)
+            coef = np.abs(np.asarray(gof, np.float64))[:, None] * np.abs(self._target_coef(F64))
+            cond = safe_mul(coef, ay + lns + sens)
+            scale = safe_mul(coef, 1 + ay + lns)
+        return cond, scale, np.full(x.shape, self.c, np.int64)
+
+    def _target_coef(self, ns):
+        """d a[n, c] / d p[n, c] = (1 - eps) w_c (probability targets)."""
+        k = self.keep(ns)
+        return np.asarray(k)[None, None] if self.w is None else k * ns.asarray(self.w)[None, :]
+
+    def grad_target(self, ns, rows, gof):
+        """Probability targets: d l_n / d p[n, c] = -(1 - eps) w_c logp[n, c], times gof_n (IEEE: a
+        zero coefficient against a -inf log-probability is NaN, as in the value)."""
+        x = ns.asarray(rows["x"])
+        logp, _, _ = self._logp(ns, x, rows["x"])
+        g = ns.asarray(gof)[:, None] * (self._target_coef(ns) * -logp)
+        return g, (None if ns.exact else np.abs(g))
+
     def grad(self, ns, rows, gof, wrt="input"):
         """VJP rows (M, C): gof_n * (A_n p_j - a_j), written without cancellation as
 
@@ -161,6 +189,8 @@ class ClassKernel:
         is exact when a row has a single nonzero coefficient (class-index targets, no smoothing).
         Returns (g, magnitude of the terms) -- the magnitude bounds the evaluation error.
         """
+        if wrt == "target":
+            return self.grad_target(ns, rows, gof)
         x = ns.asarray(rows["x"])
         a = None
         for mult, coef, _ in self.coef_matrix(ns, rows):
@@ -215,6 +245,8 @@ class ClassKernel:
         shifted logits and to exp's own rounding (no '+1': a gradient that rounds p_t to 1 on a
         confident row is a cliff, judged on the absolute rung like the loss's own cliff)."""
         x = rows["x"]
+        if wrt == "target":
+            return self._target_scales(rows, gof)
         with np.errstate(all="ignore"):
             _, mag = self.grad(F64, rows, gof)
             mag = np.nan_to_num(mag, nan=0.0)
@@ -467,7 +499,8 @@ def _fmt_row(a: np.ndarray, n: int = 8) -> str:
 
 
 _INPUT = Arg("input", "input", required=True, differentiable=True)
-_TARGET = Arg("target", "target", required=True)
+# differentiable where it is a probability tensor (LossDef.differentiable_for skips class indices)
+_TARGET = Arg("target", "target", required=True, differentiable=True)
 _WEIGHT = Arg("weight", "weight", None)
 _IGNORE = Arg("ignore_index", "int", -100)
 _REDUCTION = Arg("reduction", "reduction", "mean")
@@ -487,6 +520,8 @@ class CrossEntropy(_ClassLoss):
   ignored position contributes nothing and its gradient is exactly 0. The mean divides the NLL part
   and the smoothing part each by D = sum_n w[t_n] over kept positions (D = 0 gives NaN, as torch).
 - Probability targets: a[n, c] = w_c ((1-eps) p[n, c] + eps/C); the mean is over positions.
+  torch differentiates them: `grad:target` is -(1-eps) w_c logp[n, c] g_n (class-index targets
+  have no gradient, so their cases check `grad:input` only).
 - 0 · log 0 = 0: a masked (-inf) logit is harmless where its coefficient is exactly zero; a present
   zero weight times an infinite -logp is NaN (IEEE), as in torch.
 - A row holding NaN or +inf, or only -inf, is NaN.
@@ -527,7 +562,8 @@ class CrossEntropy(_ClassLoss):
             wT = T * nx.work(weight) if weight is not None else T
             g = p * np.sum(wT, axis=-1, keepdims=True) - wT
             up = _upstream(nx, grad_output, reduction, logp.shape[0])
-            return {"input": layout.unflat(g * up[..., None])}
+            keep = (1 - eps) if weight is None else (1 - eps) * nx.work(weight)
+            return {"input": layout.unflat(g * up[..., None]), "target": layout.unflat(-keep * logp * up[..., None])}
         parts = nll_parts(nx, logp, target, weight, ignore_index, eps)
         rows = np.arange(logp.shape[0])
         g = (1 - eps) * parts.wt[:, None] * p
@@ -543,7 +579,7 @@ class CrossEntropy(_ClassLoss):
 class NllLoss(_ClassLoss):
     name = NLL
     logits = False
-    positional = (_INPUT, _TARGET)
+    positional = (_INPUT, Arg("target", "target", required=True))
     options = (_WEIGHT, _IGNORE, _REDUCTION)
     summary = "-w[t] * input[n, t] on arbitrary real inputs"
     notes = """\

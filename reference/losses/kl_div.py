@@ -253,11 +253,8 @@ class KlKernel(TermsKernel):
             g = ns.asarray(gof) * self.d(ns, rows, wrt)
             if wrt == "target" and self.log_target:
                 g = np.where(self.present(rows), g, ns.const(0))  # 0 even for gof * 0 * inf
-        if not ns.exact:
-            cond = self.grad_scales(rows, np.asarray(gof, np.float64), wrt)[0][:, 0]
-            g = self._abstain(ns, rows, g, cond, False)
-        if ns.exact:
-            return g[:, None], None
+        cond = self.grad_scales(rows, np.asarray(gof, np.float64), wrt)[0][:, 0]
+        g = self._abstain(ns, rows, g, cond, False)
         return g[:, None], np.abs(g)[:, None]
 
     def grad_scales(self, rows, gof, wrt):
