@@ -73,6 +73,14 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def audit(session: nox.Session) -> None:
+    """The oracle against each loss's brute force on the gate suite (exit 1 on a disagreement):
+    `nox -s audit -- [--jobs N] [--loss L] [--json OUT] ...` (posargs go to benchmarks/audit.py)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/audit.py", "--suite", "gate", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff on the four packages, the tests and this file."""
     session.install("ruff")

@@ -1,12 +1,15 @@
 """The oracle, cached on disk: exact values are expensive (mpmath), cases are content-hashed, so an
 ``Exact`` computed once for (case id, check) never needs computing again.
 
-Entries are JSON (``Exact.to_dict``), never pickle, written atomically (temp file + ``os.replace``)
-so concurrent workers and killed runs can only ever leave whole files behind. A corrupt entry is
-recomputed with a warning rather than trusted or fatal.
+Entries are JSON, never pickle, written atomically (temp file + ``os.replace``) so concurrent
+workers and killed runs can only ever leave whole files behind.  Each entry is an envelope that
+names what it answers -- case id, check, oracle version -- and carries the sha256 of its payload
+(``Exact.to_dict``): a torn, corrupt, misplaced or edited entry (one changed digit in a still-valid
+JSON) is detected, warned about and recomputed, never trusted.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -16,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 #: bump when the on-disk layout or the oracle's answers change, so stale entries are never read
-LAYOUT = "v2"
+LAYOUT = "v3"
+ENTRY_SCHEMA = "losscheck.oracle-cache/1"
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class CacheWarning(UserWarning):
@@ -87,16 +95,35 @@ class OracleCache:
                           stacklevel=2)
             return None
         try:
-            return self._exact_type().from_dict(json.loads(text))
+            entry = json.loads(text)
+            problem = self._mismatch(entry, case_id, check)
+            if problem is None:
+                return self._exact_type().from_dict(entry["exact"])
         except Exception as exc:  # noqa: BLE001 - any decoding problem: do not trust it, recompute
-            warnings.warn(f"oracle cache entry {path} is corrupt ({type(exc).__name__}: {exc}); "
-                          f"recomputing", CacheWarning, stacklevel=2)
-            return None
+            problem = f"corrupt ({type(exc).__name__}: {exc})"
+        warnings.warn(f"oracle cache entry {path} is {problem}; recomputing", CacheWarning, stacklevel=2)
+        return None
+
+    @staticmethod
+    def _mismatch(entry: dict, case_id: str, check: str) -> str | None:
+        """Why ``entry`` does not answer (case_id, check) of this oracle, or None when it does."""
+        if not isinstance(entry, dict) or entry.get("schema") != ENTRY_SCHEMA:
+            return "corrupt (not a losscheck.oracle-cache/1 entry)"
+        if entry.get("case_id") != case_id or entry.get("check") != check:
+            return f"misplaced (it answers {entry.get('case_id')}/{entry.get('check')})"
+        if entry.get("oracle_version") != oracle_version():
+            return f"stale (oracle version {entry.get('oracle_version')}, now {oracle_version()})"
+        if entry.get("sha256") != _digest(entry.get("exact")):
+            return "tampered (its checksum does not match its contents)"
+        return None
 
     def store(self, case_id: str, check: str, exact: Any) -> None:
         path = self.path(case_id, check)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(exact.to_dict(), separators=(",", ":"))
+        payload = exact.to_dict()
+        entry = {"schema": ENTRY_SCHEMA, "case_id": case_id, "check": check,
+                 "oracle_version": oracle_version(), "sha256": _digest(payload), "exact": payload}
+        text = json.dumps(entry, separators=(",", ":"))
         fd, tmp = tempfile.mkstemp(prefix=f".{case_id}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -11,6 +11,7 @@ import numpy as np
 from . import registry
 from .exact import Exact
 from .formats import FORMATS, get_format
+from .fpu import oracle_state
 from .settle import Evaluation, settle
 
 
@@ -32,6 +33,11 @@ def _run(ev: Evaluation, fmt) -> Exact:
 
 def evaluate(name: str, *args, out_dtype=None, **kwargs) -> Exact:
     """Exact value of loss ``name`` on the given arrays, settled for the output format."""
+    with oracle_state():
+        return _evaluate(name, args, kwargs, out_dtype)
+
+
+def _evaluate(name, args, kwargs, out_dtype) -> Exact:
     d = registry.get(name)
     problem = d.prepare(args, kwargs)
     return _run(Evaluation(problem, d.kernel(problem)), _out_format(problem, out_dtype))
@@ -54,6 +60,11 @@ def _grad_output(problem, grad_output) -> np.ndarray:
 
 def evaluate_grad(name: str, *args, grad_output=None, wrt: str = "input", out_dtype=None, **kwargs) -> Exact:
     """Exact gradient of loss ``name`` w.r.t. its argument ``wrt`` (the VJP with grad_output)."""
+    with oracle_state():
+        return _evaluate_grad(name, args, kwargs, grad_output, wrt, out_dtype)
+
+
+def _evaluate_grad(name, args, kwargs, grad_output, wrt, out_dtype) -> Exact:
     d = registry.get(name)
     problem = d.prepare(args, kwargs)
     if wrt not in d.differentiable_for(args, kwargs):

@@ -345,6 +345,20 @@ class LossDef:
         """{argument name: VJP with grad_output} in float64 for every differentiable argument."""
         raise NotImplementedError
 
+    # -- the independent formulation (reference/audit.py) ---------------------------------------
+    def brute(self, args: tuple, kwargs: Mapping[str, Any], *, grad_output=None, wrt: str | None = None) -> np.ndarray:
+        """The loss written a second, plain way, for the oracle's audit (reference/audit.py).
+
+        Returns an object ndarray of mpf evaluated at the current mpmath precision (callers set it
+        with ``mpmath.workprec``, >= 1000 bits so that float64 inputs convert exactly): the value in
+        torch's output shape, or with ``wrt`` the gradient w.r.t. that argument, contracted with
+        ``grad_output`` (ones when None), in the argument's shape.  It must not reuse the module's
+        kernel nor its row form: loops over elements and rows, mpmath functions, fsum reductions
+        and the analytic gradients, with the same semantics (special cases) as the oracle.
+        """
+        raise NotImplementedError(f"{self.name} has no brute-force formulation (LossDef.brute): "
+                                  f"the audit cannot check its oracle")
+
     # -- the torch-shaped oracle function --------------------------------------------------------
     def signature(self) -> inspect.Signature:
         params = [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for a in self.positional]

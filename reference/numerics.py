@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mpmath
 import numpy as np
+from mpmath import libmp
 
 
 class FloatNS:
@@ -117,6 +118,7 @@ class MpNS:
         return 2.0 ** -mpmath.mp.prec
 
     def asarray(self, a):
+        """Exact mpf copies of float arrays, whatever the current precision (no rounding)."""
         a = np.asarray(a)
         if a.dtype == object:
             return a
@@ -125,8 +127,10 @@ class MpNS:
         f = a.astype(np.float64)  # exact for every supported input format
         out = np.empty(f.shape, dtype=object)
         flat = out.reshape(-1)
-        for i, v in enumerate(f.reshape(-1)):
-            flat[i] = mpmath.mpf(float(v))
+        for i, v in enumerate(f.reshape(-1).tolist()):
+            m = mpmath.mpf.__new__(mpmath.mpf)
+            m._mpf_ = libmp.from_float(v)  # 53 bits: exact for a float64
+            flat[i] = m
         return out
 
     def const(self, c):
@@ -154,9 +158,18 @@ class MpNS:
         return np.abs(a)
 
     def sum(self, a, axis=None, keepdims=False):
-        zero = mpmath.mpf(0)
-        r = np.sum(a, axis=axis, keepdims=keepdims, initial=zero)
-        return r if axis is None and not keepdims else _as_obj(r)
+        """mpmath.fsum: the exact sum, rounded once (so no term count enters the error bound)."""
+        a = np.asarray(a, dtype=object)
+        if axis is None:
+            r = mpmath.fsum(a.reshape(-1))
+            return _as_obj(np.full((1,) * a.ndim, r, dtype=object)) if keepdims else r
+        moved = np.moveaxis(a, axis, -1)
+        flat = moved.reshape(-1, moved.shape[-1]) if moved.size else np.empty((int(np.prod(moved.shape[:-1])), 0), object)
+        out = np.empty(flat.shape[0], dtype=object)
+        for i, row in enumerate(flat):
+            out[i] = mpmath.fsum(row)
+        out = out.reshape(moved.shape[:-1])
+        return _as_obj(np.expand_dims(out, axis if axis >= 0 else a.ndim + axis)) if keepdims else out
 
     def max(self, a, axis=-1, keepdims=True):
         if a.shape[axis] == 0:

@@ -1,16 +1,16 @@
 """Precision escalation: evaluate a loss until every output element settles in its format.
 
-Stage 0 (vectorised): the kernel runs in float64 and in long double.  An element is accepted when
-the long-double value, widened by a bound on its evaluation error, (16 + 4 log2 n) * u_ld * cond (cond
-is the loss's condition scale, which already contains every cancellation the formula can suffer),
-rounds to one value of the output format -- and, for formats of at most 24 bits, the float64 value
-rounds to that value too.  This settles nearly all float16/bfloat16/float32 elements and most
-elementwise float64 ones at NumPy speed.
+An element is accepted only when an enclosure of its exact value rounds to a single value of the
+output format; the rest is reported undetermined, never guessed (docs/oracle.md, "Settling").
 
-Stage 1 (Ziv, in mpmath): the rest is evaluated at precision P and P + 32, with P raised first
-until P exceeds the output precision by a margin plus the cancellation bits log2(cond/|v|).  An
-element is accepted when both evaluations round to the same value; otherwise P doubles, up to
-:data:`PREC_CAP` bits, beyond which the element is reported undetermined (NaN plus a flag).
+Stage 0 (vectorised): float64 and long double; accepted when the long-double value +- the kernel's
+error bound (16 + 4 log2 n) u_ld (cond + |v|) rounds to one value (and, for formats of at most 24
+bits, the float64 value rounds to it too).  The exact path: rows a kernel can evaluate exactly
+(``Kernel.exact_prec``) are computed once without rounding and rounded directly, so a dyadic value
+on a midpoint is decided correctly.  Stage 1 (mpmath): the rest at P and P + 32 bits; accepted
+when [v - b, v + b] with b = (64 + 8 log2 n) 2^-(P+32) (cond + |v|) rounds to one value that the
+P value agrees with; P doubles up to :data:`PREC_CAP`.  A value exactly on a midpoint because a
+tiny term lies below both precisions is never decided by the tie rule.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from mpmath import libmp
 from .formats import Format, round_float, round_mpf
 from .numerics import F64, LD, MP
 
-PREC_CAP = 4096
+PREC_CAP = 32768  # e^-20000 (±1e4 logits in the *.extreme families) is visible next to its exact part
+WORK_CAP = 2 ** 26  # past 4096 bits, escalate only while rows x columns x bits stays below this
+EXACT_CAP = 20000  # the most bits an exact (polynomial) evaluation may take
 GUARD = 12  # bits the working precision must keep beyond the output precision
 
 
@@ -49,6 +51,7 @@ class Evaluation:
         self.want_grad = wrt is not None
         self.reduced = problem.reduced
         self.go = grad_output  # float64 array: output shape, or 0-d when reduced
+        self.undivided = False  # compute without the mean's division (the exact path divides after)
 
     # -- layout ---------------------------------------------------------------------------------
     @property
@@ -68,9 +71,13 @@ class Evaluation:
             return ns.asarray(rows_go if idx is None else rows_go[idx])
         n = self.p.m if idx is None else len(idx)
         go = ns.asarray(np.full(n, float(self.go)))
-        if self.p.reduction != "sum":
+        if self.p.reduction != "sum" and not self.undivided:
             d, _ = self.k.denominator(ns, self.p.rows)
-            if ns is MP:
+            if d == 0:
+                # a mean over nothing (total weight 0): the loss is constant in the input (0/0 or
+                # +-inf), its derivative undefined -- NaN, as torch's autograd gives
+                go = np.array([ns.const("nan")] * n, dtype=object) if ns is MP else np.full(n, np.nan, ns.dtype)
+            elif ns is MP:
                 go = np.array([_div(ns, g, d) for g in go], dtype=object)
             else:
                 go = _div(ns, go, d)
@@ -96,7 +103,7 @@ class Evaluation:
         v = ns.const(0)
         mag = 0.0
         d = None
-        if self.p.reduction != "sum":
+        if self.p.reduction != "sum" and not self.undivided:
             d, _ = self.k.denominator(ns, self.p.rows)
         for mult, val, mg in parts:
             tot = ns.sum(val)
@@ -129,6 +136,28 @@ class Evaluation:
                 s = s / ad if ad else math.inf
         return np.array([[c]]), np.array([[s]]), np.array([[nt]], np.int64)
 
+    def exact_prec(self, idx=None):
+        """(bits, d) when the kernel can name a precision at which ``compute(MP, idx)`` is exact
+        with the mean's division left out (its formula is sums and products of the inputs:
+        ``Kernel.exact_prec``; values and gradients are linear in the division), d being that
+        denominator (None for 'sum' and unreduced outputs); None otherwise.  An exact value needs
+        no error bound, so a dyadic result on a rounding midpoint is decided correctly."""
+        f = getattr(self.k, "exact_prec", None)
+        if f is None:
+            return None
+        go = None if self.go is None else np.asarray(self.go, np.float64)
+        got = f(self._rows(idx), self.wrt, go)
+        if got is None:
+            return None
+        bits, mask = got if isinstance(got, tuple) else (got, None)  # mask: the rows that are exact
+        if mask is not None and not self.separable and not np.all(mask):
+            return None  # a reduced value is exact only when every row is
+        d = None
+        if self.reduced and self.p.reduction != "sum":
+            with mpmath.workprec(bits):
+                d, _ = self.k.denominator(MP, self.p.rows)
+        return bits, d, mask
+
     def to_output(self, a):
         a = np.asarray(a)
         if self.want_grad:
@@ -146,12 +175,29 @@ def _is_one(x) -> bool:
 
 
 def _2d(a):
+    """(M,) or (M, K) row results as (M, K); empty inputs stay empty (torch returns empty tensors)."""
     a = np.asarray(a)
-    return a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)
+    if not a.ndim:
+        return a.reshape(1, 1)
+    return a.reshape(a.shape[0], int(np.prod(a.shape[1:], dtype=np.int64)) if a.ndim > 1 else 1)
+
+
+def exact_mpf(man: int, exp: int) -> mpmath.mpf:
+    """man * 2**exp as an mpf, exactly, whatever the caller's mpmath precision."""
+    v = mpmath.mpf.__new__(mpmath.mpf)
+    v._mpf_ = libmp.from_man_exp(man, exp)  # exact: from_man_exp rounds only when given a precision
+    return v
+
+
+def _wrap(tup) -> mpmath.mpf:
+    v = mpmath.mpf.__new__(mpmath.mpf)
+    v._mpf_ = tup
+    return v
 
 
 def ld_array_to_mpf(v: np.ndarray) -> list:
-    """Exact mpfs of a 1-d float64/long double array, vectorised up to the object creation."""
+    """Exact mpfs of a 1-d float64/long double array, vectorised up to the object creation (never
+    rounded to the caller's mpmath precision)."""
     v = np.asarray(v, np.longdouble)
     fin = np.isfinite(v) & (v != 0)
     m, e = np.frexp(np.where(fin, v, 1))
@@ -160,15 +206,64 @@ def ld_array_to_mpf(v: np.ndarray) -> list:
     lo = (man - hi.astype(np.longdouble)).astype(np.float64)
     out = []
     for f, h, l_, ee, raw in zip(fin.tolist(), hi.tolist(), lo.tolist(), (e - 64).tolist(), v.astype(np.float64).tolist()):
-        if f:
-            out.append(mpmath.mpf(libmp.from_man_exp(int(h) + int(l_), ee)))
-        else:
-            out.append(mpmath.mpf(raw))
+        out.append(exact_mpf(int(h) + int(l_), ee) if f else _wrap(libmp.from_float(raw)))
     return out
 
 
 def _same(a: float, b: float) -> bool:
     return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (math.isnan(a) and math.isnan(b))
+
+
+def _interval_round(v: mpmath.mpf, b, fmt: Format):
+    """The value of ``fmt`` every point of [v - b, v + b] rounds to, or None when the interval
+    straddles a rounding boundary (a midpoint, or the overflow threshold).  The ends are computed
+    exactly, so a value sitting on a midpoint is never decided by the tie rule: it escalates until
+    the bound is small enough to see which side of the midpoint the exact value lies on.  Zeros:
+    an interval that rounds to zero at both ends gives a zero with v's sign (+0 for v = 0)."""
+    lo = round_mpf(_wrap(libmp.mpf_sub(v._mpf_, b._mpf_, 0)), fmt)
+    hi = round_mpf(_wrap(libmp.mpf_add(v._mpf_, b._mpf_, 0)), fmt)
+    if lo != hi:  # -0.0 == 0.0: both ends round to zero
+        return None
+    if lo == 0:
+        return -0.0 if v < 0 else 0.0
+    return lo
+
+
+def _round_quotient(v: mpmath.mpf, d, fmt: Format, bits: int, grad: bool = False):
+    """(value, rounded) of the exact v / d (v exact, d the mean's exact denominator or None), or
+    None when it cannot be decided here.  A dyadic quotient is rounded directly; a non-dyadic one
+    is no midpoint, and an enclosure 2^-(P-2) wide decides it unless it lies closer than that."""
+    if d is None:
+        return v, round_mpf(v, fmt)
+    if d == 0 and grad:  # see Evaluation._gof: the derivative of a mean over nothing is NaN
+        q = mpmath.mpf("nan")
+        return q, round_mpf(q, fmt)
+    if d == 0 or not mpmath.isfinite(v):
+        q = _div(MP, v, d)
+        return q, round_mpf(q, fmt)
+    prec = bits + 64 + max(int(abs(mpmath.mpf(d)._mpf_[1])).bit_length(), 1)
+    with mpmath.workprec(prec):
+        q = v / d
+    if libmp.mpf_mul(q._mpf_, mpmath.mpf(d)._mpf_, 0) == v._mpf_:  # exact quotient
+        return q, round_mpf(q, fmt)
+    with mpmath.workprec(64):
+        err = mpmath.ldexp(abs(q), -(prec - 2))
+    r = _interval_round(q, err, fmt)
+    return None if r is None else (q, r)
+
+
+def _fpu_is_clean() -> bool:
+    """Round-to-nearest with subnormals kept (no flush-to-zero, no denormals-are-zero) for float64
+    array arithmetic: what stage 0's bound assumes.  A caller that changed them (a backend under
+    test setting FTZ, fesetround) gets mpmath-only settling, which uses no hardware floats."""
+    one, tiny = np.array([1.0]), np.array([2.0 ** -1074])
+    with np.errstate(all="ignore"):
+        nearest = (one + 0.75 * 2.0 ** -52)[0] == 1.0 + 2.0 ** -52 and (one + 0.25 * 2.0 ** -52)[0] == 1.0
+        nearest = nearest and (-one - 0.75 * 2.0 ** -52)[0] == -1.0 - 2.0 ** -52
+        subnormals = (tiny * 1.0)[0] != 0 and (np.array([2.0 ** -1022]) * 0.5)[0] != 0
+    ld = np.longdouble
+    x87 = ld(1) + ld(0.75) * ld(2) ** -63 == ld(1) + ld(2) ** -63 and ld(1) + ld(0.25) * ld(2) ** -63 == ld(1)
+    return bool(nearest and subnormals and x87)
 
 
 def settle(ev: Evaluation, fmt: Format):
@@ -180,43 +275,72 @@ def settle(ev: Evaluation, fmt: Format):
     shape = cond.shape
     n = cond.size
     values = np.empty(n, dtype=object)
+    rounded = np.full(n, np.nan)
     done = np.zeros(n, dtype=bool)
+    if n == 0:
+        return values.reshape(shape), rounded.reshape(shape), done.reshape(shape), cond, scale, nterms
     ncols = shape[1]
+    cflat, nflat = cond.reshape(-1), nterms.reshape(-1)
+    # sums are pairwise (FloatNS.sum) or exact (MpNS.sum), so the term count enters through log2 n
+    depth = np.ceil(np.log2(np.maximum(nflat, 1)))
     with np.errstate(all="ignore"):
         v64 = np.asarray(ev.compute(F64)[0], np.float64).reshape(-1)
-        vld = np.asarray(ev.compute(LD)[0], np.longdouble).reshape(-1)
-        # every kernel is written so that its evaluation error is relative to the magnitudes of
-        # its terms (log1p for log-sum-exp, exclusion sums for gradients), which cond contains
-        # sums are pairwise (FloatNS.sum), so the term count enters through log2 n
-        depth = np.ceil(np.log2(np.maximum(nterms.reshape(-1), 1)))
-        bound = ((16 + 4 * depth) * LD.u * cond.reshape(-1)).astype(np.longdouble)
-        fin = np.isfinite(vld) & np.isfinite(bound)
-        lo = round_float(np.where(fin, vld - bound, 0), fmt)
-        hi = round_float(np.where(fin, vld + bound, 0), fmt)
-        r64 = round_float(v64, fmt)
-        rld = round_float(vld, fmt)
-    ok = fin & (lo == hi) & (np.signbit(lo) == np.signbit(hi))
-    if fmt.p <= 24:
-        ok &= (r64 == rld) | (np.isnan(r64) & np.isnan(rld))
-    # identical specials at both precisions are exact (inf/nan arise only from exact conditions)
-    spec = ~np.isfinite(vld) & ~np.isfinite(v64) & (
-        (np.isnan(vld) & np.isnan(v64)) | (vld.astype(np.float64) == v64))
-    ok |= spec
-    okidx = np.flatnonzero(ok)
-    for i, val in zip(okidx, ld_array_to_mpf(vld[okidx])):
-        values[i] = val
-    rounded = np.where(ok, rld, np.nan)
-    done |= ok
+    if _fpu_is_clean():
+        with np.errstate(all="ignore"):
+            vld = np.asarray(ev.compute(LD)[0], np.longdouble).reshape(-1)
+            # every kernel is written so that its evaluation error is relative to the magnitudes of
+            # its terms (log1p for log-sum-exp, exclusion sums for gradients), which cond contains;
+            # the bound is formed in long double (no underflow) and covers |v| too (cond >= |v|
+            # should hold, this keeps a kernel's slip from making the bound 0)
+            c_ld = cflat.astype(np.longdouble) + np.abs(vld)
+            bound = (16 + 4 * depth).astype(np.longdouble) * np.longdouble(LD.u) * c_ld
+            fin = np.isfinite(vld) & np.isfinite(bound)
+            lo = round_float(np.where(fin, vld - bound, 0), fmt)
+            hi = round_float(np.where(fin, vld + bound, 0), fmt)
+            r64 = round_float(v64, fmt)
+            rld = round_float(vld, fmt)
+        ok = fin & (lo == hi) & (np.signbit(lo) == np.signbit(hi))
+        if fmt.p <= 24:
+            ok &= (r64 == rld) | (np.isnan(r64) & np.isnan(rld))
+        # identical specials at both precisions are exact (inf/nan arise only from exact conditions)
+        spec = ~np.isfinite(vld) & ~np.isfinite(v64) & (
+            (np.isnan(vld) & np.isnan(v64)) | (vld.astype(np.float64) == v64))
+        ok |= spec
+        okidx = np.flatnonzero(ok)
+        for i, val in zip(okidx, ld_array_to_mpf(vld[okidx])):
+            values[i] = val
+        rounded = np.where(ok, rld, np.nan)
+        done |= ok
 
-    cflat, nflat = cond.reshape(-1), nterms.reshape(-1)
     est = np.abs(v64)
     need = np.zeros(n)
     with np.errstate(all="ignore"):
         ratio = (16 + 2 * nflat) * cflat / est
         good = np.isfinite(ratio) & (ratio > 1)
         need[good] = np.log2(ratio[good])
-    prec = fmt.p + GUARD + 20
-    while not done.all() and prec <= PREC_CAP:
+    todo = np.flatnonzero(~done)
+    exact = ev.exact_prec(np.unique(todo // ncols) if ev.separable else None) if todo.size else None
+    if exact is not None and exact[0] <= EXACT_CAP:
+        bits, d, mask = exact
+        rows = np.unique(todo // ncols) if ev.separable else np.array([0])
+        if mask is not None and ev.separable:
+            rows = rows[np.asarray(mask, bool)]
+        ev.undivided = True
+        try:
+            with mpmath.workprec(bits):
+                vx = ev.compute(MP, rows if ev.separable else None)[0] if rows.size else None
+        finally:
+            ev.undivided = False
+        for j, r in enumerate(rows):
+            for c in range(ncols):
+                i = r * ncols + c
+                if not done[i]:
+                    got = _round_quotient(vx[j, c], d, fmt, bits, ev.want_grad)
+                    if got is not None:
+                        values[i], rounded[i], done[i] = got[0], got[1], True
+    # at least 64 bits: every float64 input, grad_output and option converts exactly
+    prec = max(64, fmt.p + GUARD + 20)
+    while not done.all():
         todo = np.flatnonzero(~done)
         if ev.separable:
             rows = np.unique(todo // ncols)
@@ -224,27 +348,39 @@ def settle(ev: Evaluation, fmt: Format):
         else:
             rows, idx = np.array([0]), None
         extra = math.ceil(float(np.max(need[todo]))) if np.isfinite(np.max(need[todo])) else 0
-        p_eff = max(prec, fmt.p + GUARD + extra + 8)
-        p_eff = min(p_eff, PREC_CAP)
+        p_eff = min(max(prec, fmt.p + GUARD + extra + 8), PREC_CAP)
         with mpmath.workprec(p_eff):
             va = ev.compute(MP, idx)[0]
-        with mpmath.workprec(p_eff + 32):
+        p_b = p_eff + 32
+        with mpmath.workprec(p_b):
             vb = ev.compute(MP, idx)[0]
+        with mpmath.workprec(64):
+            scale_b = mpmath.ldexp(1, -p_b)
         for j, r in enumerate(rows):
             for c in range(ncols):
                 i = r * ncols + c
                 if done[i]:
                     continue
                 a, b = va[j, c], vb[j, c]
-                if p_eff - need[i] < fmt.p + GUARD:
-                    continue  # not enough bits survive the cancellation yet
-                rb = round_mpf(b, fmt)
-                if _same(round_mpf(a, fmt), rb):
-                    values[i] = b
-                    rounded[i] = rb
-                    done[i] = True
-        if p_eff >= PREC_CAP:
-            break
+                ra = round_mpf(a, fmt)
+                if not mpmath.isfinite(b):  # inf/nan arise only from exact conditions: same at both
+                    if _same(ra, round_mpf(b, fmt)):
+                        values[i], rounded[i], done[i] = b, round_mpf(b, fmt), True
+                    continue
+                if np.isfinite(cflat[i]):
+                    # the kernels' error bound, with room to spare at mpmath's precision
+                    with mpmath.workprec(64):
+                        err = (64 + 8 * int(depth[i])) * scale_b * (mpmath.mpf(float(cflat[i])) + abs(b))
+                else:  # no finite scale to bound with (it overflowed float64): a relative bound with
+                    # 16 bits to spare, next to the agreement of the two precisions checked below
+                    with mpmath.workprec(64):
+                        err = mpmath.ldexp(abs(b), -(p_eff - 16))
+                r_b = _interval_round(b, err, fmt)
+                if r_b is not None and (_same(ra, r_b) or (ra == 0 and r_b == 0)):
+                    values[i], rounded[i], done[i] = b, r_b, True
+        width = (len(rows) if ev.separable else max(ev.p.m, 1)) * ncols
+        if p_eff >= PREC_CAP or (p_eff >= 4096 and 2 * p_eff * width > WORK_CAP):
+            break  # what is left is reported undetermined: never a guess
         prec = 2 * p_eff
     undetermined = ~done
     for i in np.flatnonzero(undetermined):

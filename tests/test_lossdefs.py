@@ -65,7 +65,7 @@ def test_every_loss_is_a_complete_definition(name):
     assert d.summary and d.notes.strip(), "semantic notes are rendered into docs/losses.md"
     assert d.positional and d.positional[0].name == "input"
     assert d.families, "a loss without case families is never checked"
-    for method in ("prepare", "kernel", "numpy_value", "numpy_grads", "strategy"):
+    for method in ("prepare", "kernel", "numpy_value", "numpy_grads", "strategy", "brute"):
         assert getattr(type(d), method) is not getattr(LossDef, method), f"{name} lacks {method}"
     assert d.checks[0] == "value" and all(c.startswith("grad:") for c in d.checks[1:])
 

@@ -186,3 +186,82 @@ def test_exact_serialises_bit_exactly():
     assert mpf_from_str(mpf_to_str(third)) == third  # 200 bits survive, whatever mp.prec is now
     with pytest.raises(ValueError, match="malformed|schema"):
         R.Exact.from_dict({"schema": "losscheck.exact/1", "shape": [2]})
+
+
+@pytest.mark.parametrize("loss, args, kwargs", [
+    ("cross_entropy", (np.zeros((0, 3), np.float32), np.zeros(0, np.int64)), {"reduction": "none"}),
+    ("cross_entropy", (np.zeros((0, 3), np.float32), np.zeros(0, np.int64)), {"reduction": "mean"}),
+    ("cross_entropy", (np.zeros((0, 3), np.float32), np.zeros(0, np.int64)), {"reduction": "sum"}),
+    ("nll_loss", (np.zeros((0, 3), np.float32), np.zeros(0, np.int64)), {"reduction": "none"}),
+    ("mse_loss", (np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)), {"reduction": "none"}),
+    ("mse_loss", (np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)), {"reduction": "mean"}),
+    ("softmax", (np.zeros((2, 0), np.float32),), {"dim": 1}),
+    ("log_softmax", (np.zeros((0, 4), np.float32),), {"dim": 1}),
+    ("kl_div", (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)), {"reduction": "none"}),
+])
+def test_empty_inputs_give_torchs_empty_or_reduced_results(loss, args, kwargs):
+    """N = 0 or an empty softmax dim: torch returns empty tensors (or the empty sum 0, the empty
+    mean NaN); so does the oracle, for the value and every gradient."""
+    import torch
+    import torch.nn.functional as F
+
+    ts = [torch.from_numpy(a.copy()) for a in args]
+    for t in ts:
+        if t.is_floating_point():
+            t.requires_grad_(True)
+    out = getattr(F, loss)(*ts, **kwargs)
+    ex = R.evaluate(loss, *args, **kwargs)
+    assert ex.rounded.shape == tuple(out.shape)
+    np.testing.assert_array_equal(ex.rounded.astype(np.float64), out.detach().double().numpy())
+    go = np.ones(tuple(out.shape), np.float32)
+    out.backward(torch.from_numpy(go))
+    names = [a.name for a in R.registry.get(loss).positional]
+    for arg in R.registry.get(loss).differentiable_for(args, kwargs):
+        g = R.evaluate_grad(loss, *args, grad_output=go, wrt=arg, **kwargs)
+        want = ts[names.index(arg)].grad
+        assert g.rounded.shape == tuple(want.shape)
+        np.testing.assert_array_equal(g.rounded.astype(np.float64), want.double().numpy())
+
+
+@pytest.mark.parametrize("weight", [[0.0, 0.0, 0.0], [1.0, -1.0, 0.0]], ids=["zero", "mixed_sign_sum_0"])
+def test_mean_over_zero_total_weight_has_nan_gradient_like_torch(weight):
+    """label smoothing + weights + mean with D = sum w[t] = 0: the loss is NaN or +-inf whatever
+    the input, its derivative undefined: NaN everywhere, as torch's autograd says (ignored
+    positions keep their exact 0)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = np.random.default_rng(3).standard_normal((3, 3))
+    t = np.array([0, 1, -100])
+    w = np.array(weight)
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    out = F.cross_entropy(xt, torch.from_numpy(t), weight=torch.from_numpy(w), label_smoothing=0.1)
+    out.backward()
+    ex = R.evaluate("cross_entropy", x, t, weight=w, label_smoothing=0.1)
+    np.testing.assert_array_equal(ex.rounded, out.detach().numpy())
+    g = R.evaluate_grad("cross_entropy", x, t, weight=w, label_smoothing=0.1).rounded
+    want = xt.grad.numpy().copy()
+    want[2] = 0.0  # torch's NaN reaches the ignored row too; the oracle keeps an absent term's 0
+    assert np.isnan(g[:2]).all() and np.isnan(want[:2]).all()
+    np.testing.assert_array_equal(g[2], want[2])
+
+
+def test_probability_targets_refuse_a_non_negative_ignore_index_like_torch():
+    import torch
+    import torch.nn.functional as F
+
+    x, p = np.zeros((2, 3)), np.full((2, 3), 1 / 3)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        F.cross_entropy(torch.from_numpy(x), torch.from_numpy(p), ignore_index=0)
+    with pytest.raises(ValueError, match=r"^ignore_index: 0 is not supported with probability targets"):
+        R.cross_entropy(x, p, ignore_index=0)
+    assert R.cross_entropy(x, p, ignore_index=-1) == R.cross_entropy(x, p)  # torch accepts negatives
+
+
+def test_targets_must_be_int64_and_ignore_index_an_integer():
+    x = np.zeros((2, 3), np.float32)
+    big = np.array([2**64 - 100, 1], np.uint64)  # used to wrap to -100 and be ignored
+    with pytest.raises(ValueError, match="^target: expected int64 class indices"):
+        R.cross_entropy(x, big)
+    with pytest.raises(ValueError, match="^ignore_index: must be an integer, got nan"):
+        R.cross_entropy(x, np.array([0, 1]), ignore_index=float("nan"))

@@ -191,7 +191,7 @@ def test_second_run_reads_the_cache_and_never_recomputes(tmp_path):
     assert [r["verdict"] for r in second.records] == ["pass"] * 4
     files = sorted((tmp_path / "cache").rglob("*.json"))
     assert len(files) == 4 and not list((tmp_path / "cache").rglob("*.tmp"))
-    assert json.loads(files[0].read_text())["dtype"] == "float32"  # JSON, readable
+    assert json.loads(files[0].read_text())["exact"]["dtype"] == "float32"  # JSON, readable
 
 
 def test_corrupt_cache_entry_is_recomputed_with_a_warning(tmp_path):
@@ -204,6 +204,29 @@ def test_corrupt_cache_entry_is_recomputed_with_a_warning(tmp_path):
         again = cache.get(case, "value")
     np.testing.assert_array_equal(again.rounded, exact.rounded)
     assert len(log.read_text().splitlines()) == 2
+    assert cache.load(case.id, "value") is not None  # rewritten whole
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda e: e["exact"]["values"].__setitem__(0, 1.5), "tampered"),  # one changed value, valid JSON
+    (lambda e: e.update(case_id="0" * 16), "misplaced"),
+    (lambda e: e.update(check="grad:input"), "misplaced"),
+    (lambda e: e.update(oracle_version="0"), "stale"),
+    (lambda e: e.update(schema="something/1"), "corrupt"),
+])
+def test_edited_cache_entry_is_detected_and_recomputed(tmp_path, edit, why):
+    log = tmp_path / "oracle.log"
+    case = make_cases(1, log=log)[0]
+    cache = OracleCache(tmp_path / "cache", oracle=fake_oracle, exact_type=fake_exact_type)
+    exact = cache.get(case, "value")
+    path = cache.path(case.id, "value")
+    entry = json.loads(path.read_text())
+    edit(entry)
+    path.write_text(json.dumps(entry))
+    with pytest.warns(CacheWarning, match=why):
+        again = cache.get(case, "value")
+    np.testing.assert_array_equal(again.rounded, exact.rounded)
+    assert len(log.read_text().splitlines()) == 2  # recomputed, not trusted
     assert cache.load(case.id, "value") is not None  # rewritten whole
 
 

@@ -78,3 +78,36 @@ class TermsKernel:
         """|the float64 gradient| (NaN as 0), the magnitude every gradient cond starts from."""
         g, _ = self.grad(F64, rows, gof, wrt)
         return np.abs(np.nan_to_num(g[:, 0], nan=0.0))
+
+
+def span_bits(*arrays) -> int:
+    """Bits that hold any sum of products of two of these float64 values exactly: the exponent
+    span of their nonzero finite entries, twice (a product), plus the significands and room for
+    the carries of a long sum."""
+    exps = []
+    for a in arrays:
+        if a is None:
+            continue
+        f = np.asarray(a, np.float64).reshape(-1)
+        f = f[np.isfinite(f) & (f != 0)]
+        if f.size:
+            e = np.frexp(f)[1]
+            exps += [int(e.min()), int(e.max())]
+    span = (max(exps) - min(exps)) if exps else 0
+    n = max((np.size(a) for a in arrays if a is not None), default=1)
+    return 2 * (span + 60) + int(np.log2(max(n, 1))) + 64
+
+
+def tied_rows(x: np.ndarray) -> np.ndarray:
+    """(M,) mask of the rows of (M, C) float64 logits whose finite entries all equal the row's max
+    and number a power of two (no NaN, no +inf): there every shifted logit is 0 or -inf, so exp
+    is exactly 1 or 0 and the softmax, 1/count, is dyadic -- sums and products of the inputs."""
+    x = np.asarray(x, np.float64)
+    if x.shape[-1] == 0:
+        return np.zeros(x.shape[0], bool)
+    with np.errstate(invalid="ignore"):
+        m = np.max(x, axis=1, keepdims=True)
+        ok = np.isfinite(m[:, 0]) & ~np.any(np.isnan(x), axis=1)
+        k = np.sum(x == m, axis=1)
+        tied = np.all((x == m) | (x == -np.inf), axis=1)
+    return ok & tied & (k > 0) & ((k & (k - 1)) == 0)

@@ -2,17 +2,20 @@
 
 BCE:    l = -w [y max(log x, -100) + (1-y) max(log(1-x), -100)]      (torch's clamp, exact -100)
 BCEWL:  l =  w [p y softplus(-x) + (1-y) softplus(x)]                 (= -w[p y log s(x) + (1-y) log(1-s(x))])
-Means are plain element means.  Exactly-zero coefficients contribute nothing (0 * inf = 0).
+Means are plain element means.  Terms are multiplied out with IEEE rules, as the documented
+formula and torch do: a zero coefficient against an infinite log (BCE-with-logits at x = +-inf,
+a zero pos_weight or target) is NaN, not 0.
 log(1-x) is evaluated as log1p(-x): the exact value, whatever torch does.
 """
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 
 from ..lossdef import Arg, Call, LossDef
 from ..numerics import F64
 from ..sampling import cast, finfo, normal, ordinal_uniform
-from ._elementwise import TermsKernel, fail, prepare_pair, safe_mul
+from ._elementwise import TermsKernel, fail, prepare_pair, safe_mul, span_bits
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise, sigmoid
 
@@ -113,6 +116,12 @@ class BcelKernel(_BinaryKernel):
     def terms(self, ns, rows):
         x, _, c1, c2 = self._coefs(ns, rows)
         return [(c1, ns.softplus(-x)), (c2, ns.softplus(x))]
+
+    def exact_prec(self, rows, wrt, grad_output):
+        """grad:target without pos_weight is -w x g: products of the inputs, exact."""
+        if wrt == "target" and "pos_weight" not in rows:
+            return span_bits(rows["x"], rows.get("weight"), grad_output)
+        return None
 
     def extra_scale(self, rows, terms):
         # the logit is the natural unit too: (1-y)*x - lw*log_sigmoid(x), torch's documented-stable
@@ -219,6 +228,50 @@ class BinaryCrossEntropy(LossDef):
         return {"input": g * up, "target": gy * up}
 
 
+    def brute(self, args, kwargs, *, grad_output=None, wrt=None):
+        """Plain loops (see LossDef.brute): L1 = max(log x, -100), L0 = max(log(1 - x), -100) with
+        1 - x formed exactly; l = -w (y L1 + (1-y) L0), fsum and division by the count.  Gradients:
+        w ((1-y)/(1-x) - y/x) g, a clamped log's term 0 (it is constant there); w (L0 - L1) g."""
+        mpf = mpmath.mpf
+        x = np.asarray(args[0]).astype(np.float64)
+        y = np.asarray(args[1]).astype(np.float64)
+        w = kwargs.get("weight")
+        w = np.ones(x.shape) if w is None else np.broadcast_to(np.asarray(w).astype(np.float64), x.shape)
+        red = kwargs.get("reduction", "mean")
+        n = x.size
+        lo = mpf(-100)
+        elems = []
+        for xv, yv, wv in zip(x.reshape(-1), y.reshape(-1), w.reshape(-1)):
+            xm, ym, wm = mpf(float(xv)), mpf(float(yv)), mpf(float(wv))
+            one_minus_x = mpmath.fsub(1, xm, exact=True)
+            log_x, log_1mx = mpmath.log(xm), mpmath.log(one_minus_x)  # log 0 = -inf
+            elems.append((xm, ym, wm, one_minus_x, log_x, log_1mx, max(log_x, lo), max(log_1mx, lo)))
+        if wrt is None:
+            vals = [-(w_ * (y_ * l1 + (1 - y_) * l0)) for _, y_, w_, _, _, _, l1, l0 in elems]
+            if red == "none":
+                return np.array(vals, dtype=object).reshape(x.shape)
+            tot = mpmath.fsum(vals)
+            if red == "mean":
+                tot = tot / n if n else mpf("nan")
+            return np.array(tot, dtype=object)
+        go = np.ones(x.shape if red == "none" else ()) if grad_output is None else np.asarray(grad_output)
+        go = go.astype(np.float64)
+        if red == "none":
+            gs = [mpf(float(v)) for v in go.reshape(-1)]
+        else:
+            g = mpf(float(go.reshape(())))
+            gs = [(g / n if red == "mean" else g)] * n
+        out = []
+        for (x_, y_, w_, omx, log_x, log_1mx, l1, l0), g in zip(elems, gs):
+            if wrt == "target":
+                out.append(w_ * (l0 - l1) * g)
+                continue
+            d1 = y_ / x_ if log_x > lo else mpf(0)
+            d0 = (1 - y_) / omx if log_1mx > lo else mpf(0)
+            out.append(w_ * (d0 - d1) * g)
+        return np.array(out, dtype=object).reshape(x.shape)
+
+
 class BinaryCrossEntropyWithLogits(LossDef):
     name = BCEL
     positional = (_INPUT, _TARGET)
@@ -267,6 +320,55 @@ class BinaryCrossEntropyWithLogits(LossDef):
             g, gy = g * nx.work(weight), gy * nx.work(weight)
         up = elementwise_upstream(nx, grad_output, reduction, X.size)
         return {"input": g * up, "target": gy * up}
+
+
+    def brute(self, args, kwargs, *, grad_output=None, wrt=None):
+        """Plain loops (see LossDef.brute): softplus(z) = log(1 + exp(z)) (inf at +inf, 0 at -inf),
+        l = w (p y softplus(-x) + (1-y) softplus(x)) with IEEE products (0 * inf = NaN), fsum and
+        division by the count.  Gradients: w ((1-y) sigmoid(x) - p y sigmoid(-x)) g with
+        sigmoid(z) = 1 / (1 + exp(-z)); w (p softplus(-x) - softplus(x)) g, which is -w x g without
+        pos_weight."""
+        mpf = mpmath.mpf
+        x = np.asarray(args[0]).astype(np.float64)
+        y = np.asarray(args[1]).astype(np.float64)
+        w, pw = kwargs.get("weight"), kwargs.get("pos_weight")
+        w = np.ones(x.shape) if w is None else np.broadcast_to(np.asarray(w).astype(np.float64), x.shape)
+        no_pw = pw is None
+        pw = np.ones(x.shape) if pw is None else np.broadcast_to(np.asarray(pw).astype(np.float64), x.shape)
+        red = kwargs.get("reduction", "mean")
+        n = x.size
+
+        def softplus(z):
+            return mpmath.log(1 + mpmath.exp(z))
+
+        def sigmoid(z):
+            return 1 / (1 + mpmath.exp(-z))
+
+        elems = [tuple(mpf(float(v)) for v in e)
+                 for e in zip(x.reshape(-1), y.reshape(-1), w.reshape(-1), pw.reshape(-1))]
+        if wrt is None:
+            vals = [w_ * (p_ * y_ * softplus(-x_) + (1 - y_) * softplus(x_)) for x_, y_, w_, p_ in elems]
+            if red == "none":
+                return np.array(vals, dtype=object).reshape(x.shape)
+            tot = mpmath.fsum(vals)
+            if red == "mean":
+                tot = tot / n if n else mpf("nan")
+            return np.array(tot, dtype=object)
+        go = np.ones(x.shape if red == "none" else ()) if grad_output is None else np.asarray(grad_output)
+        go = go.astype(np.float64)
+        if red == "none":
+            gs = [mpf(float(v)) for v in go.reshape(-1)]
+        else:
+            g = mpf(float(go.reshape(())))
+            gs = [(g / n if red == "mean" else g)] * n
+        out = []
+        for (x_, y_, w_, p_), g in zip(elems, gs):
+            if wrt == "target":  # softplus(-x) - softplus(x) = -x exactly: the dyadic form without pos_weight
+                dy = -x_ if no_pw else p_ * softplus(-x_) - softplus(x_)
+                out.append(w_ * dy * g)
+            else:
+                out.append(w_ * ((1 - y_) * sigmoid(x_) - p_ * y_ * sigmoid(-x_)) * g)
+        return np.array(out, dtype=object).reshape(x.shape)
 
 
 BCE_LOSS, BCEL_LOSS = BinaryCrossEntropy(), BinaryCrossEntropyWithLogits()

@@ -3,17 +3,20 @@
 Class-index targets:  a[n, c] = (1-eps) * w[t_n] * [c == t_n] * valid_n + (eps/C) * w_c * valid_n
 and l_n = sum_c a[n, c] * (-logp[n, c]), which torch splits into the nll part and the smoothing
 part; the mean divides each part by D = sum_n w[t_n] * valid_n separately, as torch does (so
-D = 0 gives NaN, not inf).  Probability targets: a[n, c] = w_c * ((1-eps) * p[n, c] + eps/C),
+D = 0 gives NaN, not inf, unless mixed-sign weights make a nonzero part over D = 0: +-inf); the
+gradient of a mean over D = 0 is NaN (torch agrees), an ignored position's still exactly 0.  Probability targets: a[n, c] = w_c * ((1-eps) * p[n, c] + eps/C),
 mean over positions.  nll_loss is the class-index case with logp := input and eps = 0.
 
-An exactly-zero coefficient contributes nothing (0 * log 0 = 0), so a masked (-inf) logit of a
-class whose coefficient is zero is harmless (docs/design.md).
+A term the formula does not contain (a non-target class of the NLL part, an ignored position)
+contributes exactly 0, so a masked (-inf) logit there is harmless; a present term with a zero
+coefficient is multiplied out with IEEE rules (zero weight times -inf is NaN), as torch does.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import mpmath
 import numpy as np
 
 from ..formats import dtype_name
@@ -32,7 +35,7 @@ from ..sampling import (
     sample,
 )
 from ._elementwise import one as _one
-from ._elementwise import safe_mul
+from ._elementwise import safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits, lead, reduction
 from ._numpy import reduce_elementwise
 
@@ -168,6 +171,18 @@ class ClassKernel:
             scale = safe_mul(coef, 1 + ay + lns)
         return cond, scale, np.full(x.shape, self.c, np.int64)
 
+    def exact_prec(self, rows, wrt, grad_output):
+        """nll_loss (the input taken as log-probabilities) is sums of products -w x, and its
+        gradient -w g: exact at span_bits.  cross_entropy's input gradient is exact on tied rows
+        (softmax 1/count, a power of two) when label smoothing's eps/C is dyadic; else irrational."""
+        w = None if self.w is None else np.asarray(self.w)
+        bits = span_bits(rows["x"], w, grad_output, rows.get("p"))
+        if not self.logits:
+            return None if wrt == "target" else bits
+        if wrt != "input" or (self.eps != 0 and self.c & (self.c - 1)):
+            return None
+        return bits, tied_rows(rows["x"])
+
     def _target_coef(self, ns):
         """d a[n, c] / d p[n, c] = (1 - eps) w_c (probability targets)."""
         k = self.keep(ns)
@@ -299,6 +314,10 @@ def _prepare_class(d: LossDef, args, kwargs, logits: bool) -> Problem:
         float_array("target", target, dtype)
         if target.shape != x.shape:
             fail("target", f"probability targets must have the input's shape {x.shape}, got {target.shape}")
+        ii = kwargs.get("ignore_index", -100)
+        if ii is not None and int_option("ignore_index", ii) >= 0:
+            fail("ignore_index", f"{ii} is not supported with probability targets (torch refuses a "
+                                 "non-negative ignore_index for floating point targets)")
         rows["p"] = f64(target.reshape(1, c) if unbatched else np.moveaxis(target, 1, -1).reshape(-1, c))
         options = {"label_smoothing": eps, "weight": rows_w, "prob": True}
     else:
@@ -491,6 +510,50 @@ class _ClassLoss(LossDef):
             return Call((x, t), kw)
         return strategy()
 
+    # -- brute force (reference/audit.py): loops over positions, mpmath at the current precision ----
+    @staticmethod
+    def _brute_div(a, b):
+        """a / b with IEEE rules for b == 0 (mpmath raises): 0/0 and NaN/0 are NaN, else +-inf."""
+        if b == 0:
+            if mpmath.isnan(a) or a == 0:
+                return mpmath.mpf("nan")
+            return mpmath.mpf("inf") if a > 0 else mpmath.mpf("-inf")
+        return a / b
+
+    @staticmethod
+    def _brute_positions(x: np.ndarray) -> list:
+        """[(position index, fn class -> index into x)]: dim 1 of (N, C, d...), dim 0 of (C,)."""
+        if x.ndim == 1:
+            return [((), lambda c: (c,))]
+        positions = (x.shape[0],) + tuple(x.shape[2:])
+        return [(pos, (lambda c, pos=pos: (pos[0], c) + pos[1:])) for pos in np.ndindex(*positions)]
+
+    @staticmethod
+    def _brute_softmax_row(row: list) -> tuple[list, list]:
+        """(log-probabilities, probabilities) of one row of logits: m + log(fsum(exp(x - m))).  A row
+        holding NaN or +inf, or only -inf, has no finite max: all NaN."""
+        nan = mpmath.mpf("nan")
+        if not row or any(mpmath.isnan(v) or v == mpmath.inf for v in row) or all(v == -mpmath.inf for v in row):
+            return [nan] * len(row), [nan] * len(row)
+        m = max(row)
+        e = [mpmath.exp(v - m) for v in row]
+        s = mpmath.fsum(e)
+        log_s = mpmath.log(s)
+        return [(v - m) - log_s for v in row], [ev / s for ev in e]
+
+    @staticmethod
+    def _brute_go(grad_output, shape, reduction: str, denominator):
+        """grad_output per position (a function of the position index): itself for 'none', the
+        scalar for 'sum', the scalar over the mean's denominator for 'mean'."""
+        mpf = mpmath.mpf
+        go = np.ones(shape) if grad_output is None else np.asarray(grad_output).astype(np.float64)
+        if reduction == "none":
+            return lambda pos: mpf(float(go[pos]))
+        g = mpf(float(go.reshape(())))
+        if reduction == "mean":
+            g = _ClassLoss._brute_div(g, denominator)
+        return lambda pos: g
+
 
 def _fmt_row(a: np.ndarray, n: int = 8) -> str:
     flat = np.asarray(a).reshape(-1)
@@ -576,6 +639,85 @@ class CrossEntropy(_ClassLoss):
             return {"input": layout.unflat(np.where(parts.valid[:, None], g * up[..., None], 0.0))}
 
 
+    def brute(self, args, kwargs, *, grad_output=None, wrt=None):
+        """Plain loops over positions (see LossDef.brute): logp = (x - m) - log(fsum(exp(x - m))),
+        l_n = -(1-eps) w[t] logp[t] - (eps/C) fsum(w_c logp_c) (the smoothing part only when eps > 0,
+        nothing at an ignored position), reduced as the NLL and smoothing parts each over fsum and D;
+        probability targets a_c = w_c ((1-eps) p_c + eps/C), l_n = -fsum(a_c logp_c), mean over
+        positions.  Gradients: g_n (A softmax_c - a_c) with A = fsum(a_c) (exactly 0 at an ignored
+        position), and for probability targets -(1-eps) w_c logp_c g_n."""
+        mpf = mpmath.mpf
+        x = np.asarray(args[0]).astype(np.float64)
+        target = np.asarray(args[1])
+        prob = is_float_array(target)
+        tf = target.astype(np.float64) if prob else target.astype(np.int64)
+        C = x.shape[0] if x.ndim == 1 else x.shape[1]
+        w = kwargs.get("weight")
+        w = [mpf(1)] * C if w is None else [mpf(float(v)) for v in np.asarray(w).astype(np.float64)]
+        eps = mpf(float(kwargs.get("label_smoothing", 0.0) or 0.0))
+        ii = int(kwargs.get("ignore_index", -100))
+        red = kwargs.get("reduction", "mean")
+        zero = mpf(0)
+        rows = []  # (position, index fn, logp, p, coefficients a_c or None when ignored)
+        for pos, at in self._brute_positions(x):
+            logp, p = self._brute_softmax_row([mpf(float(x[at(c)])) for c in range(C)])
+            if prob:
+                a = [w[c] * ((1 - eps) * mpf(float(tf[at(c)])) + eps / C) if eps else w[c] * mpf(float(tf[at(c)]))
+                     for c in range(C)]
+            elif int(tf[pos]) == ii:
+                a = None
+            else:
+                t = int(tf[pos])
+                a = [((1 - eps) * w[c] if c == t else zero) + (eps / C * w[c] if eps else zero) for c in range(C)]
+            rows.append((pos, at, logp, p, a))
+        pos_shape = () if x.ndim == 1 else (x.shape[0],) + tuple(x.shape[2:])
+        if prob:
+            denom = mpf(len(rows))
+        else:
+            denom = mpmath.fsum(w[int(tf[pos])] for pos, _, _, _, a in rows if a is not None)
+        if wrt is None:
+            nll, smooth = {}, {}
+            for pos, _, logp, _, a in rows:
+                if prob:
+                    nll[pos] = -mpmath.fsum(a[c] * logp[c] for c in range(C))
+                    smooth[pos] = zero
+                elif a is None:
+                    nll[pos] = smooth[pos] = zero
+                else:
+                    t = int(tf[pos])
+                    nll[pos] = -(w[t] * logp[t])
+                    smooth[pos] = -mpmath.fsum(w[c] * logp[c] for c in range(C)) if eps else zero
+            keep, spread = (1 - eps, eps / C) if eps and not prob else (mpf(1), zero)
+
+            def combine(n, s):
+                return n if not eps or prob else keep * n + spread * s
+
+            if red == "none":
+                out = np.empty(pos_shape, dtype=object)
+                for pos, *_ in rows:
+                    out[pos] = combine(nll[pos], smooth[pos])
+                return out
+            tot_n, tot_s = mpmath.fsum(nll.values()), mpmath.fsum(smooth.values())
+            if red == "mean":
+                tot_n, tot_s = self._brute_div(tot_n, denom), self._brute_div(tot_s, denom)
+            return np.array(combine(tot_n, tot_s), dtype=object)
+        gof = self._brute_go(grad_output, pos_shape if red == "none" else (), red, denom)
+        out = np.empty(x.shape, dtype=object)
+        for pos, at, logp, p, a in rows:
+            g = gof(pos)
+            if wrt == "target":  # probability targets: d l_n / d p_c = -(1-eps) w_c logp_c
+                for c in range(C):
+                    out[at(c)] = -((1 - eps) * w[c] * logp[c]) * g
+            elif a is None:  # absent from the loss
+                for c in range(C):
+                    out[at(c)] = zero
+            else:
+                big_a = mpmath.fsum(a)
+                for c in range(C):
+                    out[at(c)] = g * (big_a * p[c] - a[c])
+        return out
+
+
 class NllLoss(_ClassLoss):
     name = NLL
     logits = False
@@ -613,6 +755,37 @@ class NllLoss(_ClassLoss):
             tgt = -parts.wt * np.broadcast_to(up, parts.wt.shape)
         g[np.arange(logp.shape[0]), parts.safe_t] = np.where(parts.valid, tgt, 0.0)
         return {"input": layout.unflat(g)}
+
+
+    def brute(self, args, kwargs, *, grad_output=None, wrt=None):
+        """Plain loops (see LossDef.brute): l_n = -w[t_n] x[n, t_n] at a kept position, 0 at an ignored
+        one; sum = fsum, mean = fsum / fsum(w[t_n] kept).  Gradient: -w[t_n] g_n at the target of a
+        kept position, exactly 0 elsewhere."""
+        mpf = mpmath.mpf
+        x = np.asarray(args[0]).astype(np.float64)
+        t = np.asarray(args[1]).astype(np.int64)
+        C = x.shape[0] if x.ndim == 1 else x.shape[1]
+        w = kwargs.get("weight")
+        w = [mpf(1)] * C if w is None else [mpf(float(v)) for v in np.asarray(w).astype(np.float64)]
+        ii = int(kwargs.get("ignore_index", -100))
+        red = kwargs.get("reduction", "mean")
+        pos_shape = () if x.ndim == 1 else (x.shape[0],) + tuple(x.shape[2:])
+        positions = self._brute_positions(x)
+        kept = [(pos, at, int(t[pos])) for pos, at in positions if int(t[pos]) != ii]
+        denom = mpmath.fsum(w[tc] for _, _, tc in kept)
+        if wrt is None:
+            out = np.full(pos_shape, mpf(0), dtype=object)
+            for pos, at, tc in kept:
+                out[pos] = -(w[tc] * mpf(float(x[at(tc)])))
+            if red == "none":
+                return out
+            tot = mpmath.fsum(out.reshape(-1))
+            return np.array(self._brute_div(tot, denom) if red == "mean" else tot, dtype=object)
+        gof = self._brute_go(grad_output, pos_shape if red == "none" else (), red, denom)
+        out = np.full(x.shape, mpf(0), dtype=object)
+        for pos, at, tc in kept:
+            out[at(tc)] = -(w[tc] * gof(pos))
+        return out
 
 
 CE_LOSS, NLL_LOSS = CrossEntropy(), NllLoss()

@@ -18,7 +18,7 @@ from mpmath import libmp
 from ..lossdef import Arg, Call, LossDef
 from ..numerics import F64, LD, MP
 from ..sampling import cast, finfo, normal, probabilities
-from ._elementwise import TermsKernel, fail, one, prepare_pair, safe_mul
+from ._elementwise import TermsKernel, fail, one, prepare_pair, safe_mul, span_bits
 from ._numpy import elementwise_upstream, reduce_elementwise
 
 KL = "kl_div"
@@ -95,6 +95,20 @@ class KlKernel(TermsKernel):
     def __init__(self, problem):
         super().__init__(problem)
         self.log_target = bool(problem.options.get("log_target", False))
+
+    def exact_prec(self, rows, wrt, grad_output):
+        """(bits, exact rows): grad:input without log_target is -t g, one exact product; elsewhere
+        the rows whose log or exp meets an exact argument (log 1 = 0, e^0 = 1, e^-inf = 0, and the
+        absent t = 0 terms) are sums and products of the inputs; the rest involve an irrational."""
+        t = rows["y"][:, 0]
+        bits = span_bits(rows["x"], rows["y"], grad_output)
+        if wrt == "input" and not self.log_target:
+            return bits
+        if self.log_target:
+            mask = (t == 0) | (t == -np.inf)
+        else:
+            mask = (t == 1) | ((t == 0) & (wrt is None))
+        return bits, mask
 
     def denominator(self, ns, rows):
         if self.problem.reduction == "batchmean":
@@ -425,6 +439,77 @@ class KlDiv(LossDef):
         shape = np.shape(input)
         return {"input": np.broadcast_to(np.asarray(gx, np.float64), shape).copy(),
                 "target": np.broadcast_to(np.asarray(gt, np.float64), shape).copy()}
+
+
+    # -- brute force (reference/audit.py) ----------------------------------------------------------
+    @staticmethod
+    def _brute_term(x, t, lt: bool):
+        """One element's loss, written independently of the kernel: t (log t - x), or e^t (t - x)
+        with log_target, for finite values; the specials spelled out case by case."""
+        mpf, inf = mpmath.mpf, mpmath.inf
+        if lt:
+            if t == -inf:  # an exactly-zero probability: absent
+                return mpf(0)
+            if mpmath.isnan(x) or mpmath.isnan(t):
+                return mpf("nan")
+            if t == inf:
+                return mpf("nan") if x == inf else mpf("inf")
+            if mpmath.isinf(x):
+                return -x
+            return mpmath.exp(t) * (t - x)
+        if t == 0:  # absent: 0 log 0 = 0 whatever the input
+            return mpf(0)
+        if mpmath.isnan(x) or mpmath.isnan(t) or t < 0:
+            return mpf("nan")
+        if t == inf:  # inf * inf - inf * x
+            return mpf("inf") if x < 0 else mpf("nan")
+        if mpmath.isinf(x):
+            return -x
+        return t * (mpmath.log(t) - x)
+
+    @staticmethod
+    def _brute_grad(x, t, g, lt: bool, wrt: str):
+        """One element's VJP: -t g (-e^t g); (log t + 1 - x) g, NaN for t <= 0 (e^t (t - x + 1) g,
+        0 at t = -inf)."""
+        mpf, inf = mpmath.mpf, mpmath.inf
+        if wrt == "input":
+            y = mpmath.exp(t) if lt else t
+            return -(y * g)
+        if lt:
+            if t == -inf:
+                return mpf(0)
+            return mpmath.exp(t) * ((t - x) + 1) * g
+        if mpmath.isnan(t) or t <= 0:
+            return mpf("nan")
+        return (mpmath.log(t) + 1 - x) * g
+
+    def brute(self, args, kwargs, *, grad_output=None, wrt=None):
+        """Plain loops over elements (see LossDef.brute), fsum and one division by the count (numel
+        for mean, input.size(0) for batchmean, 1 for a 0-d batchmean)."""
+        mpf = mpmath.mpf
+        x = np.asarray(args[0]).astype(np.float64)
+        t = np.asarray(args[1]).astype(np.float64)
+        red = kwargs.get("reduction", "mean")
+        lt = bool(kwargs.get("log_target", False))
+        count = {"batchmean": batch_count(x.shape), "mean": x.size}.get(red, 1)
+
+        def div(v):
+            if red in ("none", "sum"):
+                return v
+            return v / count if count else mpf("nan")
+
+        xs = [mpf(float(v)) for v in x.reshape(-1)]
+        ts = [mpf(float(v)) for v in t.reshape(-1)]
+        if wrt is None:
+            terms = [self._brute_term(a, b, lt) for a, b in zip(xs, ts)]
+            if red == "none":
+                return np.array(terms, dtype=object).reshape(x.shape)
+            return np.array(div(mpmath.fsum(terms)), dtype=object)
+        go = np.ones(x.shape if red == "none" else ()) if grad_output is None else np.asarray(grad_output)
+        go = go.astype(np.float64)
+        gs = [mpf(float(v)) for v in go.reshape(-1)] if red == "none" else [mpf(float(go.reshape(())))] * len(xs)
+        out = [div(self._brute_grad(a, b, g, lt, wrt)) for a, b, g in zip(xs, ts, gs)]
+        return np.array(out, dtype=object).reshape(x.shape)
 
 
 LOSS = KlDiv()

@@ -1,11 +1,12 @@
 """mse_loss: l = (input - target)^2, differentiable in both input and target."""
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 
 from ..lossdef import Arg, Call, LossDef
 from ..sampling import cast, finfo, log_uniform, normal, ordinal_uniform
-from ._elementwise import TermsKernel, prepare_pair
+from ._elementwise import TermsKernel, prepare_pair, span_bits
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise
 
@@ -18,6 +19,10 @@ class MseKernel(TermsKernel):
     def d(self, ns, rows, wrt):
         two = ns.const(2) if wrt == "input" else ns.const(-2)
         return two * (ns.asarray(rows["x"][:, 0]) - ns.asarray(rows["y"][:, 0]))
+
+    def exact_prec(self, rows, wrt, grad_output):
+        """(x - y)^2, 2 (x - y) g: sums and products of the inputs, exact at span_bits."""
+        return span_bits(rows["x"], rows["y"], grad_output)
 
     def scales(self, rows):
         x, y = rows["x"][:, 0], rows["y"][:, 0]
@@ -72,6 +77,36 @@ class MseLoss(LossDef):
         X, Y = nx.work(input), nx.work(target)
         g = 2.0 * (X - Y) * elementwise_upstream(nx, grad_output, reduction, X.size)
         return {"input": g, "target": -g}
+
+
+    def brute(self, args, kwargs, *, grad_output=None, wrt=None):
+        """Plain loops (see LossDef.brute): (x - y)^2 per element, fsum and division by the count;
+        gradients 2 (x - y) g and -2 (x - y) g."""
+        mpf = mpmath.mpf
+        x = np.asarray(args[0]).astype(np.float64)
+        y = np.asarray(args[1]).astype(np.float64)
+        red = kwargs.get("reduction", "mean")
+        n = x.size
+        diffs = [mpf(float(a)) - mpf(float(b)) for a, b in zip(x.reshape(-1), y.reshape(-1))]
+        if wrt is None:
+            sq = [dd * dd for dd in diffs]
+            if red == "none":
+                return np.array(sq, dtype=object).reshape(x.shape)
+            tot = mpmath.fsum(sq)
+            if red == "mean":
+                tot = tot / n if n else mpf("nan")
+            return np.array(tot, dtype=object)
+        go = np.ones(x.shape if red == "none" else ()) if grad_output is None else np.asarray(grad_output)
+        go = go.astype(np.float64)
+        if red == "none":
+            gs = [mpf(float(v)) for v in go.reshape(-1)]
+        else:
+            g = mpf(float(go.reshape(())))
+            if red == "mean":
+                g = g / n
+            gs = [g] * n
+        two = mpf(2) if wrt == "input" else mpf(-2)
+        return np.array([two * dd * g for dd, g in zip(diffs, gs)], dtype=object).reshape(x.shape)
 
 
 LOSS = MseLoss()

@@ -1,13 +1,14 @@
 """softmax and log_softmax along ``dim``: row form (M, C) with the dim moved last; elementwise output."""
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 
 from ..formats import dtype_name
 from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array, int_option
 from ..numerics import F64, shifted_lse
 from ..sampling import cast, exp_edge, finfo, normal
-from ._elementwise import one, safe_mul
+from ._elementwise import one, safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits
 
 
@@ -17,6 +18,14 @@ class SoftmaxKernel:
     def __init__(self, problem: Problem, log: bool):
         self.log = log
         self.c = problem.nclass
+
+    def exact_prec(self, rows, wrt, grad_output):
+        """Tied rows (every finite entry the max, a power-of-two count of them): softmax is exactly
+        1/count or 0 there, and both gradients are sums and products of it and grad_output;
+        log_softmax's value is log(count): irrational unless the count is 1."""
+        if self.log and wrt is None:
+            return None
+        return span_bits(rows["x"], grad_output), tied_rows(rows["x"])
 
     def denominator(self, ns, rows):  # never reduced
         raise NotImplementedError
@@ -76,7 +85,7 @@ class SoftmaxKernel:
             ay = np.abs(y)
             sp = safe_mul(ay, p).sum(axis=1, keepdims=True)
             sens = safe_mul(ay, np.abs(1 - 2 * p)) + sp + 2 * (1 - p)
-            amax = np.abs(go).max(axis=1, keepdims=True)
+            amax = np.abs(go).max(axis=1, keepdims=True, initial=0.0)
             # p_j's sensitivity times what multiplies p_j: <go, p> (at most max|go|) for softmax,
             # sum(go) for log_softmax
             mult = np.abs(go).sum(axis=1, keepdims=True) if self.log else amax
@@ -106,7 +115,8 @@ class _Softmax(LossDef):
 
         def to_rows(a):
             a = np.asarray(a).reshape(xx.shape)
-            return np.moveaxis(a, d, -1).reshape(-1, c)
+            moved = np.moveaxis(a, d, -1)
+            return moved.reshape(int(np.prod(moved.shape[:-1], dtype=np.int64)), c)  # c may be 0
 
         def to_input(g):
             g = np.asarray(g).reshape(moved_shape)
@@ -153,6 +163,45 @@ class _Softmax(LossDef):
             dim = draw(st.integers(-len(shape), len(shape) - 1))
             return Call((floats(draw, shape, dt, -max_abs, max_abs),), {"dim": dim})
         return strategy()
+
+
+    def brute(self, args, kwargs, *, grad_output=None, wrt=None):
+        """Plain loops over the rows along ``dim`` (see LossDef.brute): m = max, e = exp(x - m),
+        S = fsum(e); softmax e / S, log_softmax (x - m) - log(S); a row holding NaN or +inf, or only
+        -inf, is NaN.  VJPs: softmax s (g - fsum(g s)), log_softmax g - s fsum(g)."""
+        mpf = mpmath.mpf
+        x = np.asarray(args[0]).astype(np.float64)
+        xx = x.reshape(1) if x.ndim == 0 else x
+        d = int(kwargs["dim"]) % xx.ndim
+        go = np.ones(xx.shape) if grad_output is None else np.asarray(grad_output).astype(np.float64).reshape(xx.shape)
+        nan = mpf("nan")
+        out = np.empty(xx.shape, dtype=object)
+        others = tuple(n for i, n in enumerate(xx.shape) if i != d)
+        for idx in np.ndindex(*others):
+            at = [idx[:d] + (j,) + idx[d:] for j in range(xx.shape[d])]
+            row = [mpf(float(xx[i])) for i in at]
+            if any(mpmath.isnan(v) or v == mpmath.inf for v in row) or all(v == -mpmath.inf for v in row):
+                for i in at:
+                    out[i] = nan
+                continue
+            m = max(row)
+            e = [mpmath.exp(v - m) for v in row]
+            total = mpmath.fsum(e)
+            sm = [ev / total for ev in e]
+            if wrt is None:
+                log_total = mpmath.log(total)
+                vals = [(v - m) - log_total for v in row] if self.log else sm
+            else:
+                g = [mpf(float(go[i])) for i in at]
+                if self.log:
+                    sg = mpmath.fsum(g)
+                    vals = [gj - sj * sg for gj, sj in zip(g, sm)]
+                else:
+                    dot = mpmath.fsum(gj * sj for gj, sj in zip(g, sm))
+                    vals = [sj * (gj - dot) for gj, sj in zip(g, sm)]
+            for i, v in zip(at, vals):
+                out[i] = v
+        return out.reshape(x.shape)
 
 
 class Softmax(_Softmax):
