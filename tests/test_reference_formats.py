@@ -102,3 +102,42 @@ def test_ulp_error_and_ordinal_distance():
     assert ulp_error(np.array([mpmath.mpf("-inf")], dtype=object), np.array([np.inf]), "float32")[0] == np.inf
     assert ordinal_distance(np.float32([1.0, -0.0, 1.0]), np.float32([1.0, 0.0, float(below)]), "float32").tolist() == [0, 0, 1]
     assert ordinal_distance(np.float16([-2 ** -24]), np.float16([2 ** -24]), "float16")[0] == 2
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_every_midpoint_rounds_half_even_and_every_nudge_to_its_side(dtype):
+    """Exhaustive over the 16-bit formats: for each pair of neighbouring finite values a < b, the
+    exact midpoint rounds to the one with an even significand, and the midpoint nudged by 2^-200
+    of it rounds to a (down) or b (up); the midpoint above the largest value overflows to inf."""
+    import mpmath
+
+    from reference.formats import FORMATS, round_mpf
+
+    fmt = FORMATS[dtype]
+    bits = np.arange(0, 0x7C00 if dtype == "float16" else 0x7F80, dtype=np.uint16)  # +0 .. max finite
+    vals = bits.view(fmt.np_dtype).astype(np.float64)
+    bad = []
+    with mpmath.workprec(400):
+        for k in range(len(vals) - 1):
+            a, b = mpmath.mpf(vals[k]), mpmath.mpf(vals[k + 1])
+            mid = (a + b) / 2
+            nudge = mpmath.ldexp(mid if mid else b, -200)
+            even = vals[k] if bits[k] % 2 == 0 else vals[k + 1]
+            for sign in (1, -1):
+                got = (round_mpf(sign * mid, fmt), round_mpf(sign * (mid - nudge), fmt),
+                       round_mpf(sign * (mid + nudge), fmt))
+                want = (sign * even, sign * vals[k], sign * vals[k + 1])
+                if got != want:
+                    bad.append((sign, vals[k], got, want))
+        top = mpmath.mpf(vals[-1])
+        ulp = top - mpmath.mpf(vals[-2])
+        assert round_mpf(top + ulp / 2, fmt) == np.inf and round_mpf(-(top + ulp / 2), fmt) == -np.inf
+        assert round_mpf(top + ulp / 2 - mpmath.ldexp(top, -200), fmt) == vals[-1]
+    assert not bad, bad[:5]
+    # the vectorised float path agrees on every midpoint (float64 holds them exactly)
+    from reference.formats import round_float
+
+    mids = (vals[:-1] + vals[1:]) / 2
+    want = np.where(bits[:-1] % 2 == 0, vals[:-1], vals[1:])
+    np.testing.assert_array_equal(round_float(mids, dtype), want)
+    np.testing.assert_array_equal(round_float(-mids, dtype), -want)
