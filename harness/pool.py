@@ -36,9 +36,32 @@ def load_backend(spec: str) -> Any:
     return load(spec)
 
 
+#: the pseudo-spec of an oracle-pass task: the worker fills the oracle cache and loads no backend
+ORACLE_PASS = "<oracle>"
+
+
+def _oracle_only(cache: OracleCache, case: Any, checks: list[str]) -> tuple[list[dict], dict]:
+    """Compute (or find) the oracle's answers for ``checks`` of ``case``; records only for failures."""
+    t0 = time.perf_counter()
+    hits, misses = cache.hits, cache.misses
+    records = []
+    for check in checks:
+        try:
+            cache.get(case, check)
+        except Exception as exc:  # noqa: BLE001 - an oracle error is the case's, not the run's
+            records.append(status_record(ORACLE_PASS, case, check, "error", f"oracle: {one_line(exc)}"))
+    timing = {**_no_timing(), "oracle": time.perf_counter() - t0, "hits": cache.hits - hits,
+              "misses": cache.misses - misses}
+    return records, timing
+
+
 def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, tolerances: Any,
                  checker: Any, loader: Any) -> None:
-    """Worker loop: receive (task_id, spec, case, checks), send ("oracle", id) then ("result", ...)."""
+    """Worker loop: receive (task_id, spec, case, checks), send ("oracle", id) then ("result", ...).
+
+    A worker that receives an :data:`ORACLE_PASS` task only fills the oracle cache: the runner's
+    oracle pass runs in workers of their own, so no backend under test is ever imported where the
+    oracle computes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends its workers
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"  # one thread per worker: the workers already fill the cores
@@ -53,6 +76,11 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
         if msg is None:
             return
         task_id, spec, case, checks = msg
+        if spec == ORACLE_PASS:
+            records, timing = _oracle_only(cache, case, checks)
+            conn.send(("oracle", task_id))
+            conn.send(("result", task_id, records, timing))
+            continue
         try:
             if spec not in loaded:
                 loaded[spec] = loader(spec)

@@ -21,7 +21,7 @@ from typing import Any
 from harness.backends.base import one_line
 from harness.cache import OracleCache
 from harness.config import DEFAULT_TIMEOUT, default_jobs
-from harness.pool import _run_pool, _Task
+from harness.pool import ORACLE_PASS, _run_pool, _Task
 from harness.results_file import (
     SCHEMA,
     ResultsWriter,
@@ -30,7 +30,7 @@ from harness.results_file import (
     tolerances_dict,
     versions,
 )
-from harness.task import RunStats, checks_for, evaluate_task, jsonable
+from harness.task import RunStats, checks_for, evaluate_task, jsonable, status_record
 
 #: statuses that are not "ok" and carry no figures
 FAILED_STATUSES = ("error", "timeout", "crash")
@@ -151,22 +151,63 @@ class Runner:
                 bar.advance(rec)
 
         try:
+            args = (str(self.cache.root), self.oracle, self.exact_type, self.tolerances, self.checker,
+                    self.loader)
+            failed = self._oracle_pass(tasks, args, stats) if tasks else {}
+            stats_from_pass = bool(tasks)
+            runnable = []
+            for task in tasks:  # a check whose oracle failed is recorded as such, its backend not run
+                dead = [k for k in task.checks if (task.case.id, k) in failed]
+                if dead:
+                    on_records(task, [status_record(task.spec, task.case, k, *failed[(task.case.id, k)])
+                                      for k in dead], {})
+                live = [k for k in task.checks if (task.case.id, k) not in failed]
+                if live:
+                    runnable.append(_Task(task.task_id, task.spec, task.case, live))
+
+            def on_backend(task: _Task, recs: list[dict], timing: dict) -> None:
+                if stats_from_pass:  # the oracle pass counted every (case, check) once already
+                    timing = {**timing, "hits": 0, "misses": 0}
+                on_records(task, recs, timing)
+
             if in_process is not None:
-                for task in tasks:
+                for task in runnable:
                     recs, timing = evaluate_task(in_process[task.spec], task.spec, task.case, task.checks,
                                                  self.cache, self.tolerances, self.checker)
-                    on_records(task, recs, timing)
-            elif tasks:
-                args = (str(self.cache.root), self.oracle, self.exact_type, self.tolerances, self.checker,
-                        self.loader)
-                _run_pool(tasks, self.jobs, self.timeout, args,
+                    on_backend(task, recs, timing)
+            elif runnable:
+                _run_pool(runnable, self.jobs, self.timeout, args,
                           ready=lambda t: all(self.cache.has(t.case.id, k) for k in t.checks),
-                          on_records=on_records, stats=stats, start_method=self.start_method)
+                          on_records=on_backend, stats=stats, start_method=self.start_method)
         finally:
             bar.close()
             writer.close()
             stats.wall = time.perf_counter() - t_start
         return RunResult(header=header, records=records, stats=stats)
+
+
+    def _oracle_pass(self, tasks: list[_Task], args: tuple, stats: RunStats) -> dict:
+        """Fill the oracle cache for every (case, check) the tasks need, in worker processes that
+        load no backend (a backend's process state can reach no oracle answer), before any backend
+        runs.  Returns {(case id, check): (status, message)} for the ones that failed (error,
+        crash, or longer than the oracle's time limit)."""
+        need: dict[str, tuple[Any, list[str]]] = {}
+        for task in tasks:
+            _, checks = need.setdefault(task.case.id, (task.case, []))
+            checks += [k for k in task.checks if k not in checks]
+        oracle_tasks = [_Task(i, ORACLE_PASS, case, checks) for i, (case, checks) in enumerate(need.values())]
+        failed: dict[tuple[str, str], tuple[str, str]] = {}
+
+        def on_oracle(task: _Task, recs: list[dict], timing: dict) -> None:
+            stats.oracle += timing.get("oracle", 0.0)
+            stats.cache_hits += timing.get("hits", 0)
+            stats.cache_misses += timing.get("misses", 0)
+            for rec in recs:
+                failed[(rec["case_id"], rec["check"])] = (rec["status"], rec["message"])
+
+        _run_pool(oracle_tasks, self.jobs, self.timeout, args, ready=lambda t: True, on_records=on_oracle,
+                  stats=stats, start_method=self.start_method)
+        return failed
 
 
 class _Progress:

@@ -46,6 +46,9 @@ def fake_oracle(case, check: str) -> FakeExact:
     if log:
         with open(log, "a") as fh:
             fh.write(f"{case.id} {check}\n")
+    if case.meta.get("pid_log"):
+        with open(case.meta["pid_log"], "a") as fh:
+            fh.write(f"oracle {os.getpid()}\n")
     if case.meta.get("oracle_fails"):
         raise ValueError("oracle refuses this case")
     if case.meta.get("slow_oracle"):
@@ -89,6 +92,9 @@ class FakeBackend:
 
     def evaluate(self, case) -> Obs:
         x = np.array(case.args[0], copy=True)
+        if case.meta.get("pid_log"):
+            with open(case.meta["pid_log"], "a") as fh:
+                fh.write(f"backend {os.getpid()}\n")
         if self.kind == "crash" or (self.kind == "flaky" and case.meta.get("crash")):
             os._exit(3)
         if self.kind == "hang" or (self.kind == "flaky" and case.meta.get("hang")):
@@ -111,15 +117,18 @@ def fake_loader(spec: str) -> FakeBackend:
     return FakeBackend(kind)
 
 
-def make_cases(n: int, log: Path | None = None, **meta_for) -> list:
+def make_cases(n: int, log: Path | None = None, pid_log: str | None = None, **meta_for) -> list:
     """n small mse_loss cases (reduction none), distinct inputs, meta['i'] = index; ``meta_for`` maps
-    an index to extra meta (e.g. crash=True); oracle computations are logged to ``log``."""
+    an index to extra meta (e.g. crash=True); oracle computations are logged to ``log``, and with
+    ``pid_log`` the processes the oracle and the backends ran in."""
     out = []
     for i in range(n):
         x = np.arange(4, dtype=np.float32) + i
         meta = {"i": i, **meta_for.get(f"c{i}", {})}
         if log is not None:
             meta["log"] = str(log)
+        if pid_log is not None:
+            meta["pid_log"] = pid_log
         out.append(make_case("mse_loss", (x, x[::-1].copy()), {"reduction": "none"}, family="fake.family",
                              meta=meta, grad=False))
     return out
@@ -239,11 +248,26 @@ def test_oracle_error_is_an_error_record_not_a_crash(tmp_path):
     assert recs[1]["verdict"] == "pass"
 
 
-def test_unsupported_loss_skips_the_oracle(tmp_path):
+def test_unsupported_loss_is_recorded_unsupported(tmp_path):
+    """The oracle pass runs before any backend is asked (in workers that load none), so it also
+    computes values a backend then turns out not to support: cached for the next run, and the price
+    of never computing an oracle value where a backend under test was imported."""
     log = tmp_path / "oracle.log"
     out = runner(tmp_path, jobs=1).run(make_cases(2, log=log), ["fake:nomse"], tmp_path / "r.jsonl")
     assert [r["verdict"] for r in out.records] == ["unsupported"] * 2
-    assert not log.exists()
+    assert len(log.read_text().splitlines()) == 2
+
+
+def test_the_oracle_runs_where_no_backend_was_loaded(tmp_path):
+    """A backend that poisons its process (here: it records the pid it ran in, and the oracle
+    records its own) never shares a process with an oracle computation."""
+    log = tmp_path / "oracle.log"
+    cases = make_cases(3, log=log, pid_log=str(tmp_path / "pids"))
+    runner(tmp_path, jobs=2).run(cases, ["fake:good", "fake:off"], tmp_path / "r.jsonl")
+    pids = [line.split() for line in (tmp_path / "pids").read_text().splitlines()]
+    oracle_pids = {p for kind, p in pids if kind == "oracle"}
+    backend_pids = {p for kind, p in pids if kind == "backend"}
+    assert oracle_pids and backend_pids and not oracle_pids & backend_pids
 
 
 def test_unloadable_backend_in_a_worker_is_an_error_per_case(tmp_path):
