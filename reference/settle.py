@@ -20,9 +20,10 @@ import mpmath
 import numpy as np
 from mpmath import libmp
 
-from .formats import Format, round_float, round_mpf
+from .formats import Format, round_float, round_mpf, ulp_of_float
 from .numerics import F64, LD, MP
 
+FIGURE_ULP = 2.0 ** -10  # a stored exact value is within this many ulps: figures right to 1e-3 ulp
 PREC_CAP = 32768  # e^-20000 (±1e4 logits in the *.extreme families) is visible next to its exact part
 WORK_CAP = 2 ** 26  # past 4096 bits, escalate only while rows x columns x bits stays below this
 EXACT_CAP = 20000  # the most bits an exact (polynomial) evaluation may take
@@ -300,6 +301,12 @@ def settle(ev: Evaluation, fmt: Format):
             r64 = round_float(v64, fmt)
             rld = round_float(vld, fmt)
         ok = fin & (lo == hi) & (np.signbit(lo) == np.signbit(hi))
+        # the stored value must be good for error figures to FIGURE_ULP of the format's ulp, not
+        # just for the rounding (float64 outputs therefore mostly settle in the later stages)
+        with np.errstate(all="ignore"):
+            r_ok = np.where(np.isfinite(rld), rld, 0.0)
+            ulp = ulp_of_float(r_ok, np.zeros_like(r_ok), fmt).astype(np.longdouble)
+        ok &= (bound <= np.longdouble(FIGURE_ULP) * ulp) | (bound == 0)
         if fmt.p <= 24:
             ok &= (r64 == rld) | (np.isnan(r64) & np.isnan(rld))
         # identical specials at both precisions are exact (inf/nan arise only from exact conditions)
@@ -376,6 +383,11 @@ def settle(ev: Evaluation, fmt: Format):
                     with mpmath.workprec(64):
                         err = mpmath.ldexp(abs(b), -(p_eff - 16))
                 r_b = _interval_round(b, err, fmt)
+                if r_b is not None and r_b != 0 and math.isfinite(r_b):
+                    # the stored value must also be good to FIGURE_ULP of an ulp (error figures)
+                    with mpmath.workprec(64):
+                        fine = err <= FIGURE_ULP * mpmath.mpf(float(ulp_of_float(np.array([r_b]), np.zeros(1), fmt)[0]))
+                    r_b = r_b if fine else None
                 if r_b is not None and (_same(ra, r_b) or (ra == 0 and r_b == 0)):
                     values[i], rounded[i], done[i] = b, r_b, True
         width = (len(rows) if ev.separable else max(ev.p.m, 1)) * ncols
