@@ -21,6 +21,13 @@ _FE_DFL_ENV = ctypes.c_void_p(-1)  # glibc's ((const fenv_t *) -1)
 
 
 def _libm():
+    """glibc's libm, or None: FE_DFL_ENV is ((const fenv_t *) -1) only there (macOS and others use
+    a pointer to a global, so the trick is never tried elsewhere)."""
+    import platform
+    import sys
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
         lib.fegetenv.argtypes = [ctypes.c_void_p]
