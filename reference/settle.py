@@ -23,7 +23,8 @@ from mpmath import libmp
 from .formats import Format, round_float, round_mpf, ulp_of_float
 from .numerics import F64, LD, MP
 
-FIGURE_ULP = 2.0 ** -10  # a stored exact value is within this many ulps: figures right to 1e-3 ulp
+FIGURE_ULP_EXP = -10
+FIGURE_ULP = 2.0 ** FIGURE_ULP_EXP  # a stored exact value is within this many ulps: figures right to 1e-3 ulp
 PREC_CAP = 32768  # e^-20000 (±1e4 logits in the *.extreme families) is visible next to its exact part
 WORK_CAP = 2 ** 26  # past 4096 bits, escalate only while rows x columns x bits stays below this
 EXACT_CAP = 20000  # the most bits an exact (polynomial) evaluation may take
@@ -362,8 +363,7 @@ def settle(ev: Evaluation, fmt: Format):
         p_b = p_eff + 32
         with mpmath.workprec(p_b):
             vb = ev.compute(MP, idx)[0]
-        with mpmath.workprec(64):
-            scale_b = mpmath.ldexp(1, -p_b)
+        factor = (64 + 8 * depth).astype(np.int64)
         for j, r in enumerate(rows):
             for c in range(ncols):
                 i = r * ncols + c
@@ -375,20 +375,22 @@ def settle(ev: Evaluation, fmt: Format):
                     if _same(ra, round_mpf(b, fmt)):
                         values[i], rounded[i], done[i] = b, round_mpf(b, fmt), True
                     continue
+                # the error bound as an mpf (no float64 underflow), rounded up by the 1 + 2^-40
+                # factor: the kernels' bound with room to spare at mpmath's precision, or, where
+                # no finite scale exists (it overflowed float64), a relative bound with 16 bits to
+                # spare next to the agreement of the two precisions checked below
+                ab = _wrap(libmp.mpf_abs(b._mpf_))
                 if np.isfinite(cflat[i]):
-                    # the kernels' error bound, with room to spare at mpmath's precision
-                    with mpmath.workprec(64):
-                        err = (64 + 8 * int(depth[i])) * scale_b * (mpmath.mpf(float(cflat[i])) + abs(b))
-                else:  # no finite scale to bound with (it overflowed float64): a relative bound with
-                    # 16 bits to spare, next to the agreement of the two precisions checked below
-                    with mpmath.workprec(64):
-                        err = mpmath.ldexp(abs(b), -(p_eff - 16))
+                    s_ = libmp.mpf_add(libmp.from_float(float(cflat[i])), ab._mpf_, 64, libmp.round_up)
+                    err = _wrap(libmp.mpf_shift(libmp.mpf_mul(s_, libmp.from_int(int(factor[i]) + 1), 64,
+                                                              libmp.round_up), -p_b))
+                else:
+                    err = _wrap(libmp.mpf_shift(ab._mpf_, -(p_eff - 16)))
                 r_b = _interval_round(b, err, fmt)
                 if r_b is not None and r_b != 0 and math.isfinite(r_b):
                     # the stored value must also be good to FIGURE_ULP of an ulp (error figures)
-                    with mpmath.workprec(64):
-                        fine = err <= FIGURE_ULP * mpmath.mpf(float(ulp_of_float(np.array([r_b]), np.zeros(1), fmt)[0]))
-                    r_b = r_b if fine else None
+                    q = max(math.frexp(abs(r_b))[1] - fmt.p, fmt.qmin)  # ulp(r_b) = 2^q
+                    r_b = r_b if err <= exact_mpf(1, q + FIGURE_ULP_EXP) else None  # no float underflow
                 if r_b is not None and (_same(ra, r_b) or (ra == 0 and r_b == 0)):
                     values[i], rounded[i], done[i] = b, r_b, True
         width = (len(rows) if ev.separable else max(ev.p.m, 1)) * ncols
