@@ -109,8 +109,12 @@ def _round_parts(sign: int, man: int, exp: int, fmt: Format) -> float:
 
 def round_mpf(x, fmt) -> float:
     """One correct round-half-even rounding of an exact mpf (or float/int) to ``fmt``."""
-    fmt = get_format(fmt)
     m = x._mpf_ if isinstance(x, mpmath.mpf) else mpmath.mpf(x)._mpf_
+    return round_raw(m, get_format(fmt))
+
+
+def round_raw(m: tuple, fmt: Format) -> float:
+    """:func:`round_mpf` of a raw mpmath value tuple (sign, man, exp, bc), for hot loops."""
     if m == libmp.fzero:
         return 0.0
     if m == libmp.fnzero:

@@ -20,7 +20,7 @@ import mpmath
 import numpy as np
 from mpmath import libmp
 
-from .formats import Format, round_float, round_mpf, ulp_of_float
+from .formats import Format, round_float, round_mpf, round_raw, ulp_of_float
 from .numerics import F64, LD, MP
 
 FIGURE_ULP_EXP = -10
@@ -222,8 +222,8 @@ def _interval_round(v: mpmath.mpf, b, fmt: Format):
     exactly, so a value sitting on a midpoint is never decided by the tie rule: it escalates until
     the bound is small enough to see which side of the midpoint the exact value lies on.  Zeros:
     an interval that rounds to zero at both ends gives a zero with v's sign (+0 for v = 0)."""
-    lo = round_mpf(_wrap(libmp.mpf_sub(v._mpf_, b._mpf_, 0)), fmt)
-    hi = round_mpf(_wrap(libmp.mpf_add(v._mpf_, b._mpf_, 0)), fmt)
+    lo = round_raw(libmp.mpf_sub(v._mpf_, b._mpf_, 0), fmt)
+    hi = round_raw(libmp.mpf_add(v._mpf_, b._mpf_, 0), fmt)
     if lo != hi:  # -0.0 == 0.0: both ends round to zero
         return None
     if lo == 0:
@@ -375,8 +375,8 @@ def settle(ev: Evaluation, fmt: Format):
                     if _same(ra, round_mpf(b, fmt)):
                         values[i], rounded[i], done[i] = b, round_mpf(b, fmt), True
                     continue
-                # the error bound as an mpf (no float64 underflow), rounded up by the 1 + 2^-40
-                # factor: the kernels' bound with room to spare at mpmath's precision, or, where
+                # the error bound as an mpf (no float64 underflow; its operations round up): the
+                # kernels' bound with room to spare at mpmath's precision, or, where
                 # no finite scale exists (it overflowed float64), a relative bound with 16 bits to
                 # spare next to the agreement of the two precisions checked below
                 ab = _wrap(libmp.mpf_abs(b._mpf_))
