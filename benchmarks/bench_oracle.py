@@ -2,7 +2,8 @@
 
 Not a test: prints figures.  The baseline is the loop docs/design.md describes (prec 113: max, fsum of
 exp, log), measured here on the same machine in the same process, so the ratio is what matters.
-Usage: python benchmarks/bench_oracle.py [--rows 32] [--classes 1000] [--dtype float32]
+Usage: python benchmarks/bench_oracle.py [--rows 32] [--classes 1000] [--dtype float32 --dtype float64]
+[--large 131072]  (the large line: one float64 row of that many classes, value and gradient, in s)
 """
 from __future__ import annotations
 
@@ -39,9 +40,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--classes", type=int, default=1000)
-    ap.add_argument("--dtype", default="float32", choices=list(reference.FORMATS))
+    ap.add_argument("--dtype", action="append", choices=list(reference.FORMATS))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--large", type=int, default=131072, help="classes of the large float64 row (0: skip)")
     a = ap.parse_args()
+    for dtype in a.dtype or ["float32", "float64"]:
+        one_dtype(a, dtype)
+    if a.large:
+        rng = np.random.default_rng(0)
+        x, t = rng.standard_normal((1, a.large)) * 4, np.array([5])
+        t_naive = best_of(lambda: naive_loop(x, t), 1)
+        t_value = best_of(lambda: reference.evaluate("cross_entropy", x, t), 1)
+        t_grad = best_of(lambda: reference.evaluate_grad("cross_entropy", x, t), 1)
+        print(f"CE mean on (1, {a.large}) float64: naive value loop {t_naive:.2f} s; oracle value "
+              f"{t_value:.2f} s ({t_naive / t_value:.1f}x), gradient {t_grad:.2f} s ({t_naive / t_grad:.1f}x)")
+
+
+def one_dtype(a, dtype: str) -> None:
+    a.dtype = dtype
     rng = np.random.default_rng(0)
     x = rng.standard_normal((a.rows, a.classes)).astype(reference.FORMATS[a.dtype].np_dtype)
     t = rng.integers(0, a.classes, a.rows)
