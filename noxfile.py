@@ -1,4 +1,5 @@
-"""nox sessions: each installs what it needs itself (torch pinned in pyproject.toml)."""
+"""nox sessions: each installs what it needs itself, with the exact pins of constraints.txt (the
+package declares ranges, so it installs next to a user's own torch; the pins are for CI and here)."""
 from __future__ import annotations
 
 import shutil
@@ -11,20 +12,21 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests"]
 
 OUT = Path("reports/out")
+CONSTRAINTS = "constraints.txt"
 PACKAGES = ("reference", "cases", "harness", "reports")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (what .ci/run runs)."""
-    session.install("-e", ".[test]")
+    session.install("-c", CONSTRAINTS, "-e", ".[test]")
     session.run("pytest", "-n", "2", "-q", *session.posargs)
 
 
 @nox.session
 def gate(session: nox.Session) -> None:
     """The main job: gate torch and numpy on the gate suite, report under reports/out/ (exit 1 = fail)."""
-    session.install("-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".")
     OUT.mkdir(parents=True, exist_ok=True)
     session.run("losscheck", "gate", "--backend", "torch", "--backend", "numpy",
                 "--results", str(OUT / "results.jsonl"), "--report", str(OUT), *session.posargs)
@@ -33,7 +35,7 @@ def gate(session: nox.Session) -> None:
 @nox.session
 def report(session: nox.Session) -> None:
     """Render a results file: `nox -s report -- RESULTS [--out DIR]` (default: the gate's results)."""
-    session.install("-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".")
     args = list(session.posargs) or [str(OUT / "results.jsonl")]
     if "--out" not in args:
         args += ["--out", str(OUT)]
@@ -47,7 +49,7 @@ def regression(session: nox.Session) -> None:
     Without arguments: run the gate suite for torch twice (the second run reads the warm oracle
     cache) and compare the two result sets — a self-check that must pass.
     """
-    session.install("-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".")
     out = OUT / "compare"
     if session.posargs:
         session.run("losscheck", "compare", *session.posargs, "--gate", "--out", str(out))
@@ -64,7 +66,7 @@ def regression(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): the oracle's throughput and the gate's wall time."""
-    session.install("-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".")
     for script in ("benchmarks/bench_oracle.py", "benchmarks/bench_gate.py"):
         if Path(script).is_file():
             session.run("python", script, *session.posargs)
@@ -76,7 +78,7 @@ def bench(session: nox.Session) -> None:
 def audit(session: nox.Session) -> None:
     """The oracle against each loss's brute force on the gate suite (exit 1 on a disagreement):
     `nox -s audit -- [--jobs N] [--loss L] [--json OUT] ...` (posargs go to benchmarks/audit.py)."""
-    session.install("-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".")
     session.run("python", "benchmarks/audit.py", "--suite", "gate", *session.posargs)
 
 
