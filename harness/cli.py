@@ -42,6 +42,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue the run in --results, skipping finished checks")
     p.add_argument("--report", metavar="DIR", help="render the HTML/Markdown/JUnit report here after the run")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--allow-unsupported", action="store_true",
+                   help="pass a backend that evaluated none of a loss's checks (all unsupported or erroring)")
     p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help=f"per-case seconds (default {DEFAULT_TIMEOUT:g})")
@@ -139,7 +141,7 @@ def _validate_filters(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace, gate: bool) -> int:
     from harness.runner import RunError, Runner, select
-    from harness.summary import failing, print_summary
+    from harness.summary import gate_fails, print_summary
 
     specs = list(dict.fromkeys(args.backend or ["torch"]))
     config = _config(args)
@@ -158,14 +160,15 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
                             resume=args.resume)
     except RunError as exc:
         raise UsageError(str(exc)) from None
-    print_summary(result.records, strict=args.strict, stats=result.stats)
+    print_summary(result.records, strict=args.strict, stats=result.stats,
+                  allow_unsupported=args.allow_unsupported)
     if known is not None:
         for entry in known.unmatched():
             print(f"{PROG}: warning: known failure {entry.match!r} matched no failing check", file=sys.stderr)
     print(f"results: {args.results}")
     if args.report:
         _render(args.results, args.report)
-    if gate and failing(result.records, args.strict):
+    if gate and gate_fails(result.records, args.strict, args.allow_unsupported):
         return 1
     return 0
 

@@ -29,12 +29,13 @@ class LossCheck:
     def check(self, backend: Any, suite: str = "gate", losses: Sequence[str] | None = None,
               dtypes: Sequence[str] | None = None, strict: bool = False,
               families: Sequence[str] | None = None,
-              seed: int = 0, grad: bool = True, jobs: int | None = None, timeout: float | None = None) -> Any:
+              seed: int = 0, grad: bool = True, jobs: int | None = None, timeout: float | None = None,
+              allow_unsupported: bool = False) -> Any:
         """Run ``backend`` on ``suite`` (filtered); ``pytest.fail`` if any check fails the gate."""
         import cases
         from harness.config import load_config
         from harness.runner import Runner, select
-        from harness.summary import failing
+        from harness.summary import failing, unevaluated
 
         if suite not in cases.SUITES:
             raise ValueError(f"unknown suite {suite!r}; known: {', '.join(cases.SUITES)}")
@@ -54,6 +55,11 @@ class LossCheck:
         bad = failing(result.records, strict)
         if bad:
             pytest.fail(failure_text(bad, len(result.records), label, suite), pytrace=False)
+        empty = [] if allow_unsupported else unevaluated(result.records)
+        if empty:
+            what = "; ".join(f"{loss}: none of {n} checks" for _, loss, n in empty)
+            pytest.fail(f"losscheck: {label} evaluated nothing of a loss it was asked to check ({what}); "
+                        "pass allow_unsupported=True to accept that", pytrace=False)
         return result
 
 

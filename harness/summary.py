@@ -49,6 +49,29 @@ def failing(records: Iterable[dict], strict: bool = False) -> list[dict]:
     return [r for r in records if outcome(r, strict) in ("fail", "error")]
 
 
+def evaluated(rec: dict) -> bool:
+    """Did the backend produce an output for this check (right or wrong)?"""
+    return rec.get("status") in ("ok", "bad_output")
+
+
+def unevaluated(records: Iterable[dict]) -> list[tuple[str, str, int]]:
+    """(backend, loss, checks) for every backend that evaluated none of the checks of a loss it was
+    asked to check (all unsupported, erroring or timing out): such a backend has shown nothing, and
+    a gate that counted only failures would pass it."""
+    total: dict[tuple[str, str], int] = defaultdict(int)
+    done: dict[tuple[str, str], int] = defaultdict(int)
+    for r in records:
+        key = (str(r.get("backend")), str(r.get("loss")))
+        total[key] += 1
+        done[key] += evaluated(r)
+    return [(b, loss, n) for (b, loss), n in total.items() if n and not done[(b, loss)]]
+
+
+def gate_fails(records: Sequence[dict], strict: bool = False, allow_unsupported: bool = False) -> bool:
+    """The gate's decision: a failing check, or (unless allowed) a loss a backend evaluated nothing of."""
+    return bool(failing(records, strict)) or (not allow_unsupported and bool(unevaluated(records)))
+
+
 _STATUS_ORDER = {"ok": 0, "bad_output": 1, "crash": 2, "timeout": 3, "error": 4}
 
 
@@ -94,7 +117,7 @@ def table_rows(records: Iterable[dict], strict: bool = False) -> list[tuple[tupl
 
 
 def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = None, console: Any = None,
-                  worst: int = 15) -> list[dict]:
+                  worst: int = 15, allow_unsupported: bool = False) -> list[dict]:
     """Print the summary; return the failing records (worst first)."""
     from rich.console import Console
     from rich.table import Table
@@ -136,7 +159,20 @@ def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = No
             by_backend[str(rec.get("backend"))] += 1
         console.print("FAILED: " + ", ".join(f"{b}: {n} failing checks" for b, n in by_backend.items()),
                       markup=False, soft_wrap=True)
-    else:
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in records:
+        per[str(r.get("backend"))][0] += evaluated(r)
+        per[str(r.get("backend"))][1] += 1
+    console.print("evaluated: " + ", ".join(f"{b} {n}/{t}" for b, (n, t) in per.items()), markup=False)
+    empty = unevaluated(records)
+    for backend, loss, n in empty:
+        word = "(allowed by --allow-unsupported)" if allow_unsupported else "(--allow-unsupported accepts that)"
+        console.print(f"{'NOTE' if allow_unsupported else 'FAIL'} {backend} evaluated none of its {n} {loss} "
+                      f"checks {word}", markup=False, soft_wrap=True)
+    if empty and not allow_unsupported and not bad:
+        names = ", ".join(sorted({b for b, _, _ in empty}))
+        console.print(f"FAILED: {names}: a loss with no evaluated check", markup=False, soft_wrap=True)
+    elif not bad:
         console.print(f"PASSED: {len(records)} checks, none failing", markup=False)
     if stats is not None:
         console.print(f"time: {stats.line()}", markup=False, soft_wrap=True)

@@ -432,3 +432,26 @@ def test_kl_div_gate_checks_every_gradient_in_every_dtype_and_validates(capsys, 
             for check in ("value", "grad:input", "grad:target"):
                 assert (backend, dtype, check) in seen, (backend, dtype, check)
     assert all(r["verdict"] in ("pass", "warn", "xfail") for r in recs)
+
+
+def test_a_backend_that_supports_nothing_fails_the_gate(capsys, tmp_path):
+    """issue 10: zero evaluated checks for a loss the backend was asked to check is a failure; the
+    summary says evaluated/total per backend; --allow-unsupported accepts it explicitly."""
+    argv = ["gate", "--backend", "tests.planted.supports_nothing", "--loss", "cross_entropy", "--dtype",
+            "float32", "--family", "ce.random", "--jobs", "2", "--results", str(tmp_path / "r.jsonl")]
+    code, out, _ = cli(capsys, *argv)
+    assert code == 1, out
+    assert "evaluated: tests.planted.supports_nothing 0/" in out
+    assert "FAIL tests.planted.supports_nothing evaluated none of its" in out and "cross_entropy" in out
+    assert "PASSED" not in out
+    code, out, _ = cli(capsys, *argv, "--allow-unsupported")
+    assert code == 0, out
+    assert "allowed by --allow-unsupported" in out
+
+
+def test_a_partly_supporting_backend_still_passes(capsys, tmp_path):
+    """Unsupported bfloat16 alone is not 'nothing evaluated': the float32 checks ran."""
+    code, out, _ = cli(capsys, "gate", "--backend", "tests.planted.not_implemented", "--loss", "mse_loss",
+                       "--family", "mse.random", "--jobs", "2", "--results", str(tmp_path / "r.jsonl"))
+    assert code == 0, out
+    assert "evaluated: tests.planted.not_implemented " in out and "PASSED" in out

@@ -59,3 +59,22 @@ def test_an_unknown_backend_spec_fails_the_test_in_one_line(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*losscheck: backend 'no.such.module'*"])
+
+
+def test_a_backend_that_evaluates_nothing_fails_unless_allowed(pytester):
+    pytester.makepyfile(test_mine=f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        import tests.planted.supports_nothing as mine
+
+        def test_strict(losscheck):
+            losscheck.check(mine, suite="smoke", losses=["cross_entropy"], jobs=1)
+
+        def test_allowed(losscheck):
+            result = losscheck.check(mine, suite="smoke", losses=["cross_entropy"], jobs=1,
+                                     allow_unsupported=True)
+            assert {{r["verdict"] for r in result.records}} == {{"unsupported"}}
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*evaluated nothing of a loss it was asked to check (cross_entropy: none of*"])
