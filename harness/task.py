@@ -149,6 +149,12 @@ def evaluate_task(backend: Any, label: str, case: Any, checks: Sequence[str], ca
             continue
         observed = observation.observed(check) if hasattr(observation, "observed") else (
             observation.value if check == "value" else None)
+        why = getattr(observation, "missing", {}).get(check.partition(":")[2]) if check != "value" else None
+        if observed is None and why:  # asked for and cut off: the backend's failure, not a gap
+            rec = status_record(label, case, check, "bad_output", f"no gradient: {why}", elapsed=elapsed)
+            rec["verdict"] = "fail"
+            records[check] = rec
+            continue
         if observed is None:
             records[check] = status_record(label, case, check, "unsupported",
                                            f"backend returned no {check}", elapsed=elapsed)

@@ -455,3 +455,20 @@ def test_a_partly_supporting_backend_still_passes(capsys, tmp_path):
                        "--family", "mse.random", "--jobs", "2", "--results", str(tmp_path / "r.jsonl"))
     assert code == 0, out
     assert "evaluated: tests.planted.not_implemented " in out and "PASSED" in out
+
+
+def test_a_detached_output_fails_its_gradient_checks(capsys, tmp_path):
+    """issue 10: correct values with no graph while the input requires grad is a failure ("no
+    gradient: output detached from autograd"), not an unsupported gradient."""
+    from reports.schema import validate_file
+
+    results = tmp_path / "r.jsonl"
+    code, out, _ = cli(capsys, "gate", "--backend", "tests.planted.detached", "--loss", "softmax",
+                       "--family", "softmax.dims", "--dtype", "float32", "--jobs", "2", "--results", str(results))
+    assert code == 1, out
+    recs = [json.loads(line) for line in results.read_text().splitlines()[1:]]
+    grads = [r for r in recs if r["check"] == "grad:input"]
+    assert grads and all(r["verdict"] == "fail" and r["status"] == "bad_output" for r in grads)
+    assert all(r["message"] == "no gradient: output detached from autograd" for r in grads)
+    assert {r["verdict"] for r in recs if r["check"] == "value"} == {"pass"}
+    assert validate_file(results) == len(recs) + 1

@@ -40,6 +40,9 @@ class Observation:
     value: np.ndarray
     grad: np.ndarray | None = None
     grads: dict[str, np.ndarray] = field(default_factory=dict)
+    # gradients that were asked for and could not be had, with why ("output detached from
+    # autograd"): a failure of the backend, unlike a gradient it does not offer at all
+    missing: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.grad is not None and "input" not in self.grads:

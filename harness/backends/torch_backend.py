@@ -49,10 +49,15 @@ class TorchFunctionalBackend(Backend):
                             "not a torch.Tensor")
         value = to_numpy(out)
         grads: dict = {}
-        if leaves and out.requires_grad and case.grad_output is not None:
+        missing: dict = {}
+        if leaves and case.grad_output is not None and not out.requires_grad:
+            # inputs that require grad and an output without a graph: the function cut autograd
+            missing = {n: "output detached from autograd" for n in leaves}
+        elif leaves and case.grad_output is not None:
             grad_output = to_torch(case.grad_output)
             # a wrong-shaped output is reported from its value; backward would only obscure that
             if tuple(grad_output.shape) == tuple(out.shape):
                 out.backward(grad_output.to(out.dtype))
                 grads = {n: to_numpy(t.grad) for n, t in leaves.items() if t.grad is not None}
-        return Observation(value, grads=grads)
+                missing = {n: f"no gradient reached {n}" for n, t in leaves.items() if t.grad is None}
+        return Observation(value, grads=grads, missing=missing)
