@@ -136,10 +136,11 @@ def schema_note(schema: object) -> str:
     return f"{schema} (grad read as grad:input)" if schema_version(schema) == 1 else str(schema)
 
 
-def _header_version(obj: dict, where: str) -> int:
+def header_version(obj: dict, where: str, error: type | None = None) -> int:
+    """The schema version a run header sets; ``error`` (ResultsError by default) for an unknown one."""
     version = schema_version(obj.get("schema"))
     if version is None:
-        raise ResultsError(f"{where}: unsupported schema {obj.get('schema')!r} "
+        raise (error or ResultsError)(f"{where}: unsupported schema {obj.get('schema')!r} "
                            f"(expected one of {', '.join(map(repr, SCHEMAS))})")
     return version
 
@@ -196,7 +197,7 @@ def load_results(path: str | Path) -> Results:
             raise ResultsError(f"{where}: first line is not a run header "
                                f"(type={kind!r}); not a losscheck results file")
         if kind == "run":
-            version = _header_version(obj, where)
+            version = header_version(obj, where)
             runs.append(obj)
         elif kind == "result":
             missing = [k for k in _KEY_FIELDS if not isinstance(obj.get(k), str)]

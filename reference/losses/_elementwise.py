@@ -111,3 +111,28 @@ def tied_rows(x: np.ndarray) -> np.ndarray:
         k = np.sum(x == m, axis=1)
         tied = np.all((x == m) | (x == -np.inf), axis=1)
     return ok & tied & (k > 0) & ((k & (k - 1)) == 0)
+
+
+def brute_reduce(vals: list, reduction: str, shape: tuple):
+    """The brute forces' reduction of per-element mpf values: none, or fsum (over n for mean)."""
+    import mpmath
+
+    if reduction == "none":
+        return np.array(vals, dtype=object).reshape(shape)
+    tot = mpmath.fsum(vals)
+    if reduction == "mean":
+        tot = tot / len(vals) if vals else mpmath.mpf("nan")
+    return np.array(tot, dtype=object)
+
+
+def brute_upstream(grad_output, reduction: str, shape: tuple) -> list:
+    """Each element's grad_output factor as an mpf (over n for mean): the brute forces' VJP seed."""
+    import mpmath
+
+    n = int(np.prod(shape, dtype=np.int64))
+    go = np.ones(shape if reduction == "none" else ()) if grad_output is None else np.asarray(grad_output)
+    go = go.astype(np.float64)
+    if reduction == "none":
+        return [mpmath.mpf(float(v)) for v in go.reshape(-1)]
+    g = mpmath.mpf(float(go.reshape(())))
+    return [(g / n if reduction == "mean" else g)] * n

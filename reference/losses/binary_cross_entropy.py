@@ -15,7 +15,7 @@ import numpy as np
 from ..lossdef import Arg, Call, LossDef
 from ..numerics import F64
 from ..sampling import cast, finfo, normal, ordinal_uniform
-from ._elementwise import TermsKernel, fail, prepare_pair, safe_mul, span_bits
+from ._elementwise import TermsKernel, brute_reduce, brute_upstream, fail, prepare_pair, safe_mul, span_bits
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise, sigmoid
 
@@ -238,7 +238,6 @@ class BinaryCrossEntropy(LossDef):
         w = kwargs.get("weight")
         w = np.ones(x.shape) if w is None else np.broadcast_to(np.asarray(w).astype(np.float64), x.shape)
         red = kwargs.get("reduction", "mean")
-        n = x.size
         lo = mpf(-100)
         elems = []
         for xv, yv, wv in zip(x.reshape(-1), y.reshape(-1), w.reshape(-1)):
@@ -248,19 +247,8 @@ class BinaryCrossEntropy(LossDef):
             elems.append((xm, ym, wm, one_minus_x, log_x, log_1mx, max(log_x, lo), max(log_1mx, lo)))
         if wrt is None:
             vals = [-(w_ * (y_ * l1 + (1 - y_) * l0)) for _, y_, w_, _, _, _, l1, l0 in elems]
-            if red == "none":
-                return np.array(vals, dtype=object).reshape(x.shape)
-            tot = mpmath.fsum(vals)
-            if red == "mean":
-                tot = tot / n if n else mpf("nan")
-            return np.array(tot, dtype=object)
-        go = np.ones(x.shape if red == "none" else ()) if grad_output is None else np.asarray(grad_output)
-        go = go.astype(np.float64)
-        if red == "none":
-            gs = [mpf(float(v)) for v in go.reshape(-1)]
-        else:
-            g = mpf(float(go.reshape(())))
-            gs = [(g / n if red == "mean" else g)] * n
+            return brute_reduce(vals, red, x.shape)
+        gs = brute_upstream(grad_output, red, x.shape)
         out = []
         for (x_, y_, w_, omx, log_x, log_1mx, l1, l0), g in zip(elems, gs):
             if wrt == "target":
@@ -336,7 +324,6 @@ class BinaryCrossEntropyWithLogits(LossDef):
         no_pw = pw is None
         pw = np.ones(x.shape) if pw is None else np.broadcast_to(np.asarray(pw).astype(np.float64), x.shape)
         red = kwargs.get("reduction", "mean")
-        n = x.size
 
         def softplus(z):
             return mpmath.log(1 + mpmath.exp(z))
@@ -348,19 +335,8 @@ class BinaryCrossEntropyWithLogits(LossDef):
                  for e in zip(x.reshape(-1), y.reshape(-1), w.reshape(-1), pw.reshape(-1))]
         if wrt is None:
             vals = [w_ * (p_ * y_ * softplus(-x_) + (1 - y_) * softplus(x_)) for x_, y_, w_, p_ in elems]
-            if red == "none":
-                return np.array(vals, dtype=object).reshape(x.shape)
-            tot = mpmath.fsum(vals)
-            if red == "mean":
-                tot = tot / n if n else mpf("nan")
-            return np.array(tot, dtype=object)
-        go = np.ones(x.shape if red == "none" else ()) if grad_output is None else np.asarray(grad_output)
-        go = go.astype(np.float64)
-        if red == "none":
-            gs = [mpf(float(v)) for v in go.reshape(-1)]
-        else:
-            g = mpf(float(go.reshape(())))
-            gs = [(g / n if red == "mean" else g)] * n
+            return brute_reduce(vals, red, x.shape)
+        gs = brute_upstream(grad_output, red, x.shape)
         out = []
         for (x_, y_, w_, p_), g in zip(elems, gs):
             if wrt == "target":  # softplus(-x) - softplus(x) = -x exactly: the dyadic form without pos_weight

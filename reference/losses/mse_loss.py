@@ -6,7 +6,7 @@ import numpy as np
 
 from ..lossdef import Arg, Call, LossDef
 from ..sampling import cast, finfo, log_uniform, normal, ordinal_uniform
-from ._elementwise import TermsKernel, prepare_pair, span_bits
+from ._elementwise import TermsKernel, brute_reduce, brute_upstream, prepare_pair, span_bits
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise
 
@@ -86,25 +86,10 @@ class MseLoss(LossDef):
         x = np.asarray(args[0]).astype(np.float64)
         y = np.asarray(args[1]).astype(np.float64)
         red = kwargs.get("reduction", "mean")
-        n = x.size
         diffs = [mpf(float(a)) - mpf(float(b)) for a, b in zip(x.reshape(-1), y.reshape(-1))]
         if wrt is None:
-            sq = [dd * dd for dd in diffs]
-            if red == "none":
-                return np.array(sq, dtype=object).reshape(x.shape)
-            tot = mpmath.fsum(sq)
-            if red == "mean":
-                tot = tot / n if n else mpf("nan")
-            return np.array(tot, dtype=object)
-        go = np.ones(x.shape if red == "none" else ()) if grad_output is None else np.asarray(grad_output)
-        go = go.astype(np.float64)
-        if red == "none":
-            gs = [mpf(float(v)) for v in go.reshape(-1)]
-        else:
-            g = mpf(float(go.reshape(())))
-            if red == "mean":
-                g = g / n
-            gs = [g] * n
+            return brute_reduce([dd * dd for dd in diffs], red, x.shape)
+        gs = brute_upstream(grad_output, red, x.shape)
         two = mpf(2) if wrt == "input" else mpf(-2)
         return np.array([two * dd * g for dd, g in zip(diffs, gs)], dtype=object).reshape(x.shape)
 

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from reports.results import SCHEMA, SCHEMAS, ResultsError, schema_version
+from reports.results import SCHEMA, SCHEMAS, ResultsError, header_version, schema_version
 
 #: the version harness writes today, used where a line alone does not say its version
 CURRENT = SCHEMAS[SCHEMA]
@@ -73,11 +73,7 @@ def line_errors(obj: Any, version: int | None = None) -> list[str]:
 
 def _file_version(obj: Any, where: str) -> int:
     """The version a run header sets for the lines below it; SchemaError for an unknown schema."""
-    version = schema_version(obj.get("schema"))
-    if version is None:
-        raise SchemaError(f"{where}: unsupported schema {obj.get('schema')!r} "
-                          f"(expected one of {', '.join(map(repr, SCHEMAS))})")
-    return version
+    return header_version(obj, where, SchemaError)
 
 
 def validate_file(path: str | Path) -> int:
