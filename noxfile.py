@@ -19,14 +19,14 @@ PACKAGES = ("reference", "cases", "harness", "reports")
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (what .ci/run runs)."""
-    session.install("-c", CONSTRAINTS, "-e", ".[test]")
+    session.install("-c", CONSTRAINTS, "-e", ".[test,fast]")
     session.run("pytest", "-n", "2", "-q", *session.posargs)
 
 
 @nox.session
 def gate(session: nox.Session) -> None:
     """The main job: gate torch and numpy on the gate suite, report under reports/out/ (exit 1 = fail)."""
-    session.install("-c", CONSTRAINTS, "-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".[fast]")
     OUT.mkdir(parents=True, exist_ok=True)
     session.run("losscheck", "gate", "--backend", "torch", "--backend", "numpy",
                 "--results", str(OUT / "results.jsonl"), "--report", str(OUT), *session.posargs)
@@ -35,7 +35,7 @@ def gate(session: nox.Session) -> None:
 @nox.session
 def report(session: nox.Session) -> None:
     """Render a results file: `nox -s report -- RESULTS [--out DIR]` (default: the gate's results)."""
-    session.install("-c", CONSTRAINTS, "-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".[fast]")
     args = list(session.posargs) or [str(OUT / "results.jsonl")]
     if "--out" not in args:
         args += ["--out", str(OUT)]
@@ -49,7 +49,7 @@ def regression(session: nox.Session) -> None:
     Without arguments: run the gate suite for torch twice (the second run reads the warm oracle
     cache) and compare the two result sets — a self-check that must pass.
     """
-    session.install("-c", CONSTRAINTS, "-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".[fast]")
     out = OUT / "compare"
     if session.posargs:
         session.run("losscheck", "compare", *session.posargs, "--gate", "--out", str(out))
@@ -66,7 +66,7 @@ def regression(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): the oracle's throughput and the gate's wall time."""
-    session.install("-c", CONSTRAINTS, "-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".[fast]")
     for script in ("benchmarks/bench_oracle.py", "benchmarks/bench_gate.py"):
         if Path(script).is_file():
             session.run("python", script, *session.posargs)
@@ -78,7 +78,7 @@ def bench(session: nox.Session) -> None:
 def audit(session: nox.Session) -> None:
     """The oracle against each loss's brute force on the gate suite (exit 1 on a disagreement):
     `nox -s audit -- [--jobs N] [--loss L] [--json OUT] ...` (posargs go to benchmarks/audit.py)."""
-    session.install("-c", CONSTRAINTS, "-e", ".")
+    session.install("-c", CONSTRAINTS, "-e", ".[fast]")
     session.run("python", "benchmarks/audit.py", "--suite", "gate", *session.posargs)
 
 

@@ -65,7 +65,7 @@ def one_dtype(a, dtype: str) -> None:
     t_naive = best_of(lambda: naive_loop(x, t), 1)
     t_oracle = best_of(lambda: reference.evaluate("cross_entropy", x, t, reduction="none"), a.repeat)
     t_grad = best_of(lambda: reference.evaluate_grad("cross_entropy", x, t, reduction="none",
-                                                     grad_output=np.ones(a.rows)), 1)
+                                                     grad_output=np.ones(a.rows)), a.repeat)
     ex = reference.evaluate("cross_entropy", x, t, reduction="none")
     naive = reference.to_dtype(np.array(naive_loop(x, t), dtype=object), a.dtype)
     agree = np.array_equal(naive.view(np.uint8), ex.rounded.view(np.uint8))

@@ -25,10 +25,10 @@ def _out_format(problem, out_dtype):
 
 
 def _run(ev: Evaluation, fmt) -> Exact:
-    values, rounded, und, cond, scale, nterms = settle(ev, fmt)
+    st = settle(ev, fmt)
     out = ev.to_output
-    return Exact.from_values(out(values), out(und), out(cond), out(scale), out(nterms), fmt.name,
-                             rounded=out(rounded))
+    return Exact.from_values(out(st.values), out(st.undetermined), out(st.cond), out(st.scale), out(st.nterms),
+                             fmt.name, rounded=out(st.rounded), hi=out(st.hi), lo=out(st.lo))
 
 
 def evaluate(name: str, *args, out_dtype=None, **kwargs) -> Exact:

@@ -21,7 +21,7 @@ listed in `reference.registry.MODULES`. It owns:
   the oracle call, so no suite can carry a call torch would refuse;
 - the mapping into the oracle's row form (`Problem`) and its `Kernel` (value parts, condition
   scale, natural scale, term counts, and a gradient for each differentiable argument), written once
-  against a numeric namespace and evaluated in float64, long double and mpmath (docs/oracle.md);
+  against a numeric namespace and evaluated in float64, long double, quad and mpmath (docs/oracle.md);
 - `option_family(args, kwargs)`, its case families (`@LOSS.family(name)`, returning `Call`s that
   cases/ turns into content-hashed Cases), its hypothesis strategy (`cases.strategies.<loss>_cases`),
   its NumPy implementation (`numpy_value`, `numpy_grads`: the `numpy` backend) and the notes below.

@@ -5,8 +5,6 @@ without pickle.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mpmath
 import numpy as np
 from mpmath import libmp
@@ -26,6 +24,13 @@ def mpf_to_str(x) -> str:
     return f"{'-' if sign else ''}{int(man):x}p{int(exp)}"
 
 
+def pair_to_mpf(hi: float, lo: float) -> mpmath.mpf:
+    """hi + lo exactly (two float64s; a zero keeps hi's sign), whatever the caller's precision."""
+    v = mpmath.mpf.__new__(mpmath.mpf)
+    v._mpf_ = libmp.from_float(hi) if lo == 0 else libmp.mpf_add(libmp.from_float(hi), libmp.from_float(lo), 0)
+    return v
+
+
 def mpf_from_str(s: str) -> mpmath.mpf:
     """Inverse of mpf_to_str, exact whatever the current mpmath precision."""
     if s in _FROM_SPECIAL:
@@ -38,7 +43,6 @@ def mpf_from_str(s: str) -> mpmath.mpf:
     return v
 
 
-@dataclass
 class Exact:
     """Exact values of one output (or gradient), all arrays of the output's shape.
 
@@ -50,23 +54,45 @@ class Exact:
     scale         float64 natural absolute unit of the loss (the absolute-only rung)
     nterms        int64 number of terms the exact formula sums for the element
     dtype         output format name
+
+    Elements the vectorised stages settled are held as float64 pairs hi + lo (``hi``/``lo``,
+    None in ``values``); ``values`` makes their mpfs only when first asked for, since building a
+    Python object per element costs more than settling it.
     """
 
-    values: np.ndarray
-    rounded: np.ndarray
-    undetermined: np.ndarray
-    cond: np.ndarray
-    scale: np.ndarray
-    nterms: np.ndarray
-    dtype: str
+    def __init__(self, values, rounded, undetermined, cond, scale, nterms, dtype, hi=None, lo=None):
+        self._obj = np.asarray(values, dtype=object)
+        self.rounded = rounded
+        self.undetermined = undetermined
+        self.cond, self.scale, self.nterms, self.dtype = cond, scale, nterms, dtype
+        self._pair = None if hi is None else (np.asarray(hi, np.float64).reshape(self._obj.shape),
+                                               np.asarray(lo, np.float64).reshape(self._obj.shape))
+        self._values = None if self._pair is not None else self._obj
+        self._hilo = None
+
+    def __repr__(self) -> str:
+        return f"Exact(dtype={self.dtype!r}, shape={self.shape}, undetermined={int(np.sum(self.undetermined))})"
+
+    @property
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            v = self._obj.copy()
+            hi, lo = self._pair
+            flat, fh, fl = v.reshape(-1), hi.reshape(-1), lo.reshape(-1)
+            for i in np.flatnonzero(np.equal(flat, None)):
+                flat[i] = pair_to_mpf(float(fh[i]), float(fl[i]))
+            self._values = v
+        return self._values
 
     @classmethod
-    def from_values(cls, values, undetermined, cond, scale, nterms, dtype, rounded=None) -> Exact:
-        """Build from settled values; ``rounded`` (float64, NaN where unknown) saves re-rounding."""
+    def from_values(cls, values, undetermined, cond, scale, nterms, dtype, rounded=None,
+                    hi=None, lo=None) -> Exact:
+        """Build from settled values; ``rounded`` (float64, NaN where unknown) saves re-rounding;
+        ``hi``/``lo`` hold the elements whose ``values`` entry is None (see the class)."""
         values = np.asarray(values, dtype=object)
         und = np.asarray(undetermined, dtype=bool).reshape(values.shape)
         if rounded is None:
-            rounded = to_dtype(values, dtype)
+            rounded = to_dtype(values if hi is None else cls(values, None, und, 0, 0, 0, dtype, hi, lo).values, dtype)
         else:
             rounded = np.asarray(rounded, np.float64).reshape(values.shape).astype(get_format(dtype).np_dtype)
         if und.any():
@@ -75,22 +101,29 @@ class Exact:
         return cls(values=values, rounded=rounded, undetermined=und,
                    cond=np.broadcast_to(np.asarray(cond, np.float64), shape).copy(),
                    scale=np.broadcast_to(np.asarray(scale, np.float64), shape).copy(),
-                   nterms=np.broadcast_to(np.asarray(nterms, np.int64), shape).copy(), dtype=dtype)
+                   nterms=np.broadcast_to(np.asarray(nterms, np.int64), shape).copy(), dtype=dtype,
+                   hi=hi, lo=lo)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.values.shape
+        return self._obj.shape
 
     def hilo(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact values as float64 pairs hi + lo (|lo| <= ulp(hi)/2), computed once.
 
         Accurate to about 2**-106 relative: enough for every error figure, and vectorisable.
         """
-        if getattr(self, "_hilo", None) is None:
-            hi = np.empty(self.values.size)
-            lo = np.empty(self.values.size)
+        if self._hilo is None:
+            n = self._obj.size
+            if self._pair is not None:
+                hi, lo = (a.reshape(-1).copy() for a in self._pair)
+                todo = np.flatnonzero(~np.equal(self._obj.reshape(-1), None))
+            else:
+                hi, lo, todo = np.empty(n), np.empty(n), range(n)
+            flat = self._obj.reshape(-1)
             with mpmath.workprec(200):
-                for i, v in enumerate(self.values.reshape(-1)):
+                for i in todo:
+                    v = flat[i]
                     h = round_mpf(v, "float64")
                     hi[i] = h
                     lo[i] = float(v - h) if (mpmath.isfinite(v) and np.isfinite(h)) else 0.0

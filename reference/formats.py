@@ -147,26 +147,55 @@ def to_dtype(values, dtype) -> np.ndarray:
     return out.astype(fmt.np_dtype)
 
 
-def round_float(values: np.ndarray, dtype) -> np.ndarray:
-    """Correctly round float64 or longdouble values to ``dtype``, vectorised.
+def _is_quad(dt) -> bool:
+    from .numerics import QUAD
 
-    Exact for any input format with at least the target's exponent range; returns float64 arrays
-    holding values representable in ``dtype`` (cast with ``.astype`` exactly afterwards).
+    return QUAD is not None and dt == QUAD.dtype
+
+
+# float64 -> these formats is one correctly rounded conversion in NumPy (IEEE hardware for float32,
+# npy_double_to_half for float16: round half to even, subnormals and overflow included); pinned by
+# tests/test_reference_formats.py against the frexp/rint path below on every midpoint it tries
+_CAST_EXACT = ("float32", "float16")
+
+
+def _scale2(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """a * 2**k exactly for |k| <= 2100 (no over/underflow in long double or quad); quad has
+    no ldexp loop for array exponents, so it multiplies by two float64 powers of two."""
+    if a.dtype == np.float64 or a.dtype == np.longdouble:
+        return np.ldexp(a, k.astype(np.int32))
+    k1 = k // 2
+    return a * np.ldexp(1.0, k1) * np.ldexp(1.0, k - k1)
+
+
+def round_float(values: np.ndarray, dtype) -> np.ndarray:
+    """Correctly round float64, long double or quad (numpy-quaddtype) values to ``dtype``, vectorised.
+
+    Exact for any input format with at least the target's exponent range (rounding is done by
+    frexp/ldexp/rint in the input's own format: quad's casts to float64 are not correctly rounded
+    on subnormal midpoints); returns float64 arrays holding values representable in ``dtype``
+    (cast with ``.astype`` exactly afterwards).
     """
     fmt = get_format(dtype)
     v = np.asarray(values)
-    work = v.dtype if v.dtype == np.longdouble else np.dtype(np.float64)
+    work = v.dtype if v.dtype == np.longdouble or _is_quad(v.dtype) else np.dtype(np.float64)
     v = v.astype(work)
     if fmt.name == "float64" and work == np.float64:
         return v.copy()
+    if fmt.name in _CAST_EXACT and work == np.float64:
+        with np.errstate(all="ignore"):
+            return v.astype(fmt.np_dtype).astype(np.float64)
     finite = np.isfinite(v) & (v != 0)
     a = np.where(finite, np.abs(v), work.type(1))
+    with np.errstate(over="ignore"):
+        big = a >= np.ldexp(work.type(1), fmt.emax + 1)  # past the last binade: rounds to inf
+    a = np.where(big, work.type(1), a)
     _, e = np.frexp(a)  # a = m * 2**e with m in [0.5, 1): leading bit exponent e - 1
-    q = np.maximum(e - 1 - (fmt.p - 1), fmt.qmin)
-    scaled = np.ldexp(a, -q)  # exact: a power-of-two scaling inside the work range
+    q = np.maximum(e.astype(np.int64) - 1 - (fmt.p - 1), fmt.qmin)
+    scaled = _scale2(a, -q)  # exact: a power-of-two scaling inside the work range
     r = np.rint(scaled)  # round-half-even, exact since scaled has few fraction bits
-    res = np.ldexp(r, q)
-    res = np.where(res > fmt.max_finite, np.inf, res)
+    res = _scale2(r, q)
+    res = np.where(big | (res > fmt.max_finite), np.inf, res)
     res = np.where(np.signbit(v), -res, res)
     out = np.where(finite, res, v)
     return out.astype(np.float64)

@@ -1,10 +1,10 @@
 """Numeric namespaces the loss kernels are written against.
 
-Each loss formula is written once (in reference/losses_*.py) against a small namespace of array
-operations, and evaluated three ways: vectorised in float64 and in long double (the cheap first
-stage of the precision escalation) and elementwise in mpmath at any precision P (the exact stage).
-One formula, several precisions: the Ziv test compares the same formula at two precisions, so a
-disagreement can only come from rounding, never from two formulas drifting apart.
+Each loss formula is written once (in its reference/losses/ module) against a small namespace of
+array operations, and evaluated several ways: vectorised in float64, long double and quad (the
+cheap first stage of the precision escalation) and elementwise in mpmath at any precision P (the
+exact stage).  One formula, several precisions: a disagreement can only come from rounding, never
+from two formulas drifting apart.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from mpmath import libmp
 class FloatNS:
     """Vectorised namespace over a NumPy float type (float64 or longdouble)."""
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, bits: int | None = None):
         self.dtype = np.dtype(dtype)
-        self.bits = np.finfo(self.dtype).nmant + 1
+        self.bits = bits if bits is not None else np.finfo(self.dtype).nmant + 1
         self.u = 2.0 ** -self.bits
         self.exact = False
 
@@ -190,6 +190,28 @@ def _as_obj(a):
 F64 = FloatNS(np.float64)
 LD = FloatNS(np.longdouble)
 MP = MpNS()
+
+
+def _quad_namespace():
+    """IEEE binary128 arrays (113-bit significand, SLEEF's functions: <= 1 ulp) from the optional
+    numpy-quaddtype package, or None where it is not installed: float64 outputs then settle in
+    mpmath (slower, the same answers).  Quad is what lets a float64 output settle vectorised:
+    long double's 64 bits leave too little room beyond float64's 53 for figures right to 2^-10 ulp.
+    """
+    try:
+        import numpy_quaddtype
+    except ImportError:  # the 'fast' extra is not installed (it needs numpy >= 2.4)
+        return None
+    ns = FloatNS(numpy_quaddtype.QuadPrecDType(backend="sleef"), bits=113)
+    probe = np.array([1.0, 2.0 ** -1074, 2.0 ** 1023]).astype(ns.dtype)  # float64 -> quad is exact
+    with np.errstate(all="ignore"):
+        ok = np.array_equal((probe * 3).astype(np.float64), [3.0, 3 * 2.0 ** -1074, np.inf])
+    if not ok:
+        return None  # a build whose arithmetic or casts are not what the bound assumes
+    return ns
+
+
+QUAD = _quad_namespace()
 
 
 def shifted_lse(ns, x, xf=None):

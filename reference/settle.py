@@ -15,13 +15,14 @@ tiny term lies below both precisions is never decided by the tie rule.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import mpmath
 import numpy as np
 from mpmath import libmp
 
 from .formats import Format, round_float, round_mpf, round_raw, ulp_of_float
-from .numerics import F64, LD, MP
+from .numerics import F64, LD, MP, QUAD
 
 FIGURE_ULP_EXP = -10
 FIGURE_ULP = 2.0 ** FIGURE_ULP_EXP  # a stored exact value is within this many ulps: figures right to 1e-3 ulp
@@ -269,11 +270,141 @@ def _fpu_is_clean() -> bool:
     return bool(nearest and subnormals and ld_nearest)
 
 
-def settle(ev: Evaluation, fmt: Format):
-    """Settle every element of ``ev`` for ``fmt``.
+class _Lazy:
+    """A value computed on first call (the float64 evaluation: most float64 outputs never need it)."""
 
-    Returns (values, rounded, undetermined, cond, scale, nterms), all in row space.
-    """
+    def __init__(self, fn):
+        self.fn, self.v = fn, None
+
+    def __call__(self):
+        if self.v is None:
+            with np.errstate(all="ignore"):
+                self.v = self.fn()
+        return self.v
+
+
+class Settled(NamedTuple):
+    """settle()'s answer, all in row space: ``values`` holds mpfs, or None where the element is
+    held as the float64 pair ``hi + lo`` (exact for long double; within 2^-104 relative for quad,
+    counted in the figure check)."""
+
+    values: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+    rounded: np.ndarray
+    undetermined: np.ndarray
+    cond: np.ndarray
+    scale: np.ndarray
+    nterms: np.ndarray
+
+
+def _float_stages(fmt: Format) -> list:
+    """The vectorised namespaces worth trying for ``fmt``: a stage whose unit roundoff leaves
+    fewer than 20 bits beyond the format's precision can settle the rounding but never the
+    figures (FIGURE_ULP), so long double serves formats up to 44 bits and quad the rest."""
+    return [ns for ns in (LD, QUAD) if ns is not None and ns.bits >= fmt.p + 20]
+
+
+def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, rounded, done) -> None:
+    """Settle what a vectorised evaluation in ``ns`` can.  The kernels' evaluation error is at
+    most (16 + 4 log2 n) u (cond + |v|); the enclosure [v - b, v + b] uses
+    b = (18 + 4 log2 n) u (cond + |h|) (1 + 2^-48) + 2^-1070, formed in float64 (h = float64(v):
+    the 2 more, the relative and the absolute slack cover forming b and its underflow; b = 0 for
+    an element with no terms, cond = v = 0).  An
+    element is accepted when the enclosure rounds to one value, b plus the stored pair's own error
+    is within FIGURE_ULP of an ulp, and, for formats of at most 24 bits, the float64 evaluation
+    rounds alike (a second opinion from another precision)."""
+    if ev.separable:
+        rows = np.unique(todo // ncols)
+        idx = (rows[:, None] * ncols + np.arange(ncols)[None, :]).reshape(-1)
+        with np.errstate(all="ignore"):
+            v = np.asarray(ev.compute(ns, rows)[0], ns.dtype).reshape(-1)
+    else:
+        idx = np.arange(cflat.size)
+        with np.errstate(all="ignore"):
+            v = np.asarray(ev.compute(ns)[0], ns.dtype).reshape(-1)
+    with np.errstate(all="ignore"):
+        zero = ns.const(0)
+        fin_v = np.isfinite(v)
+        vf = np.where(fin_v, v, zero)
+        # the float64 pair h + low that will hold v: v - h is exact in ns (h is within an ulp of
+        # v), its float64 rounding errs by 2^-53 |v - h| at most (0 for long double: 64 bits fit)
+        h = vf.astype(np.float64)
+        d = vf - np.where(np.isfinite(h), h, 0.0).astype(ns.dtype)
+        low = d.astype(np.float64)
+        b = (18 + 4 * depth[idx]) * ns.u * (cflat[idx] + np.abs(h)) * (1 + 2.0 ** -48) + 2.0 ** -1070
+        b = np.where((cflat[idx] == 0) & (vf == zero), 0.0, b)  # no terms, no error: an exact zero
+        fin = fin_v & np.isfinite(h) & np.isfinite(b)
+        pair_ok = fin & ((np.abs(h) >= 2.0 ** -900) | (vf == zero)) & (np.abs(h) <= 2.0 ** 1000)
+        ok, r_v, ulp = _round_enclosure(vf, b, h, low, fmt, fin, ns)
+        if not fin_v.all():
+            r_v[~fin_v] = round_float(v[~fin_v], fmt)
+        pair_err = np.abs(low) * 2.0 ** -52 if ns.bits > 64 else 0.0
+        fig = (b + pair_err <= ulp * FIGURE_ULP) | (b == 0)  # an underflowed right side only refuses
+    ok &= fig
+    if fmt.p <= 24:
+        r64 = round_float(v64()[idx], fmt)
+        ok &= (r64 == r_v) | (np.isnan(r64) & np.isnan(r_v))
+    # identical specials at two precisions are exact (inf/nan arise only from exact conditions)
+    spec = np.zeros(v.shape, bool)
+    if not fin_v.all():
+        w64 = v64()[idx]
+        v_as64 = v.astype(np.float64)
+        spec = ~fin_v & ~np.isfinite(w64) & ((np.isnan(v) & np.isnan(w64)) | (v_as64 == w64))
+        h = np.where(spec, v_as64, h)
+        low = np.where(spec, 0.0, low)
+    ok |= spec
+    ok &= ~done[idx]
+    special_or_far = ok & ~(pair_ok | spec)
+    if np.any(special_or_far):
+        # a value outside the float64 pair's range: long double converts exactly; quad leaves it
+        # to the exact stages (its values beyond float64's range are rare: overflowed outputs)
+        if ns is LD:
+            far = np.flatnonzero(special_or_far)
+            for i, val in zip(idx[far], ld_array_to_mpf(v[far])):
+                values[i] = val
+        else:
+            ok &= ~special_or_far
+    pair = ok & (pair_ok | spec)
+    hi[idx[pair]] = h[pair]
+    lo[idx[pair]] = low[pair]
+    rounded[idx[ok]] = r_v[ok]
+    done[idx[ok]] = True
+
+
+def _round_enclosure(v, b, h, low, fmt, fin, ns):
+    """(ok, rounded, ulp): whether every point of [v - b, v + b] rounds to one value of ``fmt``, and
+    v's rounding.  Most elements are decided in float64: with h = float64(v), low = float64(v - h)
+    and r = h rounded to ``fmt``, the interval rounds to r when |(h - r) + low| + b stays below
+    half the smaller spacing next to r (h - r is exact; the sum is inflated by a relative 2^-50
+    and one subnormal for its own rounding).  The rest is rounded end by end in ``ns``
+    (round_float: correct to the last midpoint)."""
+    ok = np.zeros(v.shape, bool)
+    r_v = np.full(v.shape, np.nan)
+    r = round_float(h, fmt)
+    ulp = np.ones(v.shape)
+    a = np.abs(r)
+    ulp_r = ulp_of_float(r, np.zeros_like(r), fmt)
+    m, _ = np.frexp(np.where(np.isfinite(a), a, 1.0))
+    half = np.where((m == 0.5) & (a > np.ldexp(1.0, fmt.emin)), ulp_r / 4, ulp_r / 2)  # a binade's first value
+    dist = np.abs((h - r) + low) * (1 + 2.0 ** -50) + 2.0 ** -1074 + b
+    fast = fin & np.isfinite(r) & (dist < half) & ((r != 0) | (b == 0))  # a zero's sign: end by end
+    ok[fast] = True
+    r_v[fast] = r[fast]
+    ulp[fast] = ulp_r[fast]
+    k = np.flatnonzero(fin & ~fast)
+    if k.size:
+        vk, bk = v[k], b[k].astype(ns.dtype)
+        r_lo, r_hi, r_k = round_float(vk - bk, fmt), round_float(vk + bk, fmt), round_float(vk, fmt)
+        ok[k] = (r_lo == r_hi) & (np.signbit(r_lo) == np.signbit(r_hi))
+        r_v[k] = r_k
+        r_ok = np.where(np.isfinite(r_k), r_k, 0.0)
+        ulp[k] = ulp_of_float(r_ok, np.zeros_like(r_ok), fmt)
+    return ok, r_v, ulp
+
+
+def settle(ev: Evaluation, fmt: Format) -> Settled:
+    """Settle every element of ``ev`` for ``fmt`` (see :class:`Settled`)."""
     cond, scale, nterms = ev.scales()
     shape = cond.shape
     n = cond.size
@@ -281,47 +412,23 @@ def settle(ev: Evaluation, fmt: Format):
     rounded = np.full(n, np.nan)
     done = np.zeros(n, dtype=bool)
     if n == 0:
-        return values.reshape(shape), rounded.reshape(shape), done.reshape(shape), cond, scale, nterms
+        return Settled(values.reshape(shape), rounded.reshape(shape), rounded.reshape(shape),
+                       rounded.reshape(shape), done.reshape(shape), cond, scale, nterms)
     ncols = shape[1]
     cflat, nflat = cond.reshape(-1), nterms.reshape(-1)
     # sums are pairwise (FloatNS.sum) or exact (MpNS.sum), so the term count enters through log2 n
     depth = np.ceil(np.log2(np.maximum(nflat, 1)))
-    with np.errstate(all="ignore"):
-        v64 = np.asarray(ev.compute(F64)[0], np.float64).reshape(-1)
+    v64 = _Lazy(lambda: np.asarray(ev.compute(F64)[0], np.float64).reshape(-1))
+    hi = np.full(n, np.nan)  # float-backed stored values hi + lo (values[i] stays None)
+    lo = np.zeros(n)
     if _fpu_is_clean():
-        with np.errstate(all="ignore"):
-            vld = np.asarray(ev.compute(LD)[0], np.longdouble).reshape(-1)
-            # every kernel is written so that its evaluation error is relative to the magnitudes of
-            # its terms (log1p for log-sum-exp, exclusion sums for gradients), which cond contains;
-            # the bound is formed in long double (no underflow) and covers |v| too (cond >= |v|
-            # should hold, this keeps a kernel's slip from making the bound 0)
-            c_ld = cflat.astype(np.longdouble) + np.abs(vld)
-            bound = (16 + 4 * depth).astype(np.longdouble) * np.longdouble(LD.u) * c_ld
-            fin = np.isfinite(vld) & np.isfinite(bound)
-            lo = round_float(np.where(fin, vld - bound, 0), fmt)
-            hi = round_float(np.where(fin, vld + bound, 0), fmt)
-            r64 = round_float(v64, fmt)
-            rld = round_float(vld, fmt)
-        ok = fin & (lo == hi) & (np.signbit(lo) == np.signbit(hi))
-        # the stored value must be good for error figures to FIGURE_ULP of the format's ulp, not
-        # just for the rounding (float64 outputs therefore mostly settle in the later stages)
-        with np.errstate(all="ignore"):
-            r_ok = np.where(np.isfinite(rld), rld, 0.0)
-            ulp = ulp_of_float(r_ok, np.zeros_like(r_ok), fmt).astype(np.longdouble)
-        ok &= (bound <= np.longdouble(FIGURE_ULP) * ulp) | (bound == 0)
-        if fmt.p <= 24:
-            ok &= (r64 == rld) | (np.isnan(r64) & np.isnan(rld))
-        # identical specials at both precisions are exact (inf/nan arise only from exact conditions)
-        spec = ~np.isfinite(vld) & ~np.isfinite(v64) & (
-            (np.isnan(vld) & np.isnan(v64)) | (vld.astype(np.float64) == v64))
-        ok |= spec
-        okidx = np.flatnonzero(ok)
-        for i, val in zip(okidx, ld_array_to_mpf(vld[okidx])):
-            values[i] = val
-        rounded = np.where(ok, rld, np.nan)
-        done |= ok
+        for ns in _float_stages(fmt):
+            todo = np.flatnonzero(~done)
+            if not todo.size:
+                break
+            _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, rounded, done)
 
-    est = np.abs(v64)
+    est = np.abs(v64()) if not done.all() else np.ones(n)
     need = np.zeros(n)
     with np.errstate(all="ignore"):
         ratio = (16 + 2 * nflat) * cflat / est
@@ -400,4 +507,5 @@ def settle(ev: Evaluation, fmt: Format):
     undetermined = ~done
     for i in np.flatnonzero(undetermined):
         values[i] = mpmath.mpf("nan")
-    return (values.reshape(shape), rounded.reshape(shape), undetermined.reshape(shape), cond, scale, nterms)
+    return Settled(values.reshape(shape), hi.reshape(shape), lo.reshape(shape), rounded.reshape(shape),
+                   undetermined.reshape(shape), cond, scale, nterms)

@@ -141,3 +141,41 @@ def test_every_midpoint_rounds_half_even_and_every_nudge_to_its_side(dtype):
     want = np.where(bits[:-1] % 2 == 0, vals[:-1], vals[1:])
     np.testing.assert_array_equal(round_float(mids, dtype), want)
     np.testing.assert_array_equal(round_float(-mids, dtype), -want)
+    # and one float64 step either side of each midpoint goes to its side (no double rounding:
+    # round_float casts float64 -> float16 directly, see formats._CAST_EXACT)
+    np.testing.assert_array_equal(round_float(np.nextafter(mids, 0), dtype), vals[:-1])
+    np.testing.assert_array_equal(round_float(np.nextafter(mids, np.inf), dtype), vals[1:])
+
+
+@pytest.mark.parametrize("work", ["float64", "longdouble", "quad"])
+def test_round_float_to_float32_on_midpoints_from_every_working_format(work):
+    """float32 midpoints (normal, subnormal, the overflow threshold) and one step of the working
+    format either side: round_float agrees with round_mpf from float64, long double and quad."""
+    from reference.formats import round_mpf
+    from reference.numerics import QUAD
+
+    if work == "quad" and QUAD is None:
+        pytest.skip("numpy-quaddtype is not installed (the 'fast' extra)")
+    rng = np.random.default_rng(3)
+    bits = np.concatenate([rng.integers(0, 0x7F7FFFFF, 4000), np.arange(0, 64), [0x7F7FFFFE]]).astype(np.uint32)
+    a = bits.view(np.float32).astype(np.float64)
+    b = (bits + 1).view(np.float32).astype(np.float64)
+    b[-1] = 2.0 ** 128  # past the largest float32: the overflow threshold is its midpoint
+    dt = {"float64": np.dtype(np.float64), "longdouble": np.dtype(np.longdouble)}.get(work) or QUAD.dtype
+    mid = (a.astype(dt) + b.astype(dt)) / 2  # exact in each working format
+    step = mid * 2.0 ** -60 if work != "float64" else (b - a) * 2.0 ** -30
+    for v in (mid, mid - step, mid + step, -mid, -(mid + step)):
+        got = round_float(v, "float32")
+        with mpmath.workprec(300):
+            want = [round_mpf(x, "float32") for x in _to_mpf(v)]
+        np.testing.assert_array_equal(got, want)
+
+
+def _to_mpf(v: np.ndarray) -> list:
+    """Exact mpfs of a float64, long double or quad array: three float64 pieces (array arithmetic;
+    quad scalars convert through float64)."""
+    hi = v.astype(np.float64)
+    rest = v - hi.astype(v.dtype)
+    mid = rest.astype(np.float64)
+    lo = (rest - mid.astype(v.dtype)).astype(np.float64)
+    return [mpmath.mpf(float(a)) + mpmath.mpf(float(b)) + mpmath.mpf(float(c)) for a, b, c in zip(hi, mid, lo)]

@@ -16,7 +16,7 @@ import numpy as np
 from mpmath import libmp
 
 from ..lossdef import Arg, Call, LossDef
-from ..numerics import F64, LD, MP
+from ..numerics import F64, MP
 from ..sampling import cast, finfo, normal, probabilities
 from ._elementwise import TermsKernel, fail, one, prepare_pair, safe_mul, span_bits
 from ._numpy import elementwise_upstream, reduce_elementwise
@@ -192,11 +192,11 @@ class KlKernel(TermsKernel):
 
     def _abstain(self, ns, rows, v, cond, reduced: bool):
         """The float stages abstain where the stage-0 bound would underflow (see _SMALL_COND): long
-        double gives NaN, so stage 0 cannot accept, and float64 gives 0, so the two can never be
-        taken for 'identical specials' (both only on finite present elements, never a real NaN)."""
+        double and quad give NaN, so they cannot accept, and float64 gives 0, so the two can never
+        be taken for 'identical specials' (both only on finite present elements, never a real NaN)."""
         if ns.exact:
             return v
-        fill = ns.const("nan") if ns is LD else ns.const(0)
+        fill = ns.const(0) if ns is F64 else ns.const("nan")
         live = self.present(rows) & np.isfinite(rows["y"][:, 0]) & np.isfinite(rows["x"][:, 0])
         if reduced:
             denom = 1.0
