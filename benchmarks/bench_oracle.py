@@ -3,7 +3,8 @@
 Not a test: prints figures.  The baseline is the loop docs/design.md describes (prec 113: max, fsum of
 exp, log), measured here on the same machine in the same process, so the ratio is what matters.
 Usage: python benchmarks/bench_oracle.py [--rows 32] [--classes 1000] [--dtype float32 --dtype float64]
-[--large 131072]  (the large line: one float64 row of that many classes, value and gradient, in s)
+[--large 131072] [--cancel 16384]  (the large line: one float64 row of that many classes, value and
+gradient, in s; the cancel line: a reduced value whose exact sum is 0, which settles only in mpmath)
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--dtype", action="append", choices=list(reference.FORMATS))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--large", type=int, default=131072, help="classes of the large float64 row (0: skip)")
+    ap.add_argument("--cancel", type=int, default=16384, help="rows of the exactly cancelling sum (0: skip)")
     a = ap.parse_args()
     for dtype in a.dtype or ["float32", "float64"]:
         one_dtype(a, dtype)
@@ -54,6 +56,19 @@ def main() -> None:
         t_grad = best_of(lambda: reference.evaluate_grad("cross_entropy", x, t), 1)
         print(f"CE mean on (1, {a.large}) float64: naive value loop {t_naive:.2f} s; oracle value "
               f"{t_value:.2f} s ({t_naive / t_value:.1f}x), gradient {t_grad:.2f} s ({t_naive / t_grad:.1f}x)")
+    if a.cancel:
+        # a reduced value that cancels exactly: probability targets p and -p on repeated rows
+        rng = np.random.default_rng(0)
+        half = a.cancel // 2
+        x = np.concatenate([rng.standard_normal((half, 4))] * 2)
+        p = rng.dirichlet(np.ones(4), half)
+        p = np.concatenate([p, -p])
+        t_naive = best_of(lambda: naive_loop(x, np.zeros(len(x), np.int64)), 1)
+        t0 = time.perf_counter()
+        ex = reference.evaluate("cross_entropy", x, p, reduction="sum")
+        t_c = time.perf_counter() - t0
+        print(f"CE sum on ({len(x)}, 4) float64 that cancels exactly (exact 0, settled {ex.rounded!r}): "
+              f"{t_c:.2f} s; the naive value loop over it {t_naive:.2f} s ({t_naive / t_c:.2f}x)")
 
 
 def one_dtype(a, dtype: str) -> None:
@@ -62,7 +77,7 @@ def one_dtype(a, dtype: str) -> None:
     x = rng.standard_normal((a.rows, a.classes)).astype(reference.FORMATS[a.dtype].np_dtype)
     t = rng.integers(0, a.classes, a.rows)
     n = x.size
-    t_naive = best_of(lambda: naive_loop(x, t), 1)
+    t_naive = best_of(lambda: naive_loop(x, t), a.repeat)  # best of as many as the oracle gets
     t_oracle = best_of(lambda: reference.evaluate("cross_entropy", x, t, reduction="none"), a.repeat)
     t_grad = best_of(lambda: reference.evaluate_grad("cross_entropy", x, t, reduction="none",
                                                      grad_output=np.ones(a.rows)), a.repeat)

@@ -232,6 +232,21 @@ def _hilo(exact_values):
     return hi.reshape(ex.shape), lo.reshape(ex.shape)
 
 
+def ulp_of_value(r: np.ndarray, fmt) -> np.ndarray:
+    """ulp_of_float(r, 0, fmt) for float64 arrays ``r`` (finite or not), from the exponent bits:
+    the settling stage asks it of every element."""
+    fmt = get_format(fmt)
+    biased = (np.abs(np.asarray(r, np.float64)).view(np.int64) >> 52).astype(np.int64)
+    top = np.where(biased == 0x7FF, 0, biased - 1023)  # inf/nan: any value, the caller masks them
+    q = np.maximum(np.minimum(top, fmt.emax) - fmt.p + 1, fmt.qmin)  # float64 subnormals: top -1023
+    q = np.where(r == 0, fmt.qmin, q)
+    out = ((np.maximum(q, -1022) + 1023) << 52).view(np.float64)
+    small = q < -1022  # float64's subnormal ulps
+    if small.any():
+        out[small] = np.ldexp(1.0, q[small])
+    return out
+
+
 def ulp_of_float(hi: np.ndarray, lo: np.ndarray, fmt) -> np.ndarray:
     """ulp(exact) in fmt for exact = hi + lo (float64 pair), vectorised; 2**qmin for 0/subnormals."""
     fmt = get_format(fmt)

@@ -21,7 +21,7 @@ import mpmath
 import numpy as np
 from mpmath import libmp
 
-from .formats import Format, round_float, round_mpf, round_raw, ulp_of_float
+from .formats import Format, round_float, round_mpf, round_raw, ulp_of_value
 from .numerics import F64, LD, MP, QUAD
 
 FIGURE_ULP_EXP = -10
@@ -384,7 +384,7 @@ def _round_enclosure(v, b, h, low, fmt, fin, ns):
     r = round_float(h, fmt)
     ulp = np.ones(v.shape)
     a = np.abs(r)
-    ulp_r = ulp_of_float(r, np.zeros_like(r), fmt)
+    ulp_r = ulp_of_value(r, fmt)
     m, _ = np.frexp(np.where(np.isfinite(a), a, 1.0))
     half = np.where((m == 0.5) & (a > np.ldexp(1.0, fmt.emin)), ulp_r / 4, ulp_r / 2)  # a binade's first value
     dist = np.abs((h - r) + low) * (1 + 2.0 ** -50) + 2.0 ** -1074 + b
@@ -398,8 +398,7 @@ def _round_enclosure(v, b, h, low, fmt, fin, ns):
         r_lo, r_hi, r_k = round_float(vk - bk, fmt), round_float(vk + bk, fmt), round_float(vk, fmt)
         ok[k] = (r_lo == r_hi) & (np.signbit(r_lo) == np.signbit(r_hi))
         r_v[k] = r_k
-        r_ok = np.where(np.isfinite(r_k), r_k, 0.0)
-        ulp[k] = ulp_of_float(r_ok, np.zeros_like(r_ok), fmt)
+        ulp[k] = ulp_of_value(np.where(np.isfinite(r_k), r_k, 0.0), fmt)
     return ok, r_v, ulp
 
 
@@ -434,6 +433,12 @@ def settle(ev: Evaluation, fmt: Format) -> Settled:
         ratio = (16 + 2 * nflat) * cflat / est
         good = np.isfinite(ratio) & (ratio > 1)
         need[good] = np.log2(ratio[good])
+        # a float64 estimate of exactly 0 next to terms (total cancellation): no precision below
+        # the one whose enclosure fits inside the format's zero-rounding range can settle it, so
+        # start there instead of doubling through every smaller one (each a full re-evaluation)
+        zero = (est == 0) & (cflat > 0) & np.isfinite(cflat)
+        need[zero] = (np.log2((72 + 8 * depth[zero]) * cflat[zero]) - fmt.qmin + 1 - 32
+                      - fmt.p - GUARD - 8 + 2)
     todo = np.flatnonzero(~done)
     exact = ev.exact_prec(np.unique(todo // ncols) if ev.separable else None) if todo.size else None
     if exact is not None and exact[0] <= EXACT_CAP:

@@ -179,3 +179,19 @@ def _to_mpf(v: np.ndarray) -> list:
     mid = rest.astype(np.float64)
     lo = (rest - mid.astype(v.dtype)).astype(np.float64)
     return [mpmath.mpf(float(a)) + mpmath.mpf(float(b)) + mpmath.mpf(float(c)) for a, b, c in zip(hi, mid, lo)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ulp_of_value_agrees_with_ulp_of_float(name):
+    """The settling stage's bit-level ulp equals the general one on representable values: random
+    binades, zeros, subnormals, the extremes of every format."""
+    from reference.formats import ulp_of_float, ulp_of_value
+
+    rng = np.random.default_rng(4)
+    with np.errstate(over="ignore"):
+        v = rng.standard_normal(20000) * np.exp(rng.uniform(-800, 800, 20000))
+    v = np.concatenate([v, [0.0, -0.0, 5e-324, 2.0 ** -1022, 1.7e308, 2.0 ** -149, 2.0 ** -126, 65504.0,
+                            2.0 ** -24, 2.0 ** -14, 2.0 ** -133]])
+    r = round_float(v, name)
+    r = np.where(np.isfinite(r), r, 0.0)
+    np.testing.assert_array_equal(ulp_of_value(r, name), ulp_of_float(r, np.zeros_like(r), name))

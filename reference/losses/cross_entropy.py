@@ -127,9 +127,22 @@ class ClassKernel:
     def parts(self, ns, rows):
         """[(multiplier fn, value rows (M,), magnitude rows (M,))]: l_n = sum_k mult_k(ns) * value_k."""
         x = ns.asarray(rows["x"])
-        logp, _, _ = self._logp(ns, x, rows["x"])
+        y = lns = logp = None
+        if self.logits:
+            y, _, _, _, lns, _ = shifted_lse(ns, x, rows["x"])
         out = []
         for mult, a, present in self.coef_matrix(ns, rows):
+            if present.ndim == 2 and not np.any(np.count_nonzero(present, axis=1) > 1):
+                # a gather (the NLL part): one term per row, formed there alone (+0 where absent;
+                # adding +0 gives the sum's zero sign, as the full row sum would)
+                r, c = np.nonzero(present)
+                lp = y[r, c] - lns[r, 0] if self.logits else x[r, c]
+                val = ns.asarray(np.zeros(present.shape[0]))
+                val[r] = a[r, c] * -lp + ns.const(0)
+                out.append((mult, val, np.abs(val)))
+                continue
+            if logp is None:
+                logp = y - lns if self.logits else x
             terms = np.where(present, a * -logp, ns.const(0))
             val = ns.sum(terms, axis=1)
             mag = ns.sum(np.abs(terms), axis=1)
@@ -224,17 +237,18 @@ class ClassKernel:
             g = np.where(dead | ~onehot, ns.const(0), gof * -a)
             return g, np.abs(g)
         _, e, rest, s, _, k = shifted_lse(ns, x, rows["x"])
-        big_a = ns.sum(a, axis=1, keepdims=True)
-        p = e / s
         if self.eps == 0 and not self.prob:
             # one coefficient per row (the target's): A - a_j is A off the target and exactly 0 on
-            # it, and only the target needs a_t (S - e_t) / S -- computed there alone
+            # it, and only the target needs a_t (S - e_t) / S -- computed there alone.  A is a_t
+            # (+0: the zero sign of the row sum); A p_j is formed as e_j (A / S), one row factor
+            # and one product per element, the same roundings as (A)(e_j / S)
             rows_i = np.arange(a.shape[0])
             tc = np.where(dead[:, 0], 0, rows["t"])
             a_t = a[rows_i, tc]
+            big_a = (a_t + ns.const(0))[:, None]
             s_excl_t = np.where(k[rows_i, tc], rest[:, 0], s[:, 0] - e[rows_i, tc])
             t2_t = a_t * (s_excl_t / s[:, 0])
-            t1 = (gof * big_a) * p
+            t1 = e * ((gof * big_a) / s)
             t1[rows_i, tc] = np.where(a_t != 0, ns.const(0), t1[rows_i, tc])
             g = t1.copy()
             g[rows_i, tc] = t1[rows_i, tc] - gof[:, 0] * t2_t
@@ -244,6 +258,8 @@ class ClassKernel:
             mag = np.abs(t1)
             mag[rows_i, tc] = mag[rows_i, tc] + np.abs(gof[:, 0] * t2_t)
             return g, mag
+        big_a = ns.sum(a, axis=1, keepdims=True)
+        p = e / s
         a_excl = big_a - a
         s_excl = np.where(k, np.broadcast_to(rest, a.shape), s - e)
         t1 = a_excl * p
