@@ -60,6 +60,10 @@ def _exact_type() -> Any:
     return Exact
 
 
+class OracleMissing(RuntimeError):
+    """A read-only cache (a backend worker's) lacks an entry the oracle pass should have made."""
+
+
 class OracleCache:
     """Exact values keyed by (case id, check):
     ``root/<LAYOUT>-oracle<version>/<id[:2]>/<id>.<check>.json`` (``grad:target`` -> ``grad-target``).
@@ -69,9 +73,12 @@ class OracleCache:
     """
 
     def __init__(self, root: str | Path | None = None, oracle: Callable[[Any, str], Any] | None = None,
-                 exact_type: Callable[[], Any] | None = None) -> None:
+                 exact_type: Callable[[], Any] | None = None, computes: bool = True) -> None:
         self.root = Path(root).expanduser() if root is not None else default_dir()
         self.oracle = oracle or compute
+        # False in a worker that has loaded a backend under test: its process state must never
+        # reach an oracle answer, so a missing entry is an error there, never computed
+        self.computes = computes
         self._exact_type = exact_type or _exact_type
         self.hits = 0
         self.misses = 0
@@ -143,6 +150,9 @@ class OracleCache:
             self.hits += 1
             return exact
         self.misses += 1
+        if not self.computes:
+            raise OracleMissing(f"no oracle value for {case.id}/{check} in the cache (the oracle runs only "
+                                "in processes that load no backend under test)")
         exact = self.oracle(case, check)
         try:
             self.store(case.id, check, exact)

@@ -95,29 +95,23 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _known_failures(config: Any) -> Any:
-    if config.known_failures is None:
-        return None
-    from harness.knownfail import KnownFailures
+    from harness.config import ConfigError
 
     try:
-        return KnownFailures.load(config.known_failures)
-    except ValueError as exc:
+        return config.known_failure_set()
+    except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _load_backends(specs: Sequence[str]) -> None:
-    """Import every backend up front, so an unknown one is bad usage rather than a run of errors."""
-    from harness.backends import BackendLoadError, load
+def _load_backends(specs: Sequence[str], timeout: float = 120.0) -> None:
+    """Try every backend up front, so an unknown one is bad usage rather than a run of errors; in
+    worker processes, so that what a backend does on import (patching torch, FPU flags) never
+    reaches this process."""
+    from harness.pool import check_loadable
 
-    for spec in specs:
-        try:
-            load(spec)
-        except BackendLoadError as exc:
-            raise UsageError(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - a custom backend crashing on import: bad --backend
-            from harness.backends.base import one_line
-
-            raise UsageError(f"cannot load backend {spec!r}: {one_line(exc)}") from None
+    errors = check_loadable(list(specs), timeout=max(timeout, 60.0))
+    if errors:
+        raise UsageError(next(iter(errors.values())))
 
 
 def _suite(name: str, seed: int) -> list:
@@ -215,9 +209,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         where = args.cases or f"the known suites (seed {args.seed})"
         raise UsageError(f"no case with id {args.case_id!r} in {where}")
     print(describe_case(case))
-    backend = load(args.backend)
     cache = OracleCache()
     checks = checks_for(case, not args.no_grad)
+    exacts = {}
+    for check in checks:  # the oracle first: nothing the backend does on import can reach it
+        try:
+            exacts[check] = cache.get(case, check)
+        except Exception:  # noqa: BLE001, S112 - evaluate_task records the oracle's error below
+            continue
+    backend = load(args.backend)
     records, _ = evaluate_task(backend, args.backend, case, checks, cache, tolerances)
     try:
         observation = backend.evaluate(case)
@@ -230,7 +230,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if observation is not None:
             observed = observation.observed(check)
         if rec.get("status") == "ok" and observed is not None:
-            print(worst_elements(cache.get(case, check), observed))
+            print(worst_elements(exacts.get(check) or cache.get(case, check), observed))
         from harness.repro import snippet
 
         print(f"-- repro ({args.backend}, {check}):")

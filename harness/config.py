@@ -56,6 +56,16 @@ class Config:
     timeout: float | None = None
     path: Path | None = field(default=None, compare=False)  # the pyproject.toml read, if any
 
+    def known_failure_set(self) -> Any:
+        """torch's built-in known failures plus the configured file's: what every gate applies
+        (CLI, pytest plugin, library), so they agree.  A bad file -> ConfigError."""
+        from harness.knownfail import KnownFailures
+
+        try:
+            return KnownFailures.combined(self.known_failures)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
     def run_jobs(self, jobs: int | None = None) -> int:
         """``jobs`` if given, else the configured value, else :func:`default_jobs`."""
         return jobs or self.jobs or default_jobs()

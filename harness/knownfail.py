@@ -13,7 +13,13 @@ File format (TOML or JSON, chosen by the extension; ``.json`` is JSON, anything 
     {"known_failures": [{"match": "...", "reason": "..."}]}   # JSON (a bare list also works)
 
 ``match`` is a case id or an fnmatch pattern tried against the case id and against
-``"backend:loss:family:dtype:check"``.
+``"backend:loss:family:dtype:check"``.  A record of a drop-in whose function *is* torch's own
+(``delegates: "torch"``, see TorchFunctionalBackend.delegates_to) is matched as torch's too.
+
+Torch's own known failures ship with the package (``known_failures_torch.toml``): :meth:`builtin`
+gives them, and every gate (CLI, pytest plugin, library) applies them before the user's file, so a
+plain ``losscheck gate`` passes in any directory.  A built-in entry is reported unmatched only
+when it met its checks and none failed (a fixed torch); a user's entry whenever it matched nothing.
 """
 from __future__ import annotations
 
@@ -33,16 +39,24 @@ from harness.check import final_verdict
 __all__ = ["KnownFailure", "KnownFailures"]
 
 
+BUILTIN = Path(__file__).with_name("known_failures_torch.toml")
+
+
 @dataclass(frozen=True)
 class KnownFailure:
     match: str
     reason: str
+    builtin: bool = False
 
     def matches(self, record: dict) -> bool:
-        key = ":".join(str(record.get(k, "")) for k in ("backend", "loss", "family", "dtype", "check"))
         case_id = str(record.get("case_id", ""))
-        return (self.match == case_id or fnmatch.fnmatchcase(case_id, self.match)
-                or fnmatch.fnmatchcase(key, self.match))
+        if self.match == case_id or fnmatch.fnmatchcase(case_id, self.match):
+            return True
+        rest = ":".join(str(record.get(k, "")) for k in ("loss", "family", "dtype", "check"))
+        names = [str(record.get("backend", ""))]
+        if record.get("delegates"):
+            names.append(str(record["delegates"]))
+        return any(fnmatch.fnmatchcase(f"{name}:{rest}", self.match) for name in names)
 
 
 class KnownFailures:
@@ -50,6 +64,22 @@ class KnownFailures:
         self.entries = tuple(entries)
         self.source = source
         self._used: set[int] = set()
+        self._seen: set[int] = set()  # built-in entries that met a record, whatever its verdict
+
+    @classmethod
+    def builtin(cls) -> KnownFailures:
+        """Torch's known failures as shipped with losscheck."""
+        got = cls.load(BUILTIN)
+        return cls([KnownFailure(e.match, e.reason, builtin=True) for e in got.entries], source="built-in")
+
+    @classmethod
+    def combined(cls, path: str | Path | None) -> KnownFailures:
+        """The built-in entries, then those of the user's file (ValueError on a bad file)."""
+        base = cls.builtin()
+        if path is None:
+            return base
+        user = cls.load(path)
+        return cls(base.entries + user.entries, source=user.source)
 
     @classmethod
     def load(cls, path: str | Path) -> KnownFailures:
@@ -96,6 +126,9 @@ class KnownFailures:
         """A copy of ``record`` with verdict "xfail" (and ``xfail_reason``) when it fails and an
         entry matches; other records are returned unchanged.  ``strict`` as in final_verdict."""
         if final_verdict(record, strict) not in ("fail", "error"):
+            for i, entry in enumerate(self.entries):
+                if entry.builtin and i not in self._seen and entry.matches(record):
+                    self._seen.add(i)
             return record
         for i, entry in enumerate(self.entries):
             if entry.matches(record):
@@ -108,5 +141,7 @@ class KnownFailures:
         return record
 
     def unmatched(self) -> list[KnownFailure]:
-        """Entries that have not turned any failing record into xfail so far."""
-        return [e for i, e in enumerate(self.entries) if i not in self._used]
+        """Entries that have not turned any failing record into xfail so far (built-in ones only
+        when they met their checks: a filtered run does not exercise most of them)."""
+        return [e for i, e in enumerate(self.entries)
+                if i not in self._used and (not e.builtin or i in self._seen)]

@@ -36,6 +36,25 @@ def load_backend(spec: str) -> Any:
     return load(spec)
 
 
+#: backend objects that cannot be named by a spec (the pytest plugin's modules and objects), by
+#: label: set before a "fork" pool starts, so that its workers inherit them (see in_process_loader)
+IN_PROCESS: dict[str, Any] = {}
+
+
+def in_process_loader(spec: str) -> Any:
+    """The loader of a forked pool: the object the parent registered under ``spec``."""
+    from harness.backends import from_object
+
+    obj = IN_PROCESS[spec]
+    return obj if hasattr(obj, "evaluate") and hasattr(obj, "supports") else from_object(spec, obj)
+
+
+def can_fork() -> bool:
+    """Whether objects can be handed to isolated workers by fork (Linux: fork is safe enough there
+    with torch, which resets its thread pools in the child; macOS forks are not)."""
+    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+
+
 #: the pseudo-spec of an oracle-pass task: the worker fills the oracle cache and loads no backend
 ORACLE_PASS = "<oracle>"
 
@@ -67,6 +86,8 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
         os.environ[var] = "1"  # one thread per worker: the workers already fill the cores
     loader = loader or load_backend
     cache = OracleCache(cache_root, oracle=oracle, exact_type=exact_type)
+    # once a backend is loaded, answers only come from the cache the oracle pass filled
+    read_only = OracleCache(cache_root, oracle=oracle, exact_type=exact_type, computes=False)
     loaded: dict[str, Any] = {}
     while True:
         try:
@@ -77,6 +98,12 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
             return
         task_id, spec, case, checks = msg
         if spec == ORACLE_PASS:
+            if loaded:  # the pool never sends one here (affinity); refuse rather than compute
+                conn.send(("oracle", task_id))
+                conn.send(("result", task_id, [status_record(ORACLE_PASS, case, c, "error",
+                                                             "oracle: asked of a backend's worker")
+                                               for c in checks], _no_timing()))
+                continue
             records, timing = _oracle_only(cache, case, checks)
             conn.send(("oracle", task_id))
             conn.send(("result", task_id, records, timing))
@@ -92,9 +119,51 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
                        for c in checks]
             conn.send(("result", task_id, records, _no_timing()))
             continue
-        records, timing = evaluate_task(backend, spec, case, checks, cache, tolerances, checker,
+        records, timing = evaluate_task(backend, spec, case, checks, read_only, tolerances, checker,
                                         oracle_done=lambda tid=task_id: conn.send(("oracle", tid)))
         conn.send(("result", task_id, records, timing))
+
+
+def _probe_main(conn: Any, spec: str, loader: Any) -> None:
+    """Load one backend and report (None | error line): the CLI's up-front check, in a process of
+    its own so that a backend's import-time side effects never reach the CLI's process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        (loader or load_backend)(spec)
+        conn.send(None)
+    except BaseException as exc:  # noqa: BLE001 - any failure to load is the answer
+        from harness.backends import BackendLoadError
+
+        conn.send(str(exc) if isinstance(exc, BackendLoadError) else f"cannot load backend {spec!r}: {one_line(exc)}")
+
+
+def check_loadable(specs: list[str], timeout: float, loader: Any = None,
+                   start_method: str = "forkserver") -> dict[str, str]:
+    """{spec: error line} for the backends that cannot be loaded, each tried in a fresh worker
+    process (a crash or a hang on import is an error too)."""
+    ctx = _context(start_method)
+    errors: dict[str, str] = {}
+    for spec in specs:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_probe_main, args=(child, spec, loader), daemon=True)
+        proc.start()
+        child.close()
+        try:
+            if parent.poll(timeout):
+                msg = parent.recv()
+                if msg is not None:
+                    errors[spec] = msg
+            else:
+                errors[spec] = f"cannot load backend {spec!r}: no answer within {timeout:g} s"
+        except (EOFError, OSError):
+            proc.join(timeout=5)
+            errors[spec] = f"cannot load backend {spec!r}: {_describe_death(proc.exitcode)} while importing it"
+        finally:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+            parent.close()
+    return errors
 
 
 @dataclass
@@ -112,6 +181,7 @@ class _Worker:
         self.proc.start()
         child.close()
         self.task: _Task | None = None
+        self.spec: str | None = None  # the one backend (or the oracle pass) this worker serves
         self.deadline = math.inf
         self.started = 0.0
         self.phase = "oracle"
@@ -151,6 +221,8 @@ def _context(start_method: str) -> Any:
     and torch (no threads started), so a replacement worker after a crash or timeout costs
     milliseconds instead of a fresh interpreter importing torch; "spawn" is the portable fallback.
     """
+    if start_method == "fork":
+        return mp.get_context("fork")
     if start_method == "forkserver" and "forkserver" in mp.get_all_start_methods():
         import importlib.util
 
@@ -176,17 +248,24 @@ def _run_pool(tasks: list[_Task], jobs: int, timeout: float, worker_args: tuple,
     computing: set[str] = set()  # case ids whose oracle a worker is computing now
     workers = [_Worker(ctx, worker_args) for _ in range(max(1, min(jobs, len(tasks))))]
 
-    def next_task() -> _Task | None:
+    def next_task(spec: str | None) -> _Task | None:
         for i, task in enumerate(pending):
-            if task.case.id not in computing:
+            if task.case.id not in computing and spec in (None, task.spec):
                 del pending[i]
                 return task
         return None
 
     def dispatch(i: int) -> None:
-        task = next_task()
+        # a worker serves one backend for life: another backend's monkeypatching, FPU flags or
+        # np.seterr cannot reach it; when its backend has no work left a fresh worker replaces it
+        task = next_task(workers[i].spec)
+        if task is None and workers[i].spec is not None and any(t.spec != workers[i].spec for t in pending):
+            workers[i].stop()
+            workers[i] = _Worker(ctx, worker_args)
+            task = next_task(None)
         if task is None:
             return
+        workers[i].spec = task.spec
         if not ready(task):
             computing.add(task.case.id)
         try:

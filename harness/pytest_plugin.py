@@ -5,7 +5,10 @@ test suite::
         losscheck.check(mypkg.losses, suite="gate")
 
 A spec string runs through the runner (worker processes: a crash or hang is recorded, not fatal);
-a module or object is a drop-in for torch.nn.functional evaluated in-process. A failing check
+a module or object is a drop-in for torch.nn.functional, evaluated in forked worker processes on
+Linux (isolated the same way, with the timeout) and in the test's process elsewhere.  Tolerances,
+known failures (torch's built-in ones plus ``[tool.losscheck]``'s file), jobs and timeout come
+from the same configuration the CLI reads. A failing check
 fails the test with a table of the worst elements and the repro snippet of the worst one.
 
 Imported by every pytest session on the machine, so it imports nothing heavy at module level.
@@ -33,7 +36,7 @@ class LossCheck:
               allow_unsupported: bool = False) -> Any:
         """Run ``backend`` on ``suite`` (filtered); ``pytest.fail`` if any check fails the gate."""
         import cases
-        from harness.config import load_config
+        from harness.config import ConfigError, load_config
         from harness.runner import Runner, select
         from harness.summary import failing, unevaluated
 
@@ -45,9 +48,13 @@ class LossCheck:
             raise ValueError(f"no case of suite {suite!r} matches losses={losses} dtypes={dtypes} "
                              f"families={families}")
         label, in_process = _backend(backend)
-        config = load_config()
+        try:  # the configuration the CLI reads, through the same path (harness.config)
+            config = load_config()
+            known = config.known_failure_set()
+        except ConfigError as exc:
+            pytest.fail(f"losscheck: {exc}", pytrace=False)
         runner = Runner(jobs=config.run_jobs(jobs), timeout=config.run_timeout(timeout), tolerances=config.tolerances,
-                        strict=strict, grad=grad)
+                        known_failures=known, strict=strict, grad=grad)
         results = self.workdir / f"losscheck-{_safe(label)}-{suite}.jsonl"
         result = runner.run(selected, [label], results, suite=suite, seed=seed,
                             in_process={label: in_process} if in_process is not None else None)
@@ -69,13 +76,16 @@ def _safe(label: str) -> str:
 
 def _backend(backend: Any) -> tuple[str, Any]:
     """(label, in-process backend or None): spec strings go to worker processes."""
-    from harness.backends import BackendLoadError, load
+    from harness.backends import BackendLoadError
 
     if isinstance(backend, str):
-        try:
-            load(backend)  # fail here, in the test, with the backend's own message
-        except BackendLoadError as exc:
-            pytest.fail(f"losscheck: {exc}", pytrace=False)
+        from harness.pool import check_loadable
+
+        # fail here, in the test, with the backend's own message; tried in a worker process, so
+        # what the backend does on import never reaches the test session
+        errors = check_loadable([backend], timeout=120.0)
+        if errors:
+            pytest.fail(f"losscheck: {errors[backend]}", pytrace=False)
         return backend, None
     from harness.backends import from_object
 

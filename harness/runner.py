@@ -21,7 +21,7 @@ from typing import Any
 from harness.backends.base import one_line
 from harness.cache import OracleCache
 from harness.config import DEFAULT_TIMEOUT, default_jobs
-from harness.pool import ORACLE_PASS, _run_pool, _Task
+from harness.pool import IN_PROCESS, ORACLE_PASS, _run_pool, _Task, can_fork, in_process_loader
 from harness.results_file import (
     SCHEMA,
     ResultsWriter,
@@ -101,8 +101,9 @@ class Runner:
             seed: int = 0, resume: bool = False, in_process: dict[str, Any] | None = None) -> RunResult:
         """Evaluate every (spec, case, check); return header, all records (resumed ones included), stats.
 
-        ``in_process`` maps labels to backend objects evaluated in this process, sequentially and
-        without isolation (the pytest plugin's mode for objects that cannot be named by a spec).
+        ``in_process`` maps labels to backend objects that cannot be named by a spec (the pytest
+        plugin's modules and objects): on Linux forked workers inherit them (isolated, with the
+        timeout); elsewhere they run in this process, sequentially, without a timeout.
         """
         t_start = time.perf_counter()
         results = Path(results)
@@ -170,8 +171,19 @@ class Runner:
                     timing = {**timing, "hits": 0, "misses": 0}
                 on_records(task, recs, timing)
 
-            if in_process is not None:
-                for task in runnable:
+            if in_process is not None and runnable and can_fork():
+                # objects cannot be named in a fresh process: forked workers inherit them, so a
+                # hang is killed at the timeout and an os._exit is a crash record, as for specs
+                IN_PROCESS.clear()
+                IN_PROCESS.update(in_process)
+                fork_args = (*args[:-1], in_process_loader)
+                try:
+                    _run_pool(runnable, self.jobs, self.timeout, fork_args, ready=lambda t: True,
+                              on_records=on_backend, stats=stats, start_method="fork")
+                finally:
+                    IN_PROCESS.clear()
+            elif in_process is not None:
+                for task in runnable:  # no fork (macOS, Windows): in this process, no timeout
                     recs, timing = evaluate_task(in_process[task.spec], task.spec, task.case, task.checks,
                                                  self.cache, self.tolerances, self.checker)
                     on_backend(task, recs, timing)

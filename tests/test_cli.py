@@ -472,3 +472,68 @@ def test_a_detached_output_fails_its_gradient_checks(capsys, tmp_path):
     assert all(r["message"] == "no gradient: output detached from autograd" for r in grads)
     assert {r["verdict"] for r in recs if r["check"] == "value"} == {"pass"}
     assert validate_file(results) == len(recs) + 1
+
+
+def _verdicts(path: Path, backend: str) -> dict:
+    return {(r["case_id"], r["check"]): (r["verdict"], r.get("max_ulp")) for r in results(path)
+            if r["type"] == "result" and r["backend"] == backend}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_backend_that_patches_torch_cannot_change_torchs_verdicts(capsys, tmp_path, jobs):
+    """issue 10: tests.planted.patcher replaces F.log_softmax at import; torch's records next to it
+    are the ones torch gets alone (each backend in worker processes of its own)."""
+    alone, both = tmp_path / "alone.jsonl", tmp_path / "both.jsonl"
+    base = ["gate", "--loss", "log_softmax", "--dtype", "float32", "--jobs", jobs]
+    assert cli(capsys, *base, "--results", str(alone))[0] == 0
+    code, out, _ = cli(capsys, *base, "--backend", "tests.planted.patcher", "--backend", "torch",
+                       "--results", str(both))
+    assert code == 1, out
+    assert _verdicts(both, "torch") == _verdicts(alone, "torch")
+    assert {v for v, _ in _verdicts(both, "tests.planted.patcher").values()} >= {"fail"}
+    assert "FAILED: tests.planted.patcher" in out and "torch:" not in out.split("FAILED")[1].split("\n")[0]
+
+
+def test_a_backend_that_poisons_its_process_changes_no_answer(capsys, tmp_path):
+    """FTZ, np.seterr(all='raise'), mpmath.mp.prec = 8 and upward rounding in one backend's process:
+    torch's verdicts and figures are those it gets alone, and the poisoner (torch's own functions)
+    gets them too."""
+    alone, both = tmp_path / "alone.jsonl", tmp_path / "both.jsonl"
+    base = ["gate", "--loss", "softmax", "--loss", "log_softmax", "--dtype", "float32", "--jobs", "2"]
+    assert cli(capsys, *base, "--results", str(alone))[0] == 0
+    cli(capsys, *base, "--backend", "tests.planted.poisoner", "--backend", "torch",
+        "--results", str(both))
+    torch_alone = _verdicts(alone, "torch")
+    assert _verdicts(both, "torch") == torch_alone
+    poisoned = _verdicts(both, "tests.planted.poisoner")
+    assert poisoned.keys() == torch_alone.keys()
+    # the poisoner's own results may differ where FTZ changes torch's arithmetic, never by an
+    # oracle error: every one of its checks was judged
+    assert all(v in ("pass", "warn", "fail", "xfail") for v, _ in poisoned.values())
+
+
+def test_torchs_known_failures_ship_with_the_package(capsys, tmp_path, monkeypatch):
+    """issue 10: a plain gate in a directory with no configuration passes on torch's known failures."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "r.jsonl"
+    code, out, _ = cli(capsys, "gate", "--loss", "softmax", "--loss", "cross_entropy", "--family",
+                       "softmax.absorption", "--family", "ce.absorption", "--dtype", "float32",
+                       "--results", str(path))
+    assert code == 0, out
+    recs = [r for r in results(path) if r["type"] == "result"]
+    assert any(r["verdict"] == "xfail" and "absorbed" in r.get("xfail_reason", "") for r in recs)
+
+
+def test_a_dropin_reexporting_torch_gets_torchs_known_failures(capsys, tmp_path):
+    path = tmp_path / "r.jsonl"
+    code, out, _ = cli(capsys, "gate", "--backend", "tests.planted.reexport", "--loss", "softmax",
+                       "--family", "softmax.absorption", "--dtype", "float32", "--results", str(path))
+    assert code == 0, out
+    recs = [r for r in results(path) if r["type"] == "result"]
+    assert recs and all(r["delegates"] == "torch" for r in recs)
+    assert {r["verdict"] for r in recs} >= {"xfail"}
+    # a function of its own is not torch's: the planted patcher's log_softmax gets no delegation
+    from harness.backends import load
+
+    assert load("tests.planted.lse_rounded").delegates_to("cross_entropy") is None
+    assert load("tests.planted.lse_rounded").delegates_to("softmax") == "torch"

@@ -78,3 +78,55 @@ def test_a_backend_that_evaluates_nothing_fails_unless_allowed(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*evaluated nothing of a loss it was asked to check (cross_entropy: none of*"])
+
+
+def test_an_in_process_object_that_hangs_is_killed_at_the_timeout(pytester):
+    """issue 10: an object (not a spec) runs in forked workers: its timeout works."""
+    pytester.makepyfile(test_mine="""
+        import time
+        import torch.nn.functional as F
+
+        class Slow:
+            def softmax(self, input, dim):
+                time.sleep(120)
+                return F.softmax(input, dim=dim)
+
+        def test_slow(losscheck):
+            losscheck.check(Slow(), suite="smoke", losses=["softmax"], jobs=1, timeout=2)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no result within 2 s*"])
+
+
+def test_an_in_process_object_that_exits_is_a_crash_not_the_end_of_pytest(pytester):
+    pytester.makepyfile(test_mine="""
+        import os
+
+        class Exits:
+            def softmax(self, input, dim):
+                os._exit(3)
+
+        def test_exits(losscheck):
+            losscheck.check(Exits(), suite="smoke", losses=["softmax"], jobs=1)
+
+        def test_after():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*worker exited with code 3*"])
+
+
+def test_the_plugin_applies_torchs_known_failures_as_the_cli_does(pytester):
+    """issue 10 §6: torch's absorption failures are known (shipped with the package): the plugin's
+    verdicts are the CLI's, xfail with their reason."""
+    pytester.makepyfile(test_mine="""
+        def test_torch(losscheck):
+            result = losscheck.check("torch", suite="gate", losses=["softmax"],
+                                     families=["softmax.absorption"], dtypes=["float32"], jobs=1)
+            verdicts = {r["verdict"] for r in result.records}
+            assert "xfail" in verdicts and "fail" not in verdicts, verdicts
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=1)

@@ -28,6 +28,16 @@ class TorchFunctionalBackend(Backend):
     def supports(self, loss: str) -> bool:
         return loss in LOSSES and callable(getattr(self.functions, loss, None))
 
+    def delegates_to(self, loss: str) -> str | None:
+        """"torch" when this drop-in's ``loss`` is torch.nn.functional's own function (re-exported,
+        not wrapped): its records then get torch's known failures.  Told by the function's own
+        module and name, not by identity with ``F.<loss>``, which a patching library replaces."""
+        fn = getattr(self.functions, loss, None)
+        if self.name == "torch" or fn is None or hasattr(fn, "__wrapped__"):
+            return None
+        own = getattr(fn, "__module__", None) == "torch.nn.functional" and getattr(fn, "__name__", None) == loss
+        return "torch" if own else None
+
     def _evaluate(self, case: Any) -> Observation:
         fn = getattr(self.functions, case.loss)
         spec = registry.get(case.loss)
