@@ -29,7 +29,8 @@ def gate(session: nox.Session) -> None:
     session.install("-c", CONSTRAINTS, "-e", ".[fast]")
     OUT.mkdir(parents=True, exist_ok=True)
     session.run("losscheck", "gate", "--backend", "torch", "--backend", "numpy",
-                "--results", str(OUT / "results.jsonl"), "--report", str(OUT), *session.posargs)
+                "--results", str(OUT / "results.jsonl"), "--overwrite", "--report", str(OUT),
+                *session.posargs)
 
 
 @nox.session
@@ -58,7 +59,8 @@ def regression(session: nox.Session) -> None:
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(parents=True)
     for name in ("base", "new"):
-        session.run("losscheck", "run", "--backend", "torch", "--results", str(runs / f"{name}.jsonl"))
+        session.run("losscheck", "run", "--backend", "torch", "--results", str(runs / f"{name}.jsonl"),
+                    "--overwrite")
     session.run("losscheck", "compare", str(runs / "base.jsonl"), str(runs / "new.jsonl"),
                 "--gate", "--out", str(out))
 

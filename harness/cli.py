@@ -39,7 +39,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=DEFAULT_RESULTS, metavar="PATH",
                    help=f"JSONL results file (default {DEFAULT_RESULTS})")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --results, skipping finished checks")
+                   help="continue the run in --results, skipping finished checks (the run's settings must match)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --results file (without it, or --resume, an existing one is refused)")
     p.add_argument("--report", metavar="DIR", help="render the HTML/Markdown/JUnit report here after the run")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--allow-unsupported", action="store_true",
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--gate", action="store_true", help="exit 1 on a regression")
     compare.add_argument("--factor", type=float, default=2.0, help="error growth that counts as a regression")
     compare.add_argument("--out", metavar="DIR")
+    compare.add_argument("--allow-missing", action="store_true",
+                         help="checks of BASE missing from NEW are not a regression")
     return parser
 
 
@@ -151,7 +155,7 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
                     grad=not args.no_grad, progress=sys.stderr.isatty())
     try:
         result = runner.run(selected, specs, args.results, suite=args.suite, seed=args.seed,
-                            resume=args.resume)
+                            resume=args.resume, overwrite=args.overwrite)
     except RunError as exc:
         raise UsageError(str(exc)) from None
     print_summary(result.records, strict=args.strict, stats=result.stats,
@@ -291,7 +295,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import reports
 
     try:
-        outcome = reports.compare(args.base, args.new, out_dir=args.out, factor=args.factor, gate=args.gate)
+        outcome = reports.compare(args.base, args.new, out_dir=args.out, factor=args.factor, gate=args.gate,
+                                  allow_missing=args.allow_missing)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     print(outcome.markdown)

@@ -56,7 +56,7 @@ class LossCheck:
         runner = Runner(jobs=config.run_jobs(jobs), timeout=config.run_timeout(timeout), tolerances=config.tolerances,
                         known_failures=known, strict=strict, grad=grad)
         results = self.workdir / f"losscheck-{_safe(label)}-{suite}.jsonl"
-        result = runner.run(selected, [label], results, suite=suite, seed=seed,
+        result = runner.run(selected, [label], results, suite=suite, seed=seed, overwrite=True,
                             in_process={label: in_process} if in_process is not None else None)
         self.last = result
         bad = failing(result.records, strict)

@@ -2,7 +2,9 @@
 so a killed run loses nothing and ``--resume`` continues it (a torn last line is cut off)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import warnings
 from pathlib import Path
@@ -87,6 +89,80 @@ def read_finished(path: Path) -> tuple[dict | None, list[dict]]:
         with open(path, "ab") as fh:
             fh.write(b"\n")
     return header, records
+
+
+#: run-header fields that must agree for --resume to continue a file (the verdicts depend on them)
+RESUME_FIELDS = ("suite", "seed", "backends", "grad", "strict", "tolerances", "known_failures",
+                 "oracle_version", "versions")
+
+
+def known_failures_digest(known: Any) -> str | None:
+    """A short digest of the known-failure entries in force (None when there are none)."""
+    entries = getattr(known, "entries", None)
+    if not entries:
+        return None
+    text = json.dumps([[e.match, e.reason] for e in entries])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def header_differences(old: dict, new: dict) -> list[str]:
+    """What differs between the header of a file being resumed and this run's, one phrase each."""
+    out = []
+    for key in RESUME_FIELDS:
+        a, b = old.get(key), new.get(key)
+        if key == "backends":
+            a, b = sorted(a or []), sorted(b or [])
+        if a == b:
+            continue
+        if key == "versions" and isinstance(a, dict) and isinstance(b, dict):
+            names = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            out.append("versions of " + ", ".join(f"{n} ({a.get(n)} there, {b.get(n)} now)" for n in names))
+        elif key in ("tolerances", "known_failures"):
+            out.append(key)  # long: naming it is enough
+        else:
+            out.append(f"{key} ({a!r} there, {b!r} now)")
+    return out
+
+
+def holds_results(path: Path) -> bool:
+    """Whether ``path`` is a non-empty file (an earlier run's results, or something else)."""
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+class ResultsLock:
+    """An exclusive lock on ``<results>.lock`` for the whole run: a second run writing the same
+    results file is refused at once (two writers would interleave and lose records).  POSIX
+    ``flock``; where it does not exist, no lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+        self.fd: int | None = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunError(f"{self.path}: cannot create the results lock ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise RunError(f"{self.path.with_suffix('')}: another losscheck run is writing it") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
 
 
 class ResultsWriter:

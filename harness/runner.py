@@ -24,8 +24,12 @@ from harness.config import DEFAULT_TIMEOUT, default_jobs
 from harness.pool import IN_PROCESS, ORACLE_PASS, _run_pool, _Task, can_fork, in_process_loader
 from harness.results_file import (
     SCHEMA,
+    ResultsLock,
     ResultsWriter,
     RunError,
+    header_differences,
+    holds_results,
+    known_failures_digest,
     read_finished,
     tolerances_dict,
     versions,
@@ -92,13 +96,17 @@ class Runner:
         return rec
 
     def header(self, suite: str, seed: int, specs: Sequence[str]) -> dict:
+        from reference import ORACLE_VERSION
+
         return {"type": "run", "schema": SCHEMA, "run_id": uuid.uuid4().hex,
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "suite": suite, "seed": seed, "backends": list(specs), "versions": versions(),
-                "tolerances": tolerances_dict(self.tolerances), "grad": self.grad}
+                "tolerances": tolerances_dict(self.tolerances), "grad": self.grad, "strict": self.strict,
+                "oracle_version": ORACLE_VERSION, "known_failures": known_failures_digest(self.known_failures)}
 
     def run(self, cases: Sequence[Any], specs: Sequence[str], results: str | Path, suite: str = "",
-            seed: int = 0, resume: bool = False, in_process: dict[str, Any] | None = None) -> RunResult:
+            seed: int = 0, resume: bool = False, in_process: dict[str, Any] | None = None,
+            overwrite: bool = False) -> RunResult:
         """Evaluate every (spec, case, check); return header, all records (resumed ones included), stats.
 
         ``in_process`` maps labels to backend objects that cannot be named by a spec (the pytest
@@ -107,22 +115,37 @@ class Runner:
         """
         t_start = time.perf_counter()
         results = Path(results)
+        with ResultsLock(results):
+            return self._run(cases, specs, results, suite, seed, resume, overwrite, in_process, t_start)
+
+    def _run(self, cases, specs, results: Path, suite, seed, resume, overwrite, in_process, t_start) -> RunResult:
         stats = RunStats()
         previous: list[dict] = []
         header = self.header(suite, seed, specs)
+        if not resume and not overwrite and holds_results(results):
+            raise RunError(f"{results}: holds the results of an earlier run; pass --resume to continue "
+                           "it or --overwrite to replace it")
         if resume:
             old_header, previous = read_finished(results)
             if old_header is not None:
-                if (old_header.get("suite"), old_header.get("seed")) != (suite, seed):
-                    raise RunError(f"{results}: holds suite {old_header.get('suite')!r} seed "
-                                   f"{old_header.get('seed')!r}, not {suite!r} seed {seed!r}; cannot resume")
+                differs = header_differences(old_header, header)
+                if differs:
+                    raise RunError(f"cannot resume {results}: it was run with other {'; '.join(differs)} "
+                                   "(--overwrite starts over)")
                 header["run_id"] = old_header.get("run_id", header["run_id"])
                 header["resumed"] = True
             else:
                 resume = False
         by_id = {c.id: c for c in cases}
         wanted = {(s, c.id, k) for s in specs for c in cases for k in checks_for(c, self.grad)}
-        kept = [r for r in previous if (r.get("backend"), r.get("case_id"), r.get("check")) in wanted]
+        latest: dict[tuple, dict] = {}
+        for r in previous:  # a later record of a check supersedes an earlier one (a retry)
+            key = (r.get("backend"), r.get("case_id"), r.get("check"))
+            if key in wanted:
+                latest[key] = r
+        # a check whose worker crashed or timed out is tried once more on resume
+        retry = {k for k, r in latest.items() if r.get("status") in ("crash", "timeout") and not r.get("retried")}
+        kept = [r for k, r in latest.items() if k not in retry]
         done = {(r["backend"], r["case_id"], r["check"]) for r in kept}
         stats.skipped = len(done)
 
@@ -145,6 +168,8 @@ class Runner:
             stats.cache_hits += timing.get("hits", 0)
             stats.cache_misses += timing.get("misses", 0)
             for rec in recs:
+                if (rec.get("backend"), rec.get("case_id"), rec.get("check")) in retry:
+                    rec["retried"] = True
                 rec = jsonable(self.finish_record(rec, by_id[rec["case_id"]]))
                 writer.write(rec)
                 records.append(rec)
@@ -196,7 +221,6 @@ class Runner:
             writer.close()
             stats.wall = time.perf_counter() - t_start
         return RunResult(header=header, records=records, stats=stats)
-
 
     def _oracle_pass(self, tasks: list[_Task], args: tuple, stats: RunStats) -> dict:
         """Fill the oracle cache for every (case, check) the tasks need, in worker processes that

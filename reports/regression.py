@@ -103,9 +103,16 @@ class Comparison:
             self._html = render_html(self)
         return self._html
 
+    allow_missing: bool = False
+
+    @property
+    def missing(self) -> bool:
+        """Checks of BASE that NEW lacks count against NEW (a partial run proves nothing about them)."""
+        return bool(self.only_base) and not self.allow_missing
+
     @property
     def regressed(self) -> bool:
-        return bool(self.worse or self.new_failures)
+        return bool(self.worse or self.new_failures or self.missing)
 
     @property
     def exit_code(self) -> int:
@@ -136,12 +143,29 @@ def _match(base: Results, new: Results) -> tuple[str, dict, dict]:
     return "same backends", dict(base.records), dict(new.records)
 
 
+def _same_runs(base: Results, new: Results) -> None:
+    """Refuse (ResultsError, one line) runs that cannot be compared: another suite or seed, or
+    other backends (except one backend on each side: a candidate against a baseline)."""
+    hb, hn = base.runs[0], new.runs[0]
+    for key in ("suite", "seed"):
+        if hb.get(key) != hn.get(key):
+            raise ResultsError(f"BASE is {key} {hb.get(key)!r}, NEW is {key} {hn.get(key)!r}: compare runs "
+                               "of one suite and seed")
+    bb, nb = set(base.backends), set(new.backends)
+    if bb != nb and not (len(bb) == 1 and len(nb) == 1):
+        raise ResultsError(f"BASE has backends {', '.join(sorted(bb))}, NEW has {', '.join(sorted(nb))}: "
+                           "compare runs of the same backends, or one backend against one")
+
+
 def compare(base_path: str | Path, new_path: str | Path, out_dir: str | Path | None = None,
-            factor: float = 2.0, gate: bool = False, floor: float = 1.0) -> Comparison:
-    """Compare two results files; with out_dir write compare.html and compare.md there."""
+            factor: float = 2.0, gate: bool = False, floor: float = 1.0,
+            allow_missing: bool = False) -> Comparison:
+    """Compare two results files; with out_dir write compare.html and compare.md there.  Checks of
+    BASE missing from NEW are a regression unless ``allow_missing``."""
     if not (factor >= 1.0 and math.isfinite(factor)):
         raise ResultsError(f"factor must be a finite number >= 1, got {factor!r}")
     base, new = load_results(base_path), load_results(new_path)
+    _same_runs(base, new)
     mode, bmap, nmap = _match(base, new)
     pairs = [Pair(bmap[k], nmap[k]) for k in bmap if k in nmap]
     only_base = [bmap[k] for k in bmap if k not in nmap]
@@ -178,7 +202,7 @@ def compare(base_path: str | Path, new_path: str | Path, out_dir: str | Path | N
     new_failures.sort(key=sev)
     families = sorted(fams.values(), key=lambda f: (-(f.worse + f.new_failures), f.loss, f.family))
     cmp = Comparison(base, new, factor, floor, gate, mode, pairs, worse, better, new_failures, fixed,
-                     only_base, only_new, families)
+                     only_base, only_new, families, allow_missing=allow_missing)
     cmp.markdown = render_markdown(cmp)
     if out_dir is not None:
         out = Path(out_dir)
@@ -223,7 +247,8 @@ _ONLY_HEADERS = ["case", "backend", "loss", "family", "dtype", "check", "verdict
 def _headline(c: Comparison) -> str:
     state = "REGRESSION" if c.regressed else "no regression"
     return (f"{state}: {len(c.worse)} worse, {len(c.new_failures)} new failures, {len(c.better)} better, "
-            f"{len(c.fixed_failures)} fixed, {len(c.pairs)} matched, {len(c.only_base)} only in BASE, "
+            f"{len(c.fixed_failures)} fixed, {len(c.pairs)} matched, {len(c.only_base)} only in BASE"
+            f"{' (missing from NEW: a regression unless --allow-missing)' if c.missing else ''}, "
             f"{len(c.only_new)} only in NEW")
 
 

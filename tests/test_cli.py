@@ -444,7 +444,7 @@ def test_a_backend_that_supports_nothing_fails_the_gate(capsys, tmp_path):
     assert "evaluated: tests.planted.supports_nothing 0/" in out
     assert "FAIL tests.planted.supports_nothing evaluated none of its" in out and "cross_entropy" in out
     assert "PASSED" not in out
-    code, out, _ = cli(capsys, *argv, "--allow-unsupported")
+    code, out, _ = cli(capsys, *argv, "--allow-unsupported", "--overwrite")
     assert code == 0, out
     assert "allowed by --allow-unsupported" in out
 

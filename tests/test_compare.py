@@ -72,8 +72,36 @@ def test_cases_in_only_one_set_are_listed(tmp_path):
     c = compare(rf.write_results(tmp_path / "a.jsonl", a), rf.write_results(tmp_path / "b.jsonl", b), gate=True)
     assert [r["case_id"] for r in c.only_base] == ["a" * 16]
     assert [r["case_id"] for r in c.only_new] == ["c" * 16]
-    assert c.exit_code == 0
+    # issue 10 §4: a check of BASE that NEW lacks is a regression (a partial run proves nothing
+    # about it) unless the user allows it
+    assert c.exit_code == 1 and "missing from NEW" in c.markdown
     assert "### Only in BASE (1)" in c.markdown and "a" * 16 in c.markdown and "c" * 16 in c.html
+    ok = compare(tmp_path / "a.jsonl", tmp_path / "b.jsonl", gate=True, allow_missing=True)
+    assert ok.exit_code == 0 and "missing from NEW" not in ok.markdown
+
+
+@pytest.mark.parametrize("other, needle", [
+    ({"suite": "smoke"}, "BASE is suite 'gate', NEW is suite 'smoke'"),
+    ({"seed": 3}, "BASE is seed 0, NEW is seed 3"),
+])
+def test_runs_of_another_suite_or_seed_are_refused(tmp_path, other, needle):
+    from reports.results import ResultsError
+
+    a = [rf.run_header(suite="gate", seed=0), rf.record(cid="a" * 16)]
+    b = [rf.run_header(**{"suite": "gate", "seed": 0, **other}), rf.record(cid="a" * 16)]
+    with pytest.raises(ResultsError, match=needle):
+        compare(rf.write_results(tmp_path / "a.jsonl", a), rf.write_results(tmp_path / "b.jsonl", b), gate=True)
+
+
+def test_runs_of_other_backend_sets_are_refused(tmp_path):
+    from reports.results import ResultsError
+
+    a = [rf.run_header(backends=["torch", "numpy"]), rf.record(backend="torch", cid="a" * 16),
+         rf.record(backend="numpy", cid="a" * 16)]
+    b = [rf.run_header(backends=["torch", "jax"]), rf.record(backend="torch", cid="a" * 16),
+         rf.record(backend="jax", cid="a" * 16)]
+    with pytest.raises(ResultsError, match="BASE has backends numpy, torch, NEW has jax, torch"):
+        compare(rf.write_results(tmp_path / "a.jsonl", a), rf.write_results(tmp_path / "b.jsonl", b))
 
 
 def test_one_backend_per_file_is_matched_across_backends(tmp_path):
@@ -131,7 +159,7 @@ def test_v1_base_against_v2_new_finds_a_planted_gradient_regression(v1_base, tmp
     assert c.worse[0].new_ulp == 64.0
     assert planted["case_id"] in c.markdown and "grad:input" in c.markdown
     # the same /2 file as BASE and the /1 file as NEW: the regression reads as a fix
-    back = compare(tmp_path / "new.jsonl", base, gate=True)
+    back = compare(tmp_path / "new.jsonl", base, gate=True, allow_missing=True)  # /1 has no kl_div
     assert back.exit_code == 0 and len(back.fixed_failures) == 1 and len(back.better) == 1
 
 

@@ -97,6 +97,8 @@ class FakeBackend:
                 fh.write(f"backend {os.getpid()}\n")
         if self.kind == "crash" or (self.kind == "flaky" and case.meta.get("crash")):
             os._exit(3)
+        if case.meta.get("crash_while") and os.path.exists(case.meta["crash_while"]):
+            os._exit(3)
         if self.kind == "hang" or (self.kind == "flaky" and case.meta.get("hang")):
             time.sleep(600)
         if self.kind == "raise":
@@ -306,8 +308,53 @@ def test_resume_skips_finished_checks_and_cuts_a_truncated_line(tmp_path):
 def test_resume_refuses_a_file_of_another_suite(tmp_path):
     results = tmp_path / "r.jsonl"
     runner(tmp_path, jobs=1).run(make_cases(1), ["fake:good"], results, suite="s", seed=0)
-    with pytest.raises(RunError, match="holds suite 's' seed 0"):
+    with pytest.raises(RunError, match=r"it was run with other seed \(0 there, 1 now\)"):
         runner(tmp_path, jobs=1).run(make_cases(1), ["fake:good"], results, suite="s", seed=1, resume=True)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"tolerances": "loose"}, "tolerances"),
+    ({"known": True}, "known_failures"),
+    ({"specs": ["fake:good", "fake:bad"]}, "backends"),
+    ({"strict": True}, r"strict \(False there, True now\)"),
+])
+def test_resume_refuses_a_run_made_under_other_settings(tmp_path, change, needle):
+    """issue 10 §3: the whole header must agree, not only suite and seed."""
+    from harness.knownfail import KnownFailure, KnownFailures
+    from harness.tolerances import DEFAULTS
+
+    results = tmp_path / "r.jsonl"
+    runner(tmp_path, jobs=1).run(make_cases(1), ["fake:good"], results, suite="s", seed=0)
+    kw = {}
+    if change.get("tolerances"):
+        kw["tolerances"] = DEFAULTS.with_overrides({"float32.ulp": 9.0})
+    if change.get("known"):
+        kw["known_failures"] = KnownFailures([KnownFailure("x", "y")])
+    if change.get("strict"):
+        kw["strict"] = True
+    r = runner(tmp_path, jobs=1, **kw)
+    with pytest.raises(RunError, match=needle):
+        r.run(make_cases(1), change.get("specs", ["fake:good"]), results, suite="s", seed=0, resume=True)
+
+
+def test_an_existing_results_file_is_never_overwritten_silently(tmp_path):
+    results = tmp_path / "r.jsonl"
+    runner(tmp_path, jobs=1).run(make_cases(1), ["fake:good"], results, suite="s", seed=0)
+    before = results.read_bytes()
+    with pytest.raises(RunError, match="pass --resume to continue it or --overwrite"):
+        runner(tmp_path, jobs=1).run(make_cases(1), ["fake:good"], results, suite="s", seed=0)
+    assert results.read_bytes() == before
+    runner(tmp_path, jobs=1).run(make_cases(1), ["fake:good"], results, suite="s", seed=0, overwrite=True)
+    assert results.read_bytes() != before
+
+
+def test_a_second_writer_of_one_results_file_is_refused(tmp_path):
+    from harness.results_file import ResultsLock
+
+    results = tmp_path / "r.jsonl"
+    with ResultsLock(results), pytest.raises(RunError, match="another losscheck run is writing it"):
+        runner(tmp_path, jobs=1).run(make_cases(1), ["fake:good"], results, suite="s", seed=0)
+    assert not results.exists()
 
 
 def test_read_finished_rejects_a_file_that_is_not_results(tmp_path):
@@ -319,3 +366,30 @@ def test_read_finished_rejects_a_file_that_is_not_results(tmp_path):
     with pytest.raises(RunError, match="line 2 is not JSON"):
         read_finished(bad)
     assert read_finished(tmp_path / "absent.jsonl") == (None, [])
+
+
+def test_resume_retries_a_crashed_check_once(tmp_path):
+    """issue 10 §3: a check whose worker crashed is tried again by --resume, once."""
+    from reports.results import load_results
+
+    flag = tmp_path / "crash-now"
+    flag.write_text("")
+    cases = make_cases(2, c1={"crash_while": str(flag)})
+    results = tmp_path / "r.jsonl"
+    first = runner(tmp_path, jobs=1).run(cases, ["fake:good"], results, suite="s", seed=0)
+    assert [r["status"] for r in first.records if r["case_id"] == cases[1].id] == ["crash"]
+    again = runner(tmp_path, jobs=1).run(cases, ["fake:good"], results, suite="s", seed=0, resume=True)
+    retried = [r for r in again.records if r["case_id"] == cases[1].id]
+    assert [(r["status"], r.get("retried")) for r in retried] == [("crash", True)]  # crashed again
+    flag.unlink()
+    third = runner(tmp_path, jobs=1).run(cases, ["fake:good"], results, suite="s", seed=0, resume=True)
+    assert third.stats.skipped == 2  # retried once already: kept, not run a third time
+    assert load_results(results).records[("fake:good", cases[1].id, "value")]["status"] == "crash"
+    # a fresh file whose crash is then fixed: the retry's pass supersedes the crash everywhere
+    other = tmp_path / "o.jsonl"
+    flag.write_text("")
+    runner(tmp_path, jobs=1).run(cases, ["fake:good"], other, suite="s", seed=0)
+    flag.unlink()
+    fixed = runner(tmp_path, jobs=1).run(cases, ["fake:good"], other, suite="s", seed=0, resume=True)
+    assert [r["verdict"] for r in fixed.records if r["case_id"] == cases[1].id] == ["pass"]
+    assert load_results(other).records[("fake:good", cases[1].id, "value")]["verdict"] == "pass"
