@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 
 import numpy as np
 
+from reference.budget import ENV, BudgetError, check_elements, element_budget
 from reference.sampling import DTYPES
 
 from .model import Case, make_case
@@ -74,10 +76,31 @@ def _array(npz, ref: dict, path, idx: int) -> np.ndarray:
     return a.view(DTYPES[name]) if name in _STORED else a
 
 
+def _check_sizes(npz, path) -> None:
+    """Refuse, before reading any data, members whose declared size or array shape exceeds the
+    element budget (a small compressed file can expand to gigabytes: reference/budget.py)."""
+    budget = element_budget()
+    for info in npz.zip.infolist():
+        if info.file_size > budget * 8 + (64 << 20):
+            raise CaseFileError(f"{path}: member {info.filename!r} expands to {info.file_size:,} bytes, over the "
+                                f"element budget of {budget:,} (set {ENV} to raise it)")
+        with npz.zip.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read(fh)
+        count = math.prod(int(n) for n in shape)  # Python ints: a forged shape cannot overflow
+        if info.filename != _META + ".npy":
+            try:
+                check_elements(count, f"{path}: array {info.filename!r}")
+            except BudgetError as exc:
+                raise CaseFileError(str(exc)) from None
+
+
 def load(path: str | os.PathLike) -> list[Case]:
     """Read cases written by :func:`save`; every id and option family is re-derived and checked."""
     try:
         with np.load(path, allow_pickle=False) as npz:
+            _check_sizes(npz, path)
             meta = json.loads(bytes(npz[_META]).decode())
             if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
                 raise CaseFileError(f"{path}: not a {SCHEMA} file (schema {meta.get('schema')!r})")

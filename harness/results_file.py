@@ -169,15 +169,28 @@ class ResultsWriter:
     """Appends one JSON line per record, flushed at once, so a killed run loses nothing written."""
 
     def __init__(self, path: Path, header: dict, append: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - lives for the run
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - lives for the run
+        except OSError as exc:
+            raise RunError(f"{path}: cannot write the results file ({exc.strerror or exc})") from None
         self.write(header)
 
     def write(self, obj: dict) -> None:
-        self.fh.write(json.dumps(jsonable(obj), separators=(",", ":"), allow_nan=False) + "\n")
-        self.fh.flush()
+        """One line, flushed; a full disk (or /dev/full) is a RunError: the run stops, every line
+        written before it stays."""
+        try:
+            self.fh.write(json.dumps(jsonable(obj), separators=(",", ":"), allow_nan=False) + "\n")
+            self.fh.flush()
+        except OSError as exc:
+            raise RunError(f"{self.path}: cannot write the results file ({exc.strerror or exc}); the "
+                           "records written before are kept (--resume continues)") from None
 
     def close(self) -> None:
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError:  # the failed write already said why
+            pass
 
 

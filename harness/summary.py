@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.backends.base import printable
+
 COLUMNS = ("pass", "warn", "fail", "xfail", "unsupported", "error", "undetermined")
 
 
@@ -88,9 +90,10 @@ def failure_line(rec: dict, strict: bool = False) -> str:
     status = rec.get("status", "ok")
     what = f" [{status}]" if status != "ok" else ""
     message = " ".join(str(rec.get("message") or "").split())
-    return (f"{verdict}{what} {rec.get('backend')} {rec.get('loss')} family={rec.get('family')} "
+    line = (f"{verdict}{what} {rec.get('backend')} {rec.get('loss')} family={rec.get('family')} "
             f"options={rec.get('options')} {rec.get('dtype')} {rec.get('check')} case={rec.get('case_id')} "
             f"max_ulp={fmt(number(rec.get('max_ulp')))}" + (f": {message}" if message else ""))
+    return printable(line)  # a record read back from a file is as untrusted as a backend's text
 
 
 def table_rows(records: Iterable[dict], strict: bool = False) -> list[tuple[tuple[str, str, str], dict]]:

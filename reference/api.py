@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import registry
+from .budget import check_elements
 from .exact import Exact
 from .formats import FORMATS, get_format
 from .fpu import oracle_state
@@ -37,8 +38,14 @@ def evaluate(name: str, *args, out_dtype=None, **kwargs) -> Exact:
         return _evaluate(name, args, kwargs, out_dtype)
 
 
+def _check_budget(name: str, args, kwargs, grad_output=None) -> None:
+    arrays = [a for a in (*args, *kwargs.values(), grad_output) if isinstance(a, np.ndarray)]
+    check_elements(sum(int(a.size) for a in arrays), f"{name}: the call's arrays")
+
+
 def _evaluate(name, args, kwargs, out_dtype) -> Exact:
     d = registry.get(name)
+    _check_budget(name, args, kwargs)
     problem = d.prepare(args, kwargs)
     return _run(Evaluation(problem, d.kernel(problem)), _out_format(problem, out_dtype))
 
@@ -66,6 +73,7 @@ def evaluate_grad(name: str, *args, grad_output=None, wrt: str = "input", out_dt
 
 def _evaluate_grad(name, args, kwargs, grad_output, wrt, out_dtype) -> Exact:
     d = registry.get(name)
+    _check_budget(name, args, kwargs, grad_output)
     problem = d.prepare(args, kwargs)
     if wrt not in d.differentiable_for(args, kwargs):
         raise ValueError(f"wrt: this {name} call is not differentiable w.r.t. {wrt!r}; differentiable: "

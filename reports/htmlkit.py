@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from reports.results import printable
+
 
 @dataclass(frozen=True)
 class Raw:
@@ -31,7 +33,7 @@ class Td:
 def esc(value: Any) -> str:
     if isinstance(value, Raw):
         return value.html
-    return html.escape("" if value is None else str(value), quote=True)
+    return html.escape(printable("" if value is None else str(value)), quote=True)
 
 
 def css() -> str:

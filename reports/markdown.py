@@ -6,7 +6,7 @@ import html
 import re
 from collections import Counter
 
-from reports.results import FAILING, Results, fmt_number, schema_note
+from reports.results import FAILING, Results, fmt_number, printable, schema_note
 from reports.summary import VERDICTS, by_backend, is_ok, issues
 from reports.summary import table as accuracy_table
 
@@ -16,7 +16,7 @@ MAX_REPROS = 5   # repro snippets shown (collapsed)
 
 def cell(value) -> str:
     """One Markdown table cell: escaped, single line, no pipe."""
-    text = html.escape("" if value is None else str(value), quote=False)
+    text = html.escape(printable("" if value is None else str(value)), quote=False)
     return re.sub(r"\s+", " ", text).replace("|", "&#124;").strip() or " "
 
 
@@ -29,6 +29,7 @@ def md_table(headers: list, rows: list[list]) -> list[str]:
 
 def fence(text: str, lang: str = "") -> str:
     """A code fence longer than any backtick run in ``text``, so the snippet cannot break out."""
+    text = printable(text)
     ticks = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
     return f"{ticks}{lang}\n{text}\n{ticks}"
 

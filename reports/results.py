@@ -44,6 +44,17 @@ class ResultsWarning(UserWarning):
     """Something was skipped while reading a results file (e.g. a truncated last line)."""
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (ANSI/OSC escapes, bidi overrides, line separators) written
+    as ``\x1b``-style escapes; newlines and tabs kept.  Results files are untrusted input (the same
+    rule as harness.backends.base.printable, which reports must not import)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
 def number(value: Any) -> float | None:
     """A results-format number (float, int or "inf"/"-inf"/"nan") as a float; None if absent."""
     if value is None or isinstance(value, bool):
@@ -156,6 +167,11 @@ def _normalised_check(obj: dict, version: int, where: str) -> str:
     return check
 
 
+#: record fields the reports use as text: anything else there is a malformed file, said in one line
+_TEXT_FIELDS = ("loss", "family", "dtype", "options", "verdict", "status", "message", "xfail_reason",
+                "repro", "reduction", "delegates")
+
+
 def _decode(record: dict) -> dict:
     for name in _NUMERIC:
         record[name] = number(record.get(name))
@@ -183,6 +199,8 @@ def load_results(path: str | Path) -> Results:
         where = f"{path}:{lineno}"
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise ResultsError(f"{where}: JSON nested too deeply; not a losscheck results file") from None
         except json.JSONDecodeError as exc:
             if pos == len(lines) - 1 and pos > 0:
                 note = f"{where}: skipped truncated last line ({exc.msg})"
@@ -198,11 +216,19 @@ def load_results(path: str | Path) -> Results:
                                f"(type={kind!r}); not a losscheck results file")
         if kind == "run":
             version = header_version(obj, where)
+            backends = obj.get("backends", [])
+            if not (isinstance(backends, list) and all(isinstance(b, str) for b in backends)) or \
+                    not isinstance(obj.get("suite", ""), str) or isinstance(obj.get("seed", 0), (dict, list)):
+                raise ResultsError(f"{where}: run header with a field of the wrong type (backends, suite or seed)")
             runs.append(obj)
         elif kind == "result":
             missing = [k for k in _KEY_FIELDS if not isinstance(obj.get(k), str)]
             if missing:
                 raise ResultsError(f"{where}: result record without {', '.join(missing)}")
+            wrong = [k for k in _TEXT_FIELDS if obj.get(k) is not None and not isinstance(obj[k], str)]
+            wrong += [k for k in ("worst", "meta") if obj.get(k) is not None and not isinstance(obj[k], dict)]
+            if wrong:
+                raise ResultsError(f"{where}: result record with a field of the wrong type: {', '.join(wrong)}")
             obj["check"] = _normalised_check(obj, version, where)
             records[(obj["backend"], obj["case_id"], obj["check"])] = _decode(obj)
         else:
@@ -218,7 +244,9 @@ def _lines(path: Path) -> list[tuple[int, str]]:
         raise ResultsError(f"{path}: no such results file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read results file ({exc.__class__.__name__}: {exc})") from None
-    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    # JSON lines end at "\n" only: str.splitlines would also split at U+2028 and other separators,
+    # which JSON allows raw inside strings
+    lines = [(i + 1, line.rstrip("\r")) for i, line in enumerate(text.split("\n")) if line.strip()]
     if not lines:
         raise ResultsError(f"{path}: empty file, not a losscheck results file")
     return lines

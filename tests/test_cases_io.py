@@ -156,3 +156,36 @@ def test_invalid_or_missing_files(tmp_path):
     np.savez(other, __meta__=np.frombuffer(json.dumps({"schema": "x"}).encode(), np.uint8))
     with pytest.raises(CaseFileError, match="other.npz: not a losscheck.cases/1 file"):
         cases.load(other)
+
+
+def _with_member(src, dst, name: str, data: bytes):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        zout.writestr(name, data)
+    return dst
+
+
+def test_a_forged_huge_array_is_refused_before_any_allocation(saved, tmp_path):
+    """issue 10 §5: a small file whose .npy header declares 10^12 elements (a zip bomb's effect) is
+    a one-line CaseFileError naming the budget, raised from the header alone."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+    bomb = _with_member(saved, tmp_path / "bomb.npz", "a_bomb.npy", header.getvalue())
+    with pytest.raises(CaseFileError, match="exceed the element budget"):
+        cases.load(bomb)
+
+
+def test_the_element_budget_is_configurable(saved, monkeypatch):
+    import reference as R
+    from reference.budget import BudgetError
+
+    monkeypatch.setenv("LOSSCHECK_MAX_ELEMENTS", "1")
+    with pytest.raises(CaseFileError, match="LOSSCHECK_MAX_ELEMENTS"):
+        cases.load(saved)
+    monkeypatch.setenv("LOSSCHECK_MAX_ELEMENTS", "10")
+    with pytest.raises(BudgetError, match=r"softmax: the call's arrays: 12 elements exceed the element budget of 10"):
+        R.evaluate("softmax", np.zeros((3, 4)), dim=1)
+    monkeypatch.setenv("LOSSCHECK_MAX_ELEMENTS", "lots")
+    with pytest.raises(BudgetError, match="expected a positive integer"):
+        R.evaluate("softmax", np.zeros((3, 4)), dim=1)

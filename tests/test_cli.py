@@ -537,3 +537,16 @@ def test_a_dropin_reexporting_torch_gets_torchs_known_failures(capsys, tmp_path)
 
     assert load("tests.planted.lse_rounded").delegates_to("cross_entropy") is None
     assert load("tests.planted.lse_rounded").delegates_to("softmax") == "torch"
+
+
+@pytest.mark.parametrize("where", ["dir", "/dev/full"])
+def test_an_unwritable_results_file_exits_2_in_one_line(capsys, tmp_path, where):
+    """issue 10 §5: a directory or a full disk is bad usage (exit 2), one line, no traceback."""
+    if where == "/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    target = str(tmp_path) if where == "dir" else where
+    code, out, err = cli(capsys, "run", "--loss", "softmax", "--family", "softmax.dims", "--dtype", "float32",
+                         "--results", target, "--overwrite")
+    assert code == 2, (out, err)
+    assert "cannot write the results file" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -246,3 +246,48 @@ def test_render_rejects_a_non_results_file(tmp_path):
     with pytest.raises(ResultsError, match="notes.txt"):
         reports.render(bad, tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ hostile files (issue 10 §5)
+
+def test_deep_nesting_is_a_one_line_error(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(rf.run_header()) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ResultsError, match="nested too deeply"):
+        load_results(path)
+    with pytest.raises(ResultsError, match="nested too deeply"):
+        reports.render(path, tmp_path / "out")
+
+
+@pytest.mark.parametrize("field, value", [("loss", ["cross_entropy"]), ("message", {"a": 1}),
+                                          ("verdict", 3), ("worst", [1, 2])])
+def test_a_field_of_the_wrong_type_is_a_one_line_error(tmp_path, field, value):
+    rec = rf.record(cid="a" * 16)
+    rec[field] = value
+    path = rf.write_results(tmp_path / "r.jsonl", [rf.run_header(), rec])
+    with pytest.raises(ResultsError, match=f"wrong type: {field}"):
+        load_results(path)
+
+
+def test_a_raw_line_separator_inside_a_string_reads_correctly(tmp_path):
+    """U+2028 is legal raw inside a JSON string; str.splitlines would cut the record there."""
+    rec = rf.record(cid="a" * 16, message="before\u2028after \x1b[2J cleared", verdict="fail")
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(rf.run_header()) + "\n" + json.dumps(rec, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    res = load_results(path)
+    assert res.records[("torch", "a" * 16, "value")]["message"] == "before\u2028after \x1b[2J cleared"
+    out = reports.render(path, tmp_path / "out")
+    for name in ("summary.md", "index.html"):
+        text = out[name].read_text(encoding="utf-8")
+        assert "\x1b" not in text and "\u2028" not in text and "\\x1b[2J" in text, name
+
+
+def test_control_characters_never_reach_the_terminal_summary():
+    from harness.backends.base import one_line
+    from harness.summary import failure_line
+
+    rec = {"verdict": "fail", "backend": "evil", "loss": "softmax", "message": "bad \x1b]0;pwned\x07 \x1b[2J"}
+    line = failure_line(rec)
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b]0;pwned\\x07" in line
+    assert "\x1b" not in one_line(RuntimeError("\x1b[31mred\x1b[0m"))

@@ -57,10 +57,22 @@ class Observation:
         return self.grads.get(check.partition(":")[2])
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with control characters written as escapes (``\x1b``): a backend's exception text
+    must not clear the terminal, move the cursor or reorder a line (ANSI/OSC, bidi overrides)."""
+    out = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
+    return out if keep_newlines else out.replace("\n", "\\n").replace("\t", " ")
+
+
 def one_line(exc: BaseException) -> str:
     """``Type: first line of message``: exception text safe to put in a one-line error."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    name = printable(type(exc).__name__)
+    return f"{name}: {printable(text[0])}" if text else name
 
 
 class Backend:
