@@ -74,6 +74,19 @@ def _oracle_only(cache: OracleCache, case: Any, checks: list[str]) -> tuple[list
     return records, timing
 
 
+def _oracle_progress_to_stderr() -> None:
+    """The oracle says how a big call (>= 10^6 elements) settles on logger "losscheck.oracle":
+    a worker shows it on stderr, so a long oracle pass is never silent."""
+    import logging
+
+    log = logging.getLogger("losscheck.oracle")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(f"losscheck: oracle [pid {os.getpid()}]: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, tolerances: Any,
                  checker: Any, loader: Any) -> None:
     """Worker loop: receive (task_id, spec, case, checks), send ("oracle", id) then ("result", ...).
@@ -82,6 +95,7 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
     oracle pass runs in workers of their own, so no backend under test is ever imported where the
     oracle computes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends its workers
+    _oracle_progress_to_stderr()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"  # one thread per worker: the workers already fill the cores
     loader = loader or load_backend

@@ -14,7 +14,9 @@ tiny term lies below both precisions is never decided by the tie rule.
 """
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import NamedTuple
 
 import mpmath
@@ -30,6 +32,8 @@ PREC_CAP = 32768  # e^-20000 (±1e4 logits in the *.extreme families) is visible
 WORK_CAP = 2 ** 26  # past 4096 bits, escalate only while rows x columns x bits stays below this
 EXACT_CAP = 20000  # the most bits an exact (polynomial) evaluation may take
 GUARD = 12  # bits the working precision must keep beyond the output precision
+PROGRESS_ELEMENTS = 1_000_000  # calls this big say how settling goes (logger "losscheck.oracle", INFO)
+LOG = logging.getLogger("losscheck.oracle")
 
 
 def _div(ns, a, b):
@@ -420,12 +424,19 @@ def settle(ev: Evaluation, fmt: Format) -> Settled:
     v64 = _Lazy(lambda: np.asarray(ev.compute(F64)[0], np.float64).reshape(-1))
     hi = np.full(n, np.nan)  # float-backed stored values hi + lo (values[i] stays None)
     lo = np.zeros(n)
+    big = n >= PROGRESS_ELEMENTS
+    t0 = time.perf_counter()
+    if big:
+        LOG.info("settling %s elements for %s", f"{n:,}", fmt.name)
     if _fpu_is_clean():
         for ns in _float_stages(fmt):
             todo = np.flatnonzero(~done)
             if not todo.size:
                 break
             _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, rounded, done)
+            if big:
+                LOG.info("%d-bit stage: %s of %s settled (%.1f s)", ns.bits, f"{int(done.sum()):,}", f"{n:,}",
+                         time.perf_counter() - t0)
 
     est = np.abs(v64()) if not done.all() else np.ones(n)
     need = np.zeros(n)
@@ -505,6 +516,9 @@ def settle(ev: Evaluation, fmt: Format) -> Settled:
                     r_b = r_b if err <= exact_mpf(1, q + FIGURE_ULP_EXP) else None  # no float underflow
                 if r_b is not None and (_same(ra, r_b) or (ra == 0 and r_b == 0)):
                     values[i], rounded[i], done[i] = b, r_b, True
+        if big:
+            LOG.info("mpmath at %d bits: %s of %s settled (%.1f s)", p_b, f"{int(done.sum()):,}", f"{n:,}",
+                     time.perf_counter() - t0)
         width = (len(rows) if ev.separable else max(ev.p.m, 1)) * ncols
         if p_eff >= PREC_CAP or (p_eff >= 4096 and 2 * p_eff * width > WORK_CAP):
             break  # what is left is reported undetermined: never a guess

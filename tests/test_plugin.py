@@ -130,3 +130,35 @@ def test_the_plugin_applies_torchs_known_failures_as_the_cli_does(pytester):
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=1)
+
+
+def test_cli_and_plugin_give_the_same_verdicts_on_the_same_inputs(pytester):
+    """issue 10 §6: one configuration path: a pyproject with a tolerance override and a known-failures
+    file; the CLI's records and the plugin's agree verdict for verdict."""
+    pytester.makefile(".toml", pyproject="""
+        [tool.losscheck]
+        known_failures = "mine.toml"
+        [tool.losscheck.tolerances.float32]
+        ulp = 0.75
+    """)
+    pytester.makefile(".toml", mine="""
+        [[known_failures]]
+        match = "torch:softmax:softmax.dims:*:*"
+        reason = "a planted entry: proves the file is read"
+    """)
+    pytester.makepyfile(test_mine="""
+        import json
+        from harness.cli import main
+
+        def test_same(losscheck, tmp_path):
+            argv = ["run", "--loss", "softmax", "--dtype", "float32", "--suite", "smoke", "--jobs", "1",
+                    "--results", str(tmp_path / "cli.jsonl")]
+            assert main(argv) == 0
+            cli = {(r["case_id"], r["check"]): r["verdict"]
+                   for r in map(json.loads, (tmp_path / "cli.jsonl").read_text().splitlines()[1:])}
+            plugin = losscheck.check("torch", suite="smoke", losses=["softmax"], dtypes=["float32"], jobs=1)
+            mine = {(r["case_id"], r["check"]): r["verdict"] for r in plugin.records}
+            assert cli == mine and cli
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=1)
