@@ -16,6 +16,7 @@ import mpmath
 import numpy as np
 
 from harness.metrics import figures
+from harness.symptoms import describe_pair, factor_text, symptom
 from harness.tolerances import DtypeTolerance
 from harness.verdict import RUNG_SEVERITY, classify, record_verdict
 
@@ -81,7 +82,7 @@ def check_observation(case, check: str, exact, observed, tol: DtypeTolerance, *,
     rungs = classify(exact, observed, figs, tol)
     rec["status"] = "ok"
     rec["verdict"] = record_verdict(rungs)
-    rec.update(_summary(exact, observed, figs, rungs))
+    rec.update(_summary(exact, observed, figs, rungs, tuple(int(d) for d in np.shape(case.args[0]))))
     if rec["worst"] is not None:
         rec["worst"]["input"] = describe_input(case, check, rec["worst"]["index"])
     if backend is not None and rec["verdict"] not in ("pass", "undetermined"):
@@ -101,7 +102,7 @@ def _bad_output(rec: dict, want: str, got: str, shape: tuple) -> dict:
     return rec
 
 
-def _summary(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray) -> dict:
+def _summary(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray, sizes: tuple[int, ...] = ()) -> dict:
     n = int(rungs.size)
     counts = {k: int(np.count_nonzero(rungs == k)) for k in COUNT_KEYS}
     det = rungs != "undetermined"
@@ -127,7 +128,10 @@ def _summary(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray) -> dict
                     "frac_correctly_rounded": None, "frac_le_1ulp": None, "ulp_hist": [0, 0, 0, 0, 0]})
     worst = _worst(exact, observed, figs, rungs) if n else None
     out["worst"] = worst
-    out["message"] = _message(counts, n, worst, out.get("max_ulp"))
+    out["message"] = _message(counts, n, worst, out.get("max_ulp"), exact.dtype, sizes)
+    bad = counts["fail"] + counts["special"] + counts["absolute"]
+    if bad and worst is not None:
+        out["symptom"] = symptom(worst, sizes=sizes)
     return out
 
 
@@ -177,31 +181,26 @@ def _num_str(x) -> str:
     return repr(x)
 
 
-def _short(s: str) -> str:
-    """A worst-element value in 3 significant digits for the one-line message."""
-    try:
-        x = float(s)
-    except ValueError:
-        return s
-    if (x == 0 or math.isinf(x)) and mpmath.isfinite(mpmath.mpf(s)) and mpmath.mpf(s) != 0:
-        return mpmath.nstr(mpmath.mpf(s), 3)  # outside the float64 range: keep its magnitude
-    return f"{x:.3g}"
-
-
-def _message(counts: dict, n: int, worst: dict | None, max_ulp) -> str:
+def _message(counts: dict, n: int, worst: dict | None, max_ulp, dtype: str = "",
+             sizes: tuple[int, ...] = ()) -> str:
+    """One line: the symptom first ("nan where finite: 3/10 elements fail; ..."), then the worst
+    element with just enough digits to tell exact from observed (harness.symptoms)."""
     und = counts["undetermined"]
     tail = f"; {und} undetermined" if und else ""
     if worst is None:
         return "no elements" + tail
-    where = f"at {worst['index']}: exact {_short(worst['exact'])}, got {_short(worst['observed'])}"
+    where = f"at {worst['index']}: {describe_pair(worst, dtype)}"
     ulp = worst["ulp"]
     ulp_s = ulp if isinstance(ulp, str) else f"{ulp:.3g}"
     bad = counts["fail"] + counts["special"]
-    if bad:
-        spec = f" ({counts['special']} special mismatch)" if counts["special"] else ""
-        return f"{bad}/{n} elements fail{spec}; worst {ulp_s} ulp {where}{tail}"
-    if counts["absolute"]:
-        return (f"{counts['absolute']}/{n} elements only absolutely accurate (warn); "
+    if bad or counts["absolute"]:
+        name = symptom(worst, sizes=sizes) or "inaccurate"
+        factor = factor_text(worst, sizes) if name == "off by a simple factor" else None
+        head = f"{name} ({factor})" if factor else name
+        if bad:
+            spec = f" ({counts['special']} special mismatch)" if counts["special"] else ""
+            return f"{head}: {bad}/{n} elements fail{spec}; worst {ulp_s} ulp {where}{tail}"
+        return (f"{head}: {counts['absolute']}/{n} elements only absolutely accurate (warn); "
                 f"worst {ulp_s} ulp {where}{tail}")
     judged = n - und
     if not judged:

@@ -1,8 +1,10 @@
 """Copy-paste Python snippets that reproduce one case outside the harness.
 
 Why: a failing check is only useful if someone can rerun it in a bug report.  Small arrays are
-written out exactly (float.hex() strings, integer class indices) so the snippet stands alone; larger
-ones are fetched by case id with ``cases.find``.  The snippet calls the backend the way user code
+written out exactly (float.hex() strings, integer class indices); larger ones travel inside the
+snippet too, as their exact bytes (zlib, base64), so a case from any seed, a hypothesis strategy or
+a case file reruns as pasted.  Only past :data:`MAX_EMBED` bytes is a case fetched by id from the
+suite and seed its ``meta`` names (``cases.find``).  The snippet calls the backend the way user code
 does (``F.<loss>(...)`` for torch and torch.nn.functional drop-ins) and prints the observed value
 next to the oracle's exact one.
 """
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_LITERAL", "snippet"]
+__all__ = ["MAX_EMBED", "MAX_LITERAL", "snippet"]
 
 MAX_LITERAL = 64  # arrays up to this many elements are written out literally
+MAX_EMBED = 1 << 18  # cases up to this many bytes of arrays are embedded as compressed bytes
 
 _TORCH_HEADER = """\
 import ml_dtypes, mpmath, numpy as np, torch
@@ -26,6 +29,17 @@ def arr(values, dtype, shape):
     np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
     return (torch.tensor(f, dtype=torch.float64).to(getattr(torch, dtype)).reshape(shape),
             np.array(f, np.float64).astype(np_dtype).reshape(shape))
+
+def packed(text, dtype, shape):
+    \"\"\"(torch tensor, numpy array) from an array's exact little-endian bytes (zlib, base64).\"\"\"
+    import base64, zlib
+    raw = zlib.decompress(base64.b64decode(text))
+    if dtype == "bfloat16":
+        bits = np.frombuffer(raw, "<u2").astype(np.uint16).reshape(shape)
+        t = torch.from_numpy(bits.astype(np.int16)).view(torch.bfloat16)
+        return t, bits.view(ml_dtypes.bfloat16)
+    a = np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).astype(np.dtype(dtype)).reshape(shape)
+    return torch.from_numpy(a.copy()), a
 """
 
 
@@ -37,16 +51,17 @@ def snippet(case, backend_spec: str, check: str = "value") -> str:
     if check not in checks:
         raise ValueError(f"check must be one of {', '.join(checks)}, got {check!r}")
     literal = all(np.size(a) <= MAX_LITERAL for a in _arrays(case))
+    embed = sum(np.asarray(a).nbytes for a in _arrays(case)) <= MAX_EMBED
     module_like = backend_spec == "torch" or "." in backend_spec or ":" in backend_spec
     lines = [(f"# losscheck repro: case {case.id} ({case.loss}, family {case.family}, "
               f"{case.dtype}, check {check}, backend {backend_spec})")]
     lines.append(_TORCH_HEADER)
-    lines += _inputs(case, literal)
+    lines += _inputs(case, literal, embed)
     lines += _exact(case, check)
     if module_like:
         lines += _call_module(case, backend_spec, check)
     else:
-        lines += _call_backend(case, backend_spec, check, literal)
+        lines += _call_backend(case, backend_spec, check, literal or embed)
     lines.append("np.set_printoptions(precision=17, threshold=64)")
     lines.append("show = lambda a: a.reshape(-1).tolist() if a.size <= 64 else a  # noqa: E731")
     lines.append('print("observed:", show(observed))')
@@ -72,7 +87,18 @@ def _literal(a: np.ndarray) -> str:
     return f"arr({vals}, {dtype!r}, {tuple(int(s) for s in a.shape)!r})"
 
 
-def _inputs(case, literal: bool) -> list[str]:
+def _packed(a: np.ndarray) -> str:
+    import base64
+    import zlib
+
+    dtype = "bfloat16" if str(a.dtype) == "bfloat16" else a.dtype.name
+    le = np.ascontiguousarray(a).view(np.uint16) if dtype == "bfloat16" else np.ascontiguousarray(a)
+    raw = le.astype(le.dtype.newbyteorder("<")).tobytes()
+    text = base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+    return f"packed({text!r}, {dtype!r}, {tuple(int(s) for s in a.shape)!r})"
+
+
+def _inputs(case, literal: bool, embed: bool = True) -> list[str]:
     """Defines t_args, t_kwargs (torch) and np_args, np_kwargs (numpy) and np_grad_output."""
     lines = []
     arrays = [(f"arg{i}", a) for i, a in enumerate(case.args)]
@@ -80,13 +106,15 @@ def _inputs(case, literal: bool) -> list[str]:
     scalars = {k: v for k, v in sorted(case.kwargs.items()) if not isinstance(v, np.ndarray)}
     if case.grad_output is not None:
         arrays.append(("grad_output", case.grad_output))
-    if literal:
+    if literal or embed:
         for name, a in arrays:
-            lines.append(f"t_{name}, np_{name} = {_literal(a)}")
+            lines.append(f"t_{name}, np_{name} = {_literal(a) if np.size(a) <= MAX_LITERAL else _packed(a)}")
     else:
+        suite, seed = case.meta.get("suite"), int(case.meta.get("seed", 0) or 0)
+        where = f"suites=({suite!r},), seed={seed}" if suite else f"seed={seed}"
         lines.append("import cases")
         lines.append("from harness.backends.convert import to_torch")
-        lines.append(f"case = cases.find({case.id!r})")
+        lines.append(f"case = cases.find({case.id!r}, {where})  # too large to embed")
         lines.append(f"assert case is not None, 'case {case.id} is in none of the built-in suites'")
         for i in range(len(case.args)):
             lines.append(f"np_arg{i} = case.args[{i}]")

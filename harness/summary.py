@@ -84,6 +84,14 @@ def _severity(rec: dict) -> tuple:
             -(ulp if ulp is not None and not math.isnan(ulp) else -1.0))
 
 
+def symptom_of(rec: dict) -> str:
+    """The record's symptom (harness.symptoms), or its status when it has no figures."""
+    status = rec.get("status", "ok")
+    if status != "ok":
+        return {"bad_output": "bad output", "timeout": "timeout", "crash": "crash"}.get(status, str(status))
+    return str(rec.get("symptom") or "inaccurate")
+
+
 def failure_line(rec: dict, strict: bool = False) -> str:
     """``FAIL backend loss family=… dtype check case=… max_ulp=…: message`` (one line, greppable)."""
     verdict = outcome(rec, strict).upper()
@@ -96,6 +104,18 @@ def failure_line(rec: dict, strict: bool = False) -> str:
     return printable(line)  # a record read back from a file is as untrusted as a backend's text
 
 
+def worst_note(rec: dict, verdict: str) -> str:
+    """Why a row's worst figure may be large without failing: "xfail" (a known failure) or
+    "stable" (within the backward-stable bound of an ill-conditioned element), so that a worst ulp
+    never seems to contradict the verdicts beside it."""
+    if verdict == "xfail":
+        return "xfail"
+    rung = (rec.get("worst") or {}).get("rung") if isinstance(rec.get("worst"), dict) else None
+    if verdict in ("pass", "warn") and rung in ("stable", "absolute"):
+        return "stable" if rung == "stable" else "absolute"
+    return ""
+
+
 def table_rows(records: Iterable[dict], strict: bool = False) -> list[tuple[tuple[str, str, str], dict]]:
     """((backend, loss, dtype), {column: count, "worst_ulp": float|None}), in backend order of first
     appearance, then registry order of losses and dtypes."""
@@ -104,11 +124,13 @@ def table_rows(records: Iterable[dict], strict: bool = False) -> list[tuple[tupl
     rows: dict[tuple[str, str, str], dict] = {}
     for rec in records:
         key = (str(rec.get("backend")), str(rec.get("loss")), str(rec.get("dtype")))
-        row = rows.setdefault(key, defaultdict(int, worst_ulp=None))
-        row[outcome(rec, strict)] += 1
+        row = rows.setdefault(key, defaultdict(int, worst_ulp=None, worst_note=""))
+        verdict = outcome(rec, strict)
+        row[verdict] += 1
         ulp = number(rec.get("max_ulp"))
         if ulp is not None and not math.isnan(ulp) and (row["worst_ulp"] is None or ulp > row["worst_ulp"]):
             row["worst_ulp"] = ulp
+            row["worst_note"] = worst_note(rec, verdict)
     backends = list(dict.fromkeys(k[0] for k in rows))
 
     def order(item: tuple) -> tuple:
@@ -143,20 +165,25 @@ def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = No
             n = row.get(name, 0)
             style = styles.get(name) if n else None
             cells.append(f"[{style}]{n}[/]" if style else str(n))
-        table.add_row(backend, loss, dtype, *cells, fmt(row["worst_ulp"]))
+        note = f" ({row['worst_note']})" if row["worst_note"] else ""
+        table.add_row(backend, loss, dtype, *cells, fmt(row["worst_ulp"]) + note)
     console.print(table)
 
     bad = sorted(failing(records, strict), key=_severity)
     if bad:
         groups: dict[tuple, list[dict]] = {}
         for rec in bad:  # worst first, so each group's first record is its worst
-            groups.setdefault((rec.get("backend"), rec.get("loss"), rec.get("family")), []).append(rec)
-        shown = list(groups.values())[:worst]
-        console.print(f"worst failing check of each failing backend/loss/family ({len(shown)} of "
-                      f"{len(groups)} groups, {len(bad)} failing checks):", markup=False)
-        for group in shown:
-            extra = f"  (+{len(group) - 1} more in this family)" if len(group) > 1 else ""
-            console.print(failure_line(group[0], strict) + extra, markup=False, soft_wrap=True)
+            key = (rec.get("backend"), rec.get("loss"), rec.get("family"), symptom_of(rec))
+            groups.setdefault(key, []).append(rec)
+        shown = list(groups.items())[:worst]
+        console.print(f"failing checks by backend/loss/family and symptom ({len(shown)} of {len(groups)} "
+                      f"groups, {len(bad)} failing checks; the worst of each):", markup=False)
+        for (_, _, _, name), group in shown:
+            dtypes = sorted({str(r.get("dtype")) for r in group})
+            checks = sorted({str(r.get("check")) for r in group})
+            head = f"  [{name}: {len(group)} check{'s' if len(group) > 1 else ''}, {'/'.join(dtypes)}, " \
+                   f"{'/'.join(checks)}]"
+            console.print(failure_line(group[0], strict) + printable(head), markup=False, soft_wrap=True)
         by_backend: dict[str, int] = defaultdict(int)
         for rec in bad:
             by_backend[str(rec.get("backend"))] += 1
@@ -176,7 +203,12 @@ def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = No
         names = ", ".join(sorted({b for b, _, _ in empty}))
         console.print(f"FAILED: {names}: a loss with no evaluated check", markup=False, soft_wrap=True)
     elif not bad:
-        console.print(f"PASSED: {len(records)} checks, none failing", markup=False)
+        warns = sum(1 for r in records if outcome(r, strict) == "warn")
+        xfails = sum(1 for r in records if outcome(r, strict) == "xfail")
+        extra = [f"{warns} warning{'s' if warns != 1 else ''}"] if warns else []
+        extra += [f"{xfails} expected failure{'s' if xfails != 1 else ''}"] if xfails else []
+        console.print(f"PASSED{' with ' + ' and '.join(extra) if extra else ''}: {len(records)} checks, "
+                      "none failing", markup=False)
     if stats is not None:
         console.print(f"time: {stats.line()}", markup=False, soft_wrap=True)
     return bad

@@ -6,8 +6,8 @@ import html
 import re
 from collections import Counter
 
-from reports.results import FAILING, Results, fmt_number, printable, schema_note
-from reports.summary import VERDICTS, by_backend, is_ok, issues
+from reports.results import Results, fmt_number, printable, schema_note
+from reports.summary import VERDICTS, by_backend, expected_failures, headline, is_ok, issues, symptom_groups
 from reports.summary import table as accuracy_table
 
 MAX_LISTED = 30  # failures/warnings listed in the summary; the rest are counted
@@ -41,10 +41,7 @@ def _mark(verdict: str) -> str:
 def render_markdown(results: Results) -> str:
     ok = is_ok(results)
     found = issues(results)
-    n_fail = sum(r["verdict"] in FAILING for r in found)
-    n_warn = len(found) - n_fail
-    lines = [f"## losscheck: {'✅ PASS' if ok else '❌ FAIL'} — {n_fail} failing, {n_warn} warnings",
-             ""]
+    lines = [f"## losscheck: {'✅' if ok else '❌'} {headline(results)}", ""]
     for run in results.runs:
         lines.append(f"run `{cell(run.get('run_id'))}` · suite {cell(run.get('suite'))} · "
                      f"seed {cell(run.get('seed'))} · started {cell(run.get('started'))}")
@@ -72,6 +69,13 @@ def render_markdown(results: Results) -> str:
     lines += ["### Maximal ulp error", ""] + md_table(["loss", "check", "dtype", *backends], rows) + [""]
 
     if found:
+        groups = symptom_groups(found)
+        lines += [f"### Failures and warnings by family and symptom ({len(groups)} groups, {len(found)} checks)", ""]
+        rows = [[f"{_mark(recs[0]['verdict'])} {recs[0]['verdict']}", b, loss, fam, name, len(recs),
+                 "/".join(sorted({str(r.get('dtype')) for r in recs})), f"`{recs[0]['case_id']}`",
+                 fmt_number(recs[0].get("max_ulp"))] for (b, loss, fam, name), recs in groups[:MAX_LISTED]]
+        lines += md_table(["worst", "backend", "loss", "family", "symptom", "checks", "dtypes", "worst case",
+                           "max ulp"], rows) + [""]
         lines += [f"### Failures and warnings ({len(found)})", ""]
         rows = [[f"{_mark(r['verdict'])} {r['verdict']}", r["backend"], r["loss"], r.get("family"),
                  r.get("dtype"), r["check"], f"`{r['case_id']}`", fmt_number(r.get("max_ulp")),
@@ -87,4 +91,12 @@ def render_markdown(results: Results) -> str:
             lines += [(f"<details><summary>repro {html.escape(r['backend'])} · {html.escape(r['loss'])} · "
                       f"{html.escape(r['case_id'])}</summary>"), "", fence(r["repro"], "python"), "",
                       "</details>", ""]
+    xfails = expected_failures(results)
+    if xfails:
+        total = sum(len(recs) for _, recs in xfails)
+        lines += [f"### Expected failures ({total}, known failures with their reasons)", ""]
+        rows = [[len(recs), ", ".join(sorted({str(r.get('backend')) for r in recs})),
+                 ", ".join(sorted({str(r.get('family')) for r in recs}))[:120], reason[:300]]
+                for reason, recs in xfails]
+        lines += md_table(["checks", "backends", "families", "reason"], rows) + [""]
     return "\n".join(lines).rstrip() + "\n"

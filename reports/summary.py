@@ -161,6 +161,54 @@ def is_ok(results: Results) -> bool:
     return not any(r.get("verdict") in FAILING for r in results)
 
 
+def headline(results: Iterable[dict]) -> str:
+    """"PASSED with 347 warnings and 36 expected failures" / "FAILED: 12 failing, 3 warnings":
+    one wording for every output, so a PASS never hides its warnings."""
+    v = Counter(r.get("verdict") for r in results)
+    failing = sum(n for k, n in v.items() if k in FAILING)
+    warns, xfails = v.get("warn", 0), v.get("xfail", 0)
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'s' if n != 1 else ''}"
+
+    if failing:
+        extra = [count(warns, "warning")] if warns else []
+        extra += [count(xfails, "expected failure")] if xfails else []
+        return f"FAILED: {failing} failing" + (", " + ", ".join(extra) if extra else "")
+    extra = [count(warns, "warning")] if warns else []
+    extra += [count(xfails, "expected failure")] if xfails else []
+    return "PASSED" + (" with " + " and ".join(extra) if extra else "")
+
+
+def symptom_of(rec: dict) -> str:
+    """A failing or warning record's symptom (harness.symptoms names it when checking), or its
+    status when it has no figures."""
+    status = rec.get("status", "ok")
+    if status not in (None, "ok"):
+        return {"bad_output": "bad output"}.get(str(status), str(status))
+    return str(rec.get("symptom") or "inaccurate")
+
+
+def symptom_groups(found: Iterable[dict]) -> list[tuple[tuple[str, str, str, str], list[dict]]]:
+    """Issues grouped by (backend, loss, family, symptom), most severe group first; each group's
+    records keep the order of ``found`` (worst first)."""
+    groups: dict[tuple, list[dict]] = {}
+    for rec in found:
+        key = (str(rec.get("backend")), str(rec.get("loss")), str(rec.get("family")), symptom_of(rec))
+        groups.setdefault(key, []).append(rec)
+    return list(groups.items())
+
+
+def expected_failures(results: Iterable[dict]) -> list[tuple[str, list[dict]]]:
+    """xfail records grouped by their reason, largest group first: what the known-failure lists
+    excuse, and why."""
+    groups: dict[str, list[dict]] = {}
+    for rec in results:
+        if rec.get("verdict") == "xfail":
+            groups.setdefault(str(rec.get("xfail_reason") or "(no reason given)"), []).append(rec)
+    return sorted(groups.items(), key=lambda kv: -len(kv[1]))
+
+
 def case_brief(rec: dict) -> dict:
     """The identifying fields of a record, as written in every listing."""
     return {k: rec.get(k) for k in ("backend", "case_id", "loss", "family", "options", "dtype", "check",

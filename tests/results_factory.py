@@ -50,8 +50,9 @@ def run_header(backends=("torch", "numpy"), run_id="run-0001", suite="gate", see
 def record(backend="torch", cid="0123456789abcdef", loss="cross_entropy", family="ce.random",
            options="plain", dtype="float32", check="value", reduction="none", shape=(4, 10),
            meta=None, verdict="pass", max_ulp=0.5, n=None, message=None, repro=None,
-           worst_input="row 0", status=None) -> dict:
-    """One result record; figures consistent with ``verdict`` and ``max_ulp``."""
+           worst_input="row 0", status=None, **extra) -> dict:
+    """One result record; figures consistent with ``verdict`` and ``max_ulp``; ``extra`` fields
+    (symptom, xfail_reason, delegates...) are added as given."""
     n = n if n is not None else (shape[0] if reduction == "none" and shape else 1)
     status = status or {"unsupported": "unsupported", "error": "error"}.get(verdict, "ok")
     rec = {"type": "result", "backend": backend, "case_id": cid, "loss": loss, "family": family,
@@ -60,6 +61,7 @@ def record(backend="torch", cid="0123456789abcdef", loss="cross_entropy", family
            "n": n if status == "ok" else 0, "elapsed": 0.01}
     if status != "ok":
         rec.update(message=message or f"{backend} raised NotImplementedError", repro=repro)
+        rec.update(extra)
         return rec
     inf = max_ulp == float("inf")
     bad = 1 if verdict in ("fail", "warn") else 0
@@ -83,6 +85,7 @@ def record(backend="torch", cid="0123456789abcdef", loss="cross_entropy", family
             "import torch\nx = torch.tensor([[1e4, 0.0]])\n"
             "print(torch.nn.functional.cross_entropy(x, torch.tensor([0])))" if bad else None),
     )
+    rec.update(extra)
     return rec
 
 

@@ -75,7 +75,9 @@ def test_record_fields_for_a_failing_check():
     assert w["index"] == [1, 1] and w["rung"] == "special" and w["observed"] == "nan"
     assert w["exact"] == "4.0" and w["rounded"] == "4.0" and w["ulp"] == "inf"
     assert w["input"] == "input -3, target 0"
-    assert rec["message"] == "2/4 elements fail (1 special mismatch); worst inf ulp at [1, 1]: exact 4, got nan"
+    assert rec["message"] == ("nan where finite: 2/4 elements fail (1 special mismatch); worst inf ulp at [1, 1]: "
+                              "exact 4, got nan")
+    assert rec["symptom"] == "nan where finite"
     json.dumps(rec, allow_nan=False)
 
 
@@ -87,8 +89,9 @@ def test_worst_prefers_rung_then_ulp_and_message_of_a_warn():
     assert rec["verdict"] == "warn" and rec["counts"]["absolute"] == 2
     assert rec["worst"]["index"] == [0, 0] and rec["worst"]["rung"] == "absolute"
     assert rec["worst"]["exact"] == mpmath.nstr(mpmath.mpf("2.06e-9"), 17)
-    assert rec["message"].startswith("2/4 elements only absolutely accurate (warn); worst ")
-    assert rec["message"].endswith("ulp at [0, 0]: exact 2.06e-09, got 0")
+    assert rec["message"].startswith("absolute-only cliff: 2/4 elements only absolutely accurate (warn); worst ")
+    assert rec["symptom"] == "absolute-only cliff"
+    assert rec["message"].endswith("ulp at [0, 0]: exact 2.06e-9, got 0")
     assert rec["median_ulp"] == pytest.approx(float(np.median(
         [0, 0, float(mpmath.mpf("2.06e-9") / mpmath.ldexp(1, -52)),
          float(mpmath.mpf("1e-9") / mpmath.ldexp(1, -53))])), rel=1e-12)

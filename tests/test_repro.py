@@ -67,24 +67,55 @@ def test_numpy_backend_snippet_builds_the_case():
     assert ast.literal_eval(out["observed"]) == [float(expected)]
 
 
-def test_large_arrays_come_from_the_suite():
-    """A case too big to write out is fetched by id from its suite, and the snippet still runs and
-    reproduces the backend's bits (here a drop-in module spec and a gradient)."""
+def _bits(code: str) -> bytes:
+    """Run a snippet with one more line: the observed array's float64 bytes, in hex."""
+    out = run(code + 'print("HEX:", np.asarray(observed, np.float64).tobytes().hex())\n')
+    return bytes.fromhex(out["HEX"])
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+def test_a_large_case_from_another_seed_is_embedded_and_reruns_as_pasted(dtype):
+    """issue 12: no cases.find (which searched seed 0 only): the case's exact bytes travel in the
+    snippet, so a case from seed 3 reproduces the backend's bits (value and gradient)."""
     import cases
 
-    case = next(c for c in cases.build_suite("gate") if c.loss == "log_softmax" and 64 < c.args[0].size < 2000
-                and c.dtype == "float32")
-    code = snippet(case, "torch.nn:functional", "grad:input")
-    assert f"cases.find({case.id!r})" in code and "'0x" not in code
-    assert "F = getattr(F, 'functional')" in code and "out.backward(t_grad_output)" in code
-    assert "t_args[0].requires_grad_(True)" in code and "wrt='input'" in code
-    out = run(code)  # ran in a fresh interpreter: the case was found and both sides computed
-    import mpmath
-
-    import reference
-
-    exact = reference.evaluate_grad(case.loss, *case.args, grad_output=case.grad_output, **case.kwargs)
-    assert ast.literal_eval(out["exact"]) == [mpmath.nstr(v, 17) for v in exact.values.reshape(-1)[:64]]
-    assert out["observed"].startswith("[") and "nan" not in out["observed"]
+    case = next(c for c in cases.build_suite("gate", 3) if c.loss == "log_softmax" and 64 < c.args[0].size < 2000
+                and c.dtype == dtype and c.grad)
+    obs = load("torch").evaluate(case)
+    for check in ("value", "grad:input"):
+        code = snippet(case, "torch.nn:functional", check)
+        assert "cases.find" not in code and "= packed(" in code
+        want = np.asarray(obs.observed(check)).astype(np.float64)
+        assert _bits(code) == want.tobytes()
     with pytest.raises(ValueError, match="check must be"):
         snippet(case, "torch", "hessian")
+
+
+def test_a_hypothesis_case_reruns_as_pasted():
+    """A case drawn from a strategy is in no suite: the snippet rebuilds it from its own bytes."""
+    from hypothesis import HealthCheck, given, settings
+
+    from cases.strategies import cases_for
+
+    seen = []
+
+    @settings(max_examples=3, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(cases_for("softmax"))
+    def draw(case):
+        seen.append(case)
+
+    draw()
+    case = max(seen, key=lambda c: c.args[0].size)
+    code = snippet(case, "torch", "value")
+    assert _bits(code) == np.asarray(load("torch").evaluate(case).value).astype(np.float64).tobytes()
+
+
+def test_a_case_too_large_to_embed_is_fetched_from_its_suite_and_seed(monkeypatch):
+    import cases
+    from harness import repro
+
+    monkeypatch.setattr(repro, "MAX_EMBED", 16)
+    case = next(c for c in cases.build_suite("gate") if c.loss == "log_softmax" and 64 < c.args[0].size < 2000)
+    code = snippet(case, "torch", "value")
+    assert f"cases.find({case.id!r}" in code and "= packed(" not in code
+    assert _bits(code) == np.asarray(load("torch").evaluate(case).value).astype(np.float64).tobytes()
