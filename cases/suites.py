@@ -1,7 +1,9 @@
 """Named suites: deterministic lists of cases for a seed."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import TypeVar
 
 from reference import registry
 from reference.sampling import rng_for
@@ -16,6 +18,7 @@ SUITES: dict[str, str] = {
     "full": "bigger: large C up to 2**17, more samples per family (minutes)",
 }
 SMOKE_PER_FAMILY = 2
+T = TypeVar("T")
 
 
 def _family_cases(name: str, dtype: str, size_name: str, seed: int) -> list[Case]:
@@ -57,3 +60,43 @@ def find(case_id: str, suites=("smoke", "gate", "full"), seed: int = 0) -> Case 
             if c.id == case_id:
                 return c
     return None
+
+
+class AmbiguousId(LookupError):
+    """An id prefix that matches more than one case; ``candidates`` holds them (up to a limit)."""
+
+    def __init__(self, prefix: str, candidates: list, count: int) -> None:
+        self.prefix, self.candidates, self.count = prefix, candidates, count
+        super().__init__(f"case id prefix {prefix!r} matches {count} cases")
+
+
+def by_prefix(prefix: str, items: Iterable[T], key: Callable[[T], str] = lambda c: c.id) -> list[T]:
+    """The items whose id (``key``) starts with ``prefix`` (case-insensitive), one per id, in order;
+    an exact id wins over longer ids that merely start with it."""
+    p = prefix.strip().lower()
+    seen: dict[str, T] = {}
+    for item in items:
+        k = key(item)
+        if k.lower().startswith(p) and k not in seen:
+            seen[k] = item
+    exact = [v for k, v in seen.items() if k.lower() == p]
+    return exact or list(seen.values())
+
+
+def find_prefix(prefix: str, suites: Sequence[str] = ("smoke", "gate", "full"),
+                seeds: Iterable[int] = (0,)) -> list[tuple[Case, int]]:
+    """Every case whose id starts with ``prefix`` in ``suites`` built with each of ``seeds``, as
+    (case, seed), one per id, in suite and seed order.  A unique prefix gives one pair; a case id
+    is a content hash, so a case sitting in several suites (or seeds) is one match."""
+    pairs = [(c, seed) for seed in seeds for name in suites for c in build_suite(name, seed)]
+    return by_prefix(prefix, pairs, key=lambda pair: pair[0].id)
+
+
+def find_unique(prefix: str, suites: Sequence[str] = ("smoke", "gate", "full"),
+                seeds: Iterable[int] = (0,)) -> tuple[Case, int] | None:
+    """The one (case, seed) whose id starts with ``prefix``; None when none does; raises
+    :class:`AmbiguousId` (with up to 10 candidates) when several do."""
+    found = find_prefix(prefix, suites, seeds)
+    if len(found) > 1:
+        raise AmbiguousId(prefix, [c for c, _ in found[:10]], len(found))
+    return found[0] if found else None

@@ -1,85 +1,174 @@
-"""``losscheck``: the command line (gate, run, suites, show, report, compare).
+"""``losscheck``: the command line (gate, run, suites, families, show, report, compare).
 
 Exit codes: 0 passed (or ``run`` finished), 1 a check failed (``gate``), 2 bad usage (one line on
 stderr, no traceback), 130 interrupted (what was written is kept).
+
+Default outputs live under ``.losscheck/`` in the working directory (``results.jsonl``; the run
+before it is kept as ``results.previous.jsonl``); the directory ignores itself in git.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.config import DEFAULT_TIMEOUT
 
 PROG = "losscheck"
-DEFAULT_RESULTS = "losscheck-results.jsonl"
+STATE_DIR = ".losscheck"
+DEFAULT_RESULTS = f"{STATE_DIR}/results.jsonl"
+PREVIOUS_RESULTS = f"{STATE_DIR}/results.previous.jsonl"
+DEFAULT_SUITE = "gate"
+
+#: what ``--dtype`` also accepts (case-insensitive), and the dtype each names
+DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "f16": "float16",
+                 "bf16": "bfloat16",
+                 "fp32": "float32", "f32": "float32", "float": "float32", "single": "float32",
+                 "fp64": "float64", "f64": "float64", "double": "float64"}
+
+#: the text NumPy gives its floating-point RuntimeWarnings ("overflow encountered in cast")
+FP_WARNING = r"(overflow|underflow|invalid value|divide by zero) encountered"
 
 
 class UsageError(Exception):
     """Bad usage: reported as one line, exit 2."""
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help says its default: ``(default: X)`` appended unless the text already
+    states it; flags say ``(default: off)``."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if action.nargs == 0:  # store_true and friends
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        if action.default is None or action.default == []:
+            return text  # the help text must say what happens without the option
+        return f"{text} (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, no usage dump
         raise UsageError(message)
 
 
+def dtype_name(text: str) -> str:
+    """``--dtype``'s value: a dtype name or an alias of one (fp16, half, bf16, f32, double, ...)."""
+    key = text.strip().lower()
+    return DTYPE_ALIASES.get(key, key)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("losscheck")
+    except metadata.PackageNotFoundError:
+        return "(version unknown: the package is not installed)"
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", default=[], metavar="SPEC",
-                   help="torch, numpy, numpy-naive, jax, an entry point or pkg.mod[:attr] "
-                        "(repeatable; default torch)")
-    p.add_argument("--suite", default="gate", help="case suite (default gate; see `losscheck suites`)")
-    p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
-    p.add_argument("--loss", action="append", default=[], metavar="NAME", help="only this loss (repeatable)")
-    p.add_argument("--dtype", action="append", default=[], metavar="D", help="only this dtype (repeatable)")
+                   help="torch, numpy, numpy-naive, jax, an entry point, or pkg.mod (a module or object "
+                        "whose attributes are the loss functions, like torch.nn.functional) or "
+                        "pkg.mod:attr; repeatable (default: torch)")
+    p.add_argument("--suite", default=DEFAULT_SUITE, help="case suite (see `losscheck suites`)")
+    p.add_argument("--seed", type=int, default=0, help="suite seed")
+    p.add_argument("--loss", action="append", default=[], metavar="NAME",
+                   help="only this loss; repeatable (default: every loss)")
+    p.add_argument("--dtype", action="append", default=[], metavar="D", type=dtype_name,
+                   help="only this dtype: float16 (fp16, half), bfloat16 (bf16), float32 (fp32, f32, "
+                        "float), float64 (fp64, f64, double); repeatable (default: every dtype)")
     p.add_argument("--family", action="append", default=[], metavar="GLOB",
-                   help="only families matching this glob (repeatable)")
-    p.add_argument("--results", default=DEFAULT_RESULTS, metavar="PATH",
-                   help=f"JSONL results file (default {DEFAULT_RESULTS})")
+                   help="only case families matching this glob, e.g. 'ce.*'; repeatable (default: "
+                        "every family; `losscheck families` lists them)")
+    p.add_argument("--results", metavar="PATH",
+                   help=f"JSONL results file (default: {DEFAULT_RESULTS}, whose earlier run is moved to "
+                        f"{PREVIOUS_RESULTS}; a PATH you name is never replaced without --resume or "
+                        "--overwrite)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --results, skipping finished checks (the run's settings must match)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing --results file (without it, or --resume, an existing one is refused)")
-    p.add_argument("--report", metavar="DIR", help="render the HTML/Markdown/JUnit report here after the run")
+                   help="replace an existing --results file (without it, or --resume, a named one is refused)")
+    p.add_argument("--report", metavar="DIR",
+                   help="render the HTML/Markdown/JUnit report here after the run (default: no report)")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--allow-unsupported", action="store_true",
                    help="pass a backend that evaluated none of a loss's checks (all unsupported or erroring)")
-    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes (default: [tool.losscheck] jobs, else every core)")
     p.add_argument("--timeout", type=float, metavar="S",
-                   help=f"per-case seconds (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--known-failures", metavar="PATH", help="known-failures file (TOML or JSON)")
+                   help=f"seconds per case (default: [tool.losscheck] timeout, else {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--known-failures", metavar="PATH",
+                   help="known-failures file (TOML or JSON), added to torch's shipped ones (default: "
+                        "[tool.losscheck] known_failures, else none)")
     p.add_argument("--tol", action="append", default=[], metavar="DTYPE.KEY=V",
-                   help="tolerance override, e.g. float16.ulp=2 (repeatable)")
-    p.add_argument("--no-grad", action="store_true", help="check values only, not input gradients")
+                   help="tolerance override, e.g. float16.ulp=2; repeatable (default: "
+                        "[tool.losscheck.tolerances], else harness/tolerances.py)")
+    p.add_argument("--no-grad", action="store_true", help="check values only, not gradients")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG,
                      description="Numerical verification of loss functions against an exact oracle.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    gate = sub.add_parser("gate", help="run a suite; exit 1 if any check fails")
+    gate = sub.add_parser("gate", help="run a suite; exit 1 if any check fails",
+                          description="Run a suite for each backend; exit 0 pass, 1 fail, 2 bad usage.")
     _add_run_options(gate)
-    run = sub.add_parser("run", help="run a suite and write results; exit 0 whatever the verdicts")
+    run = sub.add_parser("run", help="run a suite and write results; exit 0 whatever the verdicts",
+                         description="Run a suite and write results; exit 0 whatever the verdicts.")
     _add_run_options(run)
-    sub.add_parser("suites", help="list the case suites and their sizes")
-    show = sub.add_parser("show", help="one case: exact vs observed values and a repro snippet")
-    show.add_argument("case_id")
-    show.add_argument("--backend", default="torch", metavar="SPEC")
-    show.add_argument("--no-grad", action="store_true")
-    show.add_argument("--seed", type=int, default=0, help="the seed the case's suite was built with")
-    show.add_argument("--cases", metavar="FILE", help="look the id up in a saved case file instead")
-    report = sub.add_parser("report", help="render a results file as HTML/Markdown/JSON/JUnit")
-    report.add_argument("results")
-    report.add_argument("--out", required=True, metavar="DIR")
-    compare = sub.add_parser("compare", help="precision-regression diff of two results files")
-    compare.add_argument("base")
-    compare.add_argument("new")
+    sub.add_parser("suites", help="list the case suites and their sizes",
+                   description="List the case suites and their sizes.")
+    families = sub.add_parser("families", help="list the case families with one-line descriptions",
+                              description="List the case families of the gate and full suites: loss, "
+                                          "cases per suite (seed 0), what the family draws.")
+    families.add_argument("loss", nargs="?", help="only this loss's families (default: every loss)")
+    show = sub.add_parser("show", help="one case: exact vs observed values and a repro snippet",
+                          description="One case: its arrays, exact vs observed worst elements per check, "
+                                      "and a copy-paste repro snippet.  With --results, the backend, "
+                                      "suite and seed come from that run's records of the case.")
+    show.add_argument("case_id", metavar="CASE_ID",
+                      help="the case's id, or a prefix of it that only one case has")
+    show.add_argument("--backend", metavar="SPEC",
+                      help="the backend to evaluate (default: the failing backend(s) of the case in "
+                           "--results, else torch)")
+    show.add_argument("--results", metavar="FILE",
+                      help="take backend, suite and seed from this results file's records of the case "
+                           f"(default: {DEFAULT_RESULTS} when it holds the case)")
+    show.add_argument("--suite", metavar="NAME",
+                      help="look the id up in this suite only (default: the suite of --results, "
+                           "else smoke, gate and full)")
+    show.add_argument("--seed", type=int, metavar="N",
+                      help="the seed the case's suite was built with (default: that of --results, else 0)")
+    show.add_argument("--no-grad", action="store_true", help="show the value check only, not gradients")
+    show.add_argument("--cases", metavar="FILE",
+                      help="look the id up in a saved case file instead (default: the suites)")
+    report = sub.add_parser("report", help="render a results file as HTML/Markdown/JSON/JUnit",
+                            description="Render a results file as HTML, Markdown, JSON and JUnit.")
+    report.add_argument("results", metavar="RESULTS", help="a results file (JSONL) of `losscheck run/gate`")
+    report.add_argument("--out", required=True, metavar="DIR", help="output directory (required)")
+    compare = sub.add_parser("compare", help="precision-regression diff of two results files",
+                             description="Precision-regression diff of two results files of one suite, "
+                                         "seed and backend set.")
+    compare.add_argument("base", metavar="BASE", help="the results file to compare against")
+    compare.add_argument("new", metavar="NEW", help="the results file being judged")
     compare.add_argument("--gate", action="store_true", help="exit 1 on a regression")
     compare.add_argument("--factor", type=float, default=2.0, help="error growth that counts as a regression")
-    compare.add_argument("--out", metavar="DIR")
+    compare.add_argument("--out", metavar="DIR", help="also write the diff here (default: print it only)")
     compare.add_argument("--allow-missing", action="store_true",
                          help="checks of BASE missing from NEW are not a regression")
     return parser
@@ -107,22 +196,112 @@ def _known_failures(config: Any) -> Any:
         raise UsageError(str(exc)) from None
 
 
+def probe_backend(spec: str) -> Any:
+    """``harness.backends.load`` with a clearer answer for a spec naming a plain function
+    (``pkg.mod:cross_entropy``, ``pkg.mod.cross_entropy``): the loader wants the module or object
+    whose attributes are the loss functions.  Runs in the probe worker (top level: workers import
+    it by name), so the user's module is never imported in the CLI's process."""
+    from harness.backends import BackendLoadError, load
+
+    try:
+        return load(spec)
+    except BackendLoadError as exc:
+        if "provides none of" in str(exc) or "cannot import module" in str(exc):
+            better = _function_spec_error(spec)
+            if better:
+                raise BackendLoadError(better) from None
+        raise
+
+
+def _function_spec_error(spec: str) -> str | None:
+    """The error for a spec whose object is a function, or None when it is not one."""
+    import functools
+    import importlib
+    import inspect
+
+    from harness.backends import loading
+    from reference.registry import LOSSES
+
+    spec = spec.strip()
+    module_name, colon, attr = spec.partition(":")
+    try:
+        ep = loading.entry_points().get(spec)
+        if ep is not None:
+            obj = ep.load()
+        elif colon:
+            obj = loading._import_object(spec)
+        else:  # pkg.mod.function: the loader took it all for a module name
+            parent, _, last = spec.rpartition(".")
+            obj = getattr(importlib.import_module(parent), last) if parent else None
+    except Exception:  # noqa: BLE001 - the loader's own error stands
+        return None
+    if not (inspect.isroutine(obj) or isinstance(obj, functools.partial)):
+        return None
+    name = getattr(obj, "__name__", "")
+    if ep is not None:
+        where = f"entry point {spec!r} names a function ({ep.value})"
+        fix = "point the entry point at the module or object whose attributes are the loss functions"
+    else:
+        where = f"{spec!r} names a function, not a backend"
+        if colon:
+            head, _, _ = attr.rpartition(".")
+            parent = f"{module_name}:{head}" if head else module_name
+        else:
+            parent = spec.rpartition(".")[0]
+        fix = f"pass the module (or object) that holds the loss functions: --backend {parent}"
+        if name in LOSSES:
+            fix += f" --loss {name}"
+    return (f"backend {where}; {fix} (losscheck calls the functions named like torch.nn.functional's "
+            f"on it: {', '.join(LOSSES[:3])}, ...)")
+
+
 def _load_backends(specs: Sequence[str], timeout: float = 120.0) -> None:
     """Try every backend up front, so an unknown one is bad usage rather than a run of errors; in
     worker processes, so that what a backend does on import (patching torch, FPU flags) never
     reaches this process."""
     from harness.pool import check_loadable
 
-    errors = check_loadable(list(specs), timeout=max(timeout, 60.0))
+    errors = check_loadable(list(specs), timeout=max(timeout, 60.0), loader=probe_backend)
     if errors:
         raise UsageError(next(iter(errors.values())))
+
+
+def oracle_quietly(case: Any, check: str) -> Any:
+    """The oracle (``harness.cache.compute``) with NumPy's floating-point RuntimeWarnings silenced:
+    the oracle meets overflow, NaN and inf on purpose (extreme cases) and handles them, so "overflow
+    encountered in cast" is noise, never news for whoever runs the CLI.  Passed to the Runner, it
+    runs in the oracle's worker processes (whose stderr is the terminal's), and in ``show``."""
+    import numpy as np
+
+    from harness import cache
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=FP_WARNING, category=RuntimeWarning)
+        with np.errstate(all="ignore"):
+            return cache.compute(case, check)
+
+
+def _silence_oracle_warnings() -> None:
+    """In this process: the oracle's (reference/*) NumPy floating-point warnings are not shown."""
+    warnings.filterwarnings("ignore", message=FP_WARNING, category=RuntimeWarning, module=r"reference(\.|$)")
+
+
+def _suggest(word: str, names: Iterable[str], n: int = 3) -> str:
+    """`` (did you mean a, b?)`` for the names close to ``word`` (difflib, or containing it)."""
+    names = list(dict.fromkeys(names))
+    core = word.strip("*?[]").lower()
+    close = difflib.get_close_matches(word, names, n=n, cutoff=0.6)
+    if core:
+        close += [x for x in names if core in x.lower() and x not in close]
+    close = close[:n]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def _suite(name: str, seed: int) -> list:
     import cases
 
     if name not in cases.SUITES:
-        raise UsageError(f"unknown suite {name!r}; known: {', '.join(cases.SUITES)}")
+        raise UsageError(f"unknown suite {name!r}{_suggest(name, cases.SUITES)}; known: {', '.join(cases.SUITES)}")
     return cases.build_suite(name, seed)
 
 
@@ -131,13 +310,42 @@ def _validate_filters(args: argparse.Namespace) -> None:
 
     for loss in args.loss:
         if loss not in LOSSES:
-            raise UsageError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+            raise UsageError(f"unknown loss {loss!r}{_suggest(loss, LOSSES)}; known: {', '.join(LOSSES)}")
     for dtype in args.dtype:
         if dtype not in DTYPES:
-            raise UsageError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+            raise UsageError(f"unknown dtype {dtype!r}{_suggest(dtype, DTYPES)}; known: {', '.join(DTYPES)} "
+                             "(or fp16, half, bf16, fp32, f32, float, fp64, f64, double)")
+
+
+def _check_families(globs: Sequence[str], suite: Sequence[Any], suite_name: str) -> None:
+    """A --family glob that matches no family of the suite is bad usage, with the close names."""
+    from fnmatch import fnmatchcase
+
+    names = list(dict.fromkeys(c.family for c in suite))
+    for glob in globs:
+        if not any(fnmatchcase(name, glob) for name in names):
+            raise UsageError(f"--family {glob!r} matches no family, so no case of suite {suite_name!r} "
+                             f"matches the --loss/--dtype/--family filters{_suggest(glob, names)}; "
+                             "`losscheck families` lists them")
+
+
+def _state_dir() -> Path:
+    """``.losscheck/`` in the working directory, created with a .gitignore of its own (``*``) so
+    that its outputs never end up in the user's commits."""
+    path = Path(STATE_DIR)
+    try:
+        path.mkdir(exist_ok=True)
+        ignore = path / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# created by losscheck: its default outputs\n*\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create the directory for losscheck's outputs "
+                         f"({exc.strerror or exc}); pass --results PATH") from None
+    return path
 
 
 def cmd_run(args: argparse.Namespace, gate: bool) -> int:
+    from harness.results_file import holds_results
     from harness.runner import RunError, Runner, select
     from harness.summary import gate_fails, print_summary
 
@@ -146,16 +354,22 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
     known = _known_failures(config)
     _validate_filters(args)
     suite = _suite(args.suite, args.seed)
+    _check_families(args.family, suite, args.suite)
     _load_backends(specs)
     selected = select(suite, args.loss, args.dtype, args.family)
     if not selected:
         raise UsageError(f"no case of suite {args.suite!r} matches the --loss/--dtype/--family filters")
+    results, keep_previous, moved = args.results, None, False
+    if results is None:  # the default path: the run before this one is kept, never refused
+        _state_dir()
+        results, keep_previous = DEFAULT_RESULTS, PREVIOUS_RESULTS
+        moved = not (args.resume or args.overwrite) and holds_results(Path(results))
     runner = Runner(jobs=config.run_jobs(), timeout=config.run_timeout(),
                     tolerances=config.tolerances, known_failures=known, strict=args.strict,
-                    grad=not args.no_grad, progress=sys.stderr.isatty())
+                    grad=not args.no_grad, progress=True, oracle=oracle_quietly)
     try:
-        result = runner.run(selected, specs, args.results, suite=args.suite, seed=args.seed,
-                            resume=args.resume, overwrite=args.overwrite)
+        result = runner.run(selected, specs, results, suite=args.suite, seed=args.seed,
+                            resume=args.resume, overwrite=args.overwrite, keep_previous=keep_previous)
     except RunError as exc:
         raise UsageError(str(exc)) from None
     print_summary(result.records, strict=args.strict, stats=result.stats,
@@ -163,15 +377,71 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
     if known is not None:
         for entry in known.unmatched():
             print(f"{PROG}: warning: known failure {entry.match!r} matched no failing check", file=sys.stderr)
-    print(f"results: {args.results}")
-    if args.report:
-        _render(args.results, args.report)
+    print(f"results: {results}" + (f" (the run before: {PREVIOUS_RESULTS})" if moved else ""))
+    report = _render(results, args.report) if args.report else None
+    for line in next_steps(result.records, strict=args.strict, suite=args.suite, seed=args.seed, report=report):
+        print(line)
     if gate and gate_fails(result.records, args.strict, args.allow_unsupported):
         return 1
     return 0
 
 
-def _render(results: str, out: str) -> None:
+_VERDICT_ORDER = {"fail": 0, "error": 1, "warn": 2}
+
+
+def _badness(rec: dict) -> tuple:
+    """Sort key, worst first: verdict (fail, error, warn), then the largest max_ulp."""
+    import math
+
+    from harness.summary import number
+
+    ulp = number(rec.get("max_ulp"))
+    if ulp is None or math.isnan(ulp):
+        ulp = -1.0
+    return (_VERDICT_ORDER.get(str(rec.get("verdict")), 3), -ulp)
+
+
+def show_command(case_id: str, backend: str, suite: str | None = DEFAULT_SUITE, seed: int | None = 0) -> str:
+    """The ``losscheck show`` command line (shell-quoted) that reproduces one record's check."""
+    import shlex
+
+    argv = [PROG, "show", case_id, "--backend", backend]
+    if suite and suite != DEFAULT_SUITE:
+        argv += ["--suite", suite]
+    if seed:
+        argv += ["--seed", str(seed)]
+    return shlex.join(argv)
+
+
+def next_steps(records: Sequence[dict], *, strict: bool = False, suite: str | None = DEFAULT_SUITE,
+               seed: int | None = 0, report: str | Path | None = None) -> list[str]:
+    """The block printed at the end of a run: the report to open, and for each backend that fails
+    the gate, its worst failing check (by verdict, then max_ulp) as a ready-to-paste
+    ``losscheck show`` command.  Empty when there is nothing to do."""
+    from harness.backends.base import printable
+    from harness.check import gate_failed
+    from harness.summary import fmt, number
+
+    worst: dict[str, dict] = {}
+    for rec in records:
+        if not gate_failed(rec, strict):
+            continue
+        backend = str(rec.get("backend"))
+        if backend not in worst or _badness(rec) < _badness(worst[backend]):
+            worst[backend] = rec
+    lines = []
+    if report is not None:
+        lines.append(f"  open the report: {report}")
+    for backend, rec in worst.items():
+        what = (f"{rec.get('verdict')} {rec.get('loss')} {rec.get('family')} {rec.get('dtype')} "
+                f"{rec.get('check')}, max_ulp={fmt(number(rec.get('max_ulp')))}")
+        lines.append(printable(f"  worst failing check of {backend} ({what}):"))
+        lines.append("    " + printable(show_command(str(rec.get("case_id")), backend, suite, seed)))
+    return ["next steps:", *lines] if lines else []
+
+
+def _render(results: str, out: str) -> Path:
+    """Render the report; print what was written; return the page to open."""
     import reports
 
     try:
@@ -180,6 +450,7 @@ def _render(results: str, out: str) -> None:
         raise UsageError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     for kind, path in (written or {}).items():
         print(f"report {kind}: {path}")
+    return Path((written or {}).get("index.html") or Path(out) / "index.html")
 
 
 def cmd_suites(args: argparse.Namespace) -> int:
@@ -190,55 +461,251 @@ def cmd_suites(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    import cases
-    from harness.backends import load
-    from harness.cache import OracleCache
-    from harness.config import ConfigError, load_config
-    from harness.task import checks_for, evaluate_task
+def family_doc(family: Any) -> str:
+    """A family's description in one line: its docstring's first paragraph (its first sentence may
+    wrap onto a second source line), whitespace collapsed; the registered ``doc`` otherwise."""
+    import inspect
 
+    text = inspect.getdoc(getattr(family, "draw", None)) or ""
+    paragraph = text.strip().split("\n\n")[0]
+    return " ".join(paragraph.split()) or getattr(family, "doc", "") or ""
+
+
+def cmd_families(args: argparse.Namespace) -> int:
+    """The case families (registered by the loss definitions, reference/losses/*.py), with the
+    number of cases each has in the gate and full suites (seed 0) and its docstring's first line."""
+    from collections import Counter
+
+    import cases
+    from cases.families import FAMILIES
+    from reference.registry import LOSSES
+
+    if args.loss is not None and args.loss not in LOSSES:
+        raise UsageError(f"unknown loss {args.loss!r}{_suggest(args.loss, LOSSES)}; known: {', '.join(LOSSES)}")
+    suites = ("gate", "full")
+    counts = {name: Counter(c.family for c in cases.build_suite(name, 0)) for name in suites}
+    rows = [(f.name, f.loss, *(str(counts[s][f.name]) for s in suites), family_doc(f))
+            for f in FAMILIES.values() if args.loss in (None, f.loss)]
+    head = ("family", "loss", *suites, "description")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    for row in [head, *rows]:
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        print("  ".join([*cells, row[-1]]).rstrip())
+    return 0
+
+
+# --- show --------------------------------------------------------------------------------------------
+
+def read_results(path: str | Path) -> tuple[dict, list[dict]]:
+    """(run header, result records) of a results file, read-only; a torn last line (a killed run)
+    is skipped; anything else unreadable is a UsageError."""
+    import json
+
+    from harness.backends.base import printable
+
+    shown = printable(str(path))
     try:
-        tolerances = load_config().tolerances
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
-    _load_backends([args.backend])
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{shown}: not a losscheck results file (not UTF-8 text)") from None
+    except OSError as exc:
+        raise UsageError(f"{shown}: cannot read the results file ({exc.strerror or exc})") from None
+    lines = text.split("\n")  # not splitlines(): U+2028 inside a JSON string is no line break
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    header, records = None, []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            if i == last:
+                break
+            raise UsageError(f"{shown}: line {i + 1} is not JSON; not a losscheck results file") from None
+        if not isinstance(obj, dict):
+            raise UsageError(f"{shown}: line {i + 1} is not a JSON object; not a losscheck results file")
+        if obj.get("type") == "run" and header is None:
+            header = obj
+        elif obj.get("type") == "result" and isinstance(obj.get("case_id"), str) \
+                and isinstance(obj.get("backend"), str):
+            records.append(obj)
+    if header is None:
+        raise UsageError(f"{shown}: not a losscheck results file (no run header)")
+    return header, records
+
+
+def _ambiguous(prefix: str, candidates: Sequence[tuple[str, str]], count: int) -> str:
+    """One line: the prefix, how many ids it matches, the first candidates with what they are."""
+    from harness.backends.base import printable
+
+    listed = "; ".join(f"{cid} {what}" for cid, what in candidates)
+    more = f"; and {count - len(candidates)} more" if count > len(candidates) else ""
+    return printable(f"case id {prefix!r} is ambiguous: {count} cases start with it ({listed}{more}); "
+                     "give more of the id")
+
+
+def _case_label(case: Any) -> str:
+    return f"{case.loss} {case.family} {case.dtype}"
+
+
+def _show_source(args: argparse.Namespace) -> dict:
+    """Which case, backends, seed, suite and recorded verdicts ``show`` works with."""
+    import cases
+    from harness.backends.base import printable
+
+    src: dict = {"path": None, "header": {}, "records": {}, "case_id": args.case_id}
+    path, explicit = args.results, args.results is not None
+    if path is None and Path(DEFAULT_RESULTS).is_file():
+        path = DEFAULT_RESULTS
+    if path is not None:
+        try:
+            header, records = read_results(path)
+        except UsageError:
+            if explicit:
+                raise
+            header, records = {}, []  # an unreadable default file is not what was asked about
+        ids = cases.by_prefix(args.case_id, [r["case_id"] for r in records], key=lambda x: x)
+        if len(ids) > 1:
+            first = {}
+            for r in records:
+                first.setdefault(r["case_id"], f"{r.get('loss')} {r.get('family')} {r.get('dtype')}")
+            raise UsageError(_ambiguous(args.case_id, [(i, first[i]) for i in ids[:10]], len(ids)))
+        if ids:
+            src.update(path=path, header=header, case_id=ids[0])
+            for r in records:
+                if r["case_id"] == ids[0]:
+                    src["records"].setdefault(r["backend"], []).append(r)
+        elif explicit:
+            raise UsageError(printable(f"{path}: no record of a case whose id starts with {args.case_id!r}"))
+    header = src["header"]
+    seed = args.seed if args.seed is not None else header.get("seed", 0)
+    src["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+    suite = args.suite or header.get("suite")
+    if args.suite is not None and args.suite not in cases.SUITES:
+        raise UsageError(f"unknown suite {args.suite!r}{_suggest(args.suite, cases.SUITES)}; known: "
+                         f"{', '.join(cases.SUITES)}")
+    src["suite"] = suite if suite in cases.SUITES else None
+    return src
+
+
+def _show_case(args: argparse.Namespace, src: dict) -> Any:
+    """The case ``src['case_id']`` names (an id or a unique prefix): from --cases, else the suites."""
+    import cases
+    from harness.backends.base import printable
+
+    wanted, seed = src["case_id"], src["seed"]
     try:
         if args.cases:
-            case = next((c for c in cases.load(args.cases) if c.id == args.case_id), None)
-        else:
-            case = cases.find(args.case_id, seed=args.seed)
+            found = cases.by_prefix(wanted, cases.load(args.cases))
+            if len(found) > 1:
+                raise UsageError(_ambiguous(wanted, [(c.id, _case_label(c)) for c in found[:10]], len(found)))
+            if not found:
+                raise UsageError(printable(f"no case with id {args.case_id!r} in {args.cases}"))
+            return found[0]
+        everywhere = tuple(cases.SUITES)
+        suites = (src["suite"],) if src["suite"] else everywhere
+        hit = cases.find_unique(wanted, suites, (seed,))
+        if hit is None and args.suite is None and suites != everywhere:
+            hit = cases.find_unique(wanted, everywhere, (seed,))
+    except cases.AmbiguousId as exc:
+        raise UsageError(_ambiguous(exc.prefix, [(c.id, _case_label(c)) for c in exc.candidates],
+                                    exc.count)) from None
     except (LookupError, ValueError, OSError) as exc:
-        raise UsageError(str(exc).strip("'\"").splitlines()[0]) from None
-    if case is None:
-        where = args.cases or f"the known suites (seed {args.seed})"
-        raise UsageError(f"no case with id {args.case_id!r} in {where}")
+        raise UsageError(printable(str(exc).strip("'\"").splitlines()[0])) from None
+    if hit is None:
+        where = ", ".join(suites if args.suite else everywhere)
+        raise UsageError(printable(f"no case with id {args.case_id!r} in the suites {where} (seed {seed}); "
+                                   "a case of another seed needs --seed N, or --results FILE of its run"))
+    return hit[0]
+
+
+def _show_backends(args: argparse.Namespace, src: dict) -> list[str]:
+    """--backend; else the recorded backends of the case that fail the gate (all recorded ones
+    when none fails); else torch."""
+    from harness.check import gate_failed
+
+    if args.backend:
+        return [args.backend]
+    recorded = src["records"]
+    if not recorded:
+        return ["torch"]
+    strict = bool(src["header"].get("strict"))
+    failing = [b for b, recs in recorded.items() if any(gate_failed(r, strict) for r in recs)]
+    return failing or list(recorded)
+
+
+def _show_tolerances(src: dict) -> Any:
+    """The tolerances the recorded run judged with (so verdicts agree with it), else the config's."""
+    from harness.config import ConfigError, load_config
+    from harness.tolerances import Tolerances
+
+    recorded = src["header"].get("tolerances")
+    if recorded:
+        try:
+            return Tolerances.from_dict(recorded)
+        except Exception:  # noqa: BLE001, S110 - a header we cannot read: the configuration's
+            pass
+    try:
+        return load_config().tolerances
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.backends import load
+    from harness.backends.base import printable
+    from harness.cache import OracleCache
+    from harness.repro import snippet
+    from harness.summary import fmt, number
+    from harness.task import checks_for, evaluate_task
+    from reference.fpu import oracle_state
+
+    src = _show_source(args)
+    tolerances = _show_tolerances(src)
+    case = _show_case(args, src)
+    backends = _show_backends(args, src)
+    _load_backends(backends)
     print(describe_case(case))
-    cache = OracleCache()
-    checks = checks_for(case, not args.no_grad)
+    if src["path"] is not None:
+        recorded = ", ".join(f"{b} ({'/'.join(sorted({str(r.get('verdict')) for r in recs}))})"
+                             for b, recs in src["records"].items())
+        print(printable(f"recorded in {src['path']} (suite {src['header'].get('suite')}, seed {src['seed']}): "
+                        f"{recorded}"))
+    cache = OracleCache(oracle=oracle_quietly)
+    grad = not args.no_grad and src["header"].get("grad", True) is not False
+    checks = checks_for(case, grad)
     exacts = {}
     for check in checks:  # the oracle first: nothing the backend does on import can reach it
         try:
-            exacts[check] = cache.get(case, check)
+            with oracle_state():
+                exacts[check] = cache.get(case, check)
         except Exception:  # noqa: BLE001, S112 - evaluate_task records the oracle's error below
             continue
-    backend = load(args.backend)
-    records, _ = evaluate_task(backend, args.backend, case, checks, cache, tolerances)
-    try:
-        observation = backend.evaluate(case)
-    except Exception:  # noqa: BLE001 - already recorded in the records above
-        observation = None
-    for rec in records:
-        check = rec["check"]
-        print(f"\n== {check}: {rec.get('verdict')} [{rec.get('status')}] {rec.get('message', '')}")
-        observed = None
-        if observation is not None:
-            observed = observation.observed(check)
-        if rec.get("status") == "ok" and observed is not None:
-            print(worst_elements(exacts.get(check) or cache.get(case, check), observed))
-        from harness.repro import snippet
-
-        print(f"-- repro ({args.backend}, {check}):")
-        print(rec.get("repro") or snippet(case, args.backend, check))
+    for spec in backends:
+        recorded = {r.get("check"): r for r in src["records"].get(spec, [])}
+        origin = f" (from {src['path']})" if spec in src["records"] and not args.backend else ""
+        print()
+        print(printable(f"### backend {spec}{origin}"))
+        backend = load(spec)
+        records, _ = evaluate_task(backend, spec, case, checks, cache, tolerances)
+        try:
+            observation = backend.evaluate(case)
+        except Exception:  # noqa: BLE001 - already recorded in the records above
+            observation = None
+        for rec in records:
+            check = rec["check"]
+            print()
+            print(printable(f"== {check}: {rec.get('verdict')} [{rec.get('status')}] {rec.get('message', '')}"))
+            if check in recorded:
+                old = recorded[check]
+                why = f": {old.get('xfail_reason')}" if old.get("xfail_reason") else ""
+                print(printable(f"   recorded: {old.get('verdict')} max_ulp={fmt(number(old.get('max_ulp')))}{why}"))
+            observed = observation.observed(check) if observation is not None else None
+            if rec.get("status") == "ok" and observed is not None and check in exacts:
+                with oracle_state():
+                    print(worst_elements(exacts[check], observed))
+            print(f"-- repro ({spec}, {check}):")
+            print(rec.get("repro") or snippet(case, spec, check))
     return 0
 
 
@@ -304,7 +771,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"gate": lambda a: cmd_run(a, gate=True), "run": lambda a: cmd_run(a, gate=False),
-            "suites": cmd_suites, "show": cmd_show, "report": cmd_report, "compare": cmd_compare}
+            "suites": cmd_suites, "families": cmd_families, "show": cmd_show, "report": cmd_report,
+            "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -312,10 +780,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         warnings.formatwarning = _one_line_warning
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # scoped: main() called in-process leaves no filter behind
+            _silence_oracle_warnings()
+            return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; results written so far are kept", file=sys.stderr)
         return 130

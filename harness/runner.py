@@ -9,6 +9,7 @@ workers, so it uses every core too; the parent only dispatches, post-processes a
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -106,25 +107,37 @@ class Runner:
 
     def run(self, cases: Sequence[Any], specs: Sequence[str], results: str | Path, suite: str = "",
             seed: int = 0, resume: bool = False, in_process: dict[str, Any] | None = None,
-            overwrite: bool = False) -> RunResult:
+            overwrite: bool = False, keep_previous: str | Path | None = None) -> RunResult:
         """Evaluate every (spec, case, check); return header, all records (resumed ones included), stats.
 
         ``in_process`` maps labels to backend objects that cannot be named by a spec (the pytest
         plugin's modules and objects): on Linux forked workers inherit them (isolated, with the
         timeout); elsewhere they run in this process, sequentially, without a timeout.
+
+        An existing ``results`` file is refused unless ``resume`` or ``overwrite``; with
+        ``keep_previous`` (the CLI's default results path) it is moved there instead, replacing
+        what was there, and the run writes a new one.  The move happens under the results lock.
         """
         t_start = time.perf_counter()
         results = Path(results)
         with ResultsLock(results):
-            return self._run(cases, specs, results, suite, seed, resume, overwrite, in_process, t_start)
+            return self._run(cases, specs, results, suite, seed, resume, overwrite, in_process, t_start,
+                             keep_previous)
 
-    def _run(self, cases, specs, results: Path, suite, seed, resume, overwrite, in_process, t_start) -> RunResult:
+    def _run(self, cases, specs, results: Path, suite, seed, resume, overwrite, in_process, t_start,
+             keep_previous=None) -> RunResult:
         stats = RunStats()
         previous: list[dict] = []
         header = self.header(suite, seed, specs)
         if not resume and not overwrite and holds_results(results):
-            raise RunError(f"{results}: holds the results of an earlier run; pass --resume to continue "
-                           "it or --overwrite to replace it")
+            if keep_previous is None:
+                raise RunError(f"{results}: holds the results of an earlier run; pass --resume to continue "
+                               "it or --overwrite to replace it")
+            try:
+                os.replace(results, keep_previous)
+            except OSError as exc:
+                raise RunError(f"{results}: cannot move the earlier run's results to {keep_previous} "
+                               f"({exc.strerror or exc}); pass --overwrite to replace them") from None
         if resume:
             old_header, previous = read_finished(results)
             if old_header is not None:
@@ -179,7 +192,7 @@ class Runner:
         try:
             args = (str(self.cache.root), self.oracle, self.exact_type, self.tolerances, self.checker,
                     self.loader)
-            failed = self._oracle_pass(tasks, args, stats) if tasks else {}
+            failed = self._oracle_pass(tasks, args, stats, bar) if tasks else {}
             stats_from_pass = bool(tasks)
             runnable = []
             for task in tasks:  # a check whose oracle failed is recorded as such, its backend not run
@@ -222,7 +235,7 @@ class Runner:
             stats.wall = time.perf_counter() - t_start
         return RunResult(header=header, records=records, stats=stats)
 
-    def _oracle_pass(self, tasks: list[_Task], args: tuple, stats: RunStats) -> dict:
+    def _oracle_pass(self, tasks: list[_Task], args: tuple, stats: RunStats, progress: Any = None) -> dict:
         """Fill the oracle cache for every (case, check) the tasks need, in worker processes that
         load no backend (a backend's process state can reach no oracle answer), before any backend
         runs.  Returns {(case id, check): (status, message)} for the ones that failed (error,
@@ -240,34 +253,170 @@ class Runner:
             stats.cache_misses += timing.get("misses", 0)
             for rec in recs:
                 failed[(rec["case_id"], rec["check"])] = (rec["status"], rec["message"])
+            if progress is not None:
+                progress.oracle_advance()
 
+        if progress is not None:
+            progress.oracle_start(len(oracle_tasks))
         _run_pool(oracle_tasks, self.jobs, self.timeout, args, ready=lambda t: True, on_records=on_oracle,
                   stats=stats, start_method=self.start_method)
         return failed
 
 
+def _duration(seconds: float) -> str:
+    """``12 s``, ``4 min 05 s``, ``1 h 02 min``: a human's duration, never negative."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 class _Progress:
-    """A rich progress bar on a terminal's stderr; nothing otherwise (CI logs stay readable)."""
+    """How far a run is, on stderr, in two phases: the oracle pass (``cases`` whose exact values
+    are computed or read from the cache) and the checks (``checks`` evaluated and judged).
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    On a terminal, a rich bar per phase with its unit, the failing count and an ETA (transient: the
+    summary replaces it).  Without one (CI, nox, a pipe) plain lines such as::
+
+        losscheck: 1,234/7,576 checks (16 %), 12 s elapsed, ETA 50 s
+
+    at every 10 % of a phase and at least every :attr:`every_s` seconds (a thread keeps a slow case
+    from looking like a hang), none during the first :attr:`quiet_s` seconds (a quick run stays
+    quiet) except a phase's last line once anything was printed.  ``stream``, ``tty`` and ``clock``
+    are injectable for tests.
+    """
+
+    every_s = 30.0
+    quiet_s = 2.0
+
+    def __init__(self, total: int, enabled: bool, stream: Any = None, tty: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic, every_s: float | None = None,
+                 quiet_s: float | None = None) -> None:
+        import threading
+
+        self.enabled = bool(enabled and total)
+        self.stream = stream if stream is not None else sys.stderr
+        if tty is None:
+            try:
+                tty = bool(self.stream.isatty())
+            except (AttributeError, ValueError, OSError):
+                tty = False
+        self.tty = tty
+        self.clock = clock
+        self.every_s = self.every_s if every_s is None else every_s
+        self.quiet_s = self.quiet_s if quiet_s is None else quiet_s
+        self.t0 = self.last_line = clock()
+        self.total = total
+        self.fails = 0
+        self.printed = False
+        self._phase: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
         self.bar = None
-        if enabled and total:
+        self.tasks: dict[str, Any] = {}
+        if not self.enabled:
+            return
+        if self.tty:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.bar = Progress(TextColumn("[bold]losscheck"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[fails]} failing"), TimeElapsedColumn(),
-                                console=Console(file=sys.stderr), transient=True)
+            self.bar = Progress(TextColumn("[bold]losscheck[/] {task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+                                TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                                TextColumn("ETA"), TimeRemainingColumn(),
+                                console=Console(file=self.stream), transient=True)
             self.bar.start()
-            self.fails = 0
-            self.task = self.bar.add_task("run", total=total, fails=0)
+        else:
+            self._thread = threading.Thread(target=self._heartbeat, name="losscheck-progress", daemon=True)
+            self._thread.start()
+
+    # -- phases ----------------------------------------------------------------------------------
+    def _start(self, name: str, unit: str, total: int) -> None:
+        self._phase = {"name": name, "unit": unit, "total": total, "done": 0, "t0": self.clock(), "decile": 0}
+        if self.bar is not None:
+            for task in self.tasks.values():  # the finished phase's bar makes room for the next
+                self.bar.update(task, visible=False)
+            self.tasks[name] = self.bar.add_task(name, total=total, unit=unit,
+                                                 note="0 failing" if name == "checks" else "")
+
+    def oracle_start(self, cases: int) -> None:
+        """The oracle pass begins: ``cases`` cases to compute (or find in the cache)."""
+        if self.enabled and cases:
+            with self._lock:
+                self._start("oracle", "cases", cases)
+
+    def oracle_advance(self, n: int = 1) -> None:
+        if self.enabled and self._phase.get("name") == "oracle":
+            self._step(n)
 
     def advance(self, rec: dict) -> None:
-        if self.bar is not None:
-            self.fails += rec.get("verdict") in ("fail", "error")
-            self.bar.update(self.task, advance=1, fails=self.fails)
+        """One check's record is in."""
+        if not self.enabled:
+            return
+        if self._phase.get("name") != "checks":  # no oracle phase (or it was cut short)
+            with self._lock:
+                self._start("checks", "checks", self.total)
+        self.fails += rec.get("verdict") in ("fail", "error")
+        self._step(1)
+
+    def _step(self, n: int) -> None:
+        with self._lock:
+            ph = self._phase
+            ph["done"] = min(ph["total"], ph["done"] + n)
+            if self.bar is not None:
+                note = f"{self.fails} failing" if ph["name"] == "checks" else ""
+                self.bar.update(self.tasks[ph["name"]], completed=ph["done"], note=note)
+                return
+            decile = 10 * ph["done"] // ph["total"]
+            now = self.clock()
+            finished = ph["done"] == ph["total"]
+            due = decile > ph["decile"] or now - self.last_line >= self.every_s
+            ph["decile"] = max(ph["decile"], decile)
+            if due and (now - self.t0 >= self.quiet_s or (finished and self.printed)):
+                self._line(now)
+            if finished and ph["name"] == "oracle":  # the checks' clock starts when the oracle's stops
+                self._start("checks", "checks", self.total)
+
+    def _line(self, now: float) -> None:
+        ph = self._phase
+        done, total = ph["done"], ph["total"]
+        what = "oracle " if ph["name"] == "oracle" else ""
+        text = (f"losscheck: {what}{done:,}/{total:,} {ph['unit']} ({100 * done // total} %), "
+                f"{_duration(now - self.t0)} elapsed")
+        spent = now - ph["t0"]
+        if 0 < done < total and spent > 0:
+            text += f", ETA {_duration((total - done) * spent / done)}"
+        if ph["name"] == "checks" and self.fails:
+            text += f", {self.fails:,} failing"
+        try:
+            print(text, file=self.stream, flush=True)
+        except (OSError, ValueError):  # a closed or broken stderr must not end the run
+            self.enabled = False
+        self.last_line, self.printed = now, True
+
+    def _heartbeat(self) -> None:
+        """Every :attr:`every_s` seconds without a line (a slow case, a long oracle call): one."""
+        while not self._stop.wait(min(1.0, max(self.every_s / 4, 0.01))):
+            with self._lock:
+                now = self.clock()
+                if (self._phase and self.enabled and now - self.last_line >= self.every_s
+                        and now - self.t0 >= self.quiet_s):
+                    self._line(now)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if self.bar is not None:
             self.bar.stop()
 
