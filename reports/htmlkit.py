@@ -47,11 +47,20 @@ def page(title: str, parts: Iterable[str]) -> str:
             + "\n".join(parts) + "\n</main></body></html>\n")
 
 
-def table(headers: list[Any], rows: Iterable[list[Any]], num: Iterable[int] = (), cls: str = "") -> str:
-    """A table in a scrollable container; ``num`` = indexes of right-aligned numeric columns."""
-    num = set(num)
+def table(headers: list[Any], rows: Iterable[list[Any]], num: Iterable[int] = (), cls: str = "",
+          bare: Iterable[int] = (), stack: bool | None = None) -> str:
+    """A table that fits the page's width: long cells wrap, no box scrolls sideways, no column is
+    cut. ``num`` = indexes of right-aligned numeric columns. A ``stack`` table (by default one of
+    more than 6 columns) turns, on a narrow page (style.css), each row into a wrapped line of
+    "header value" items: every cell carries its column's header as ``data-label``, except the
+    columns in ``bare`` (self-explanatory values such as a loss name)."""
+    num, bare = set(num), set(bare)
+    if stack is None:
+        stack = len(headers) > 6
+    cls = " ".join(x for x in (cls, "stack" if stack else "") if x)
     head = "".join(f"<th class=\"num\">{esc(h)}</th>" if i in num else f"<th>{esc(h)}</th>"
                    for i, h in enumerate(headers))
+    labels = [esc(h) for h in headers]
     body = []
     for row in rows:
         tds = []
@@ -59,10 +68,11 @@ def table(headers: list[Any], rows: Iterable[list[Any]], num: Iterable[int] = ()
             cell = c if isinstance(c, Td) else Td(c)
             classes = " ".join(x for x in (cell.cls, "num" if i in num else "") if x)
             attrs = (f" class=\"{esc(classes)}\"" if classes else "") + (
-                f" title=\"{esc(cell.title)}\"" if cell.title else "")
+                f" title=\"{esc(cell.title)}\"" if cell.title else "") + (
+                f" data-label=\"{labels[i]}\"" if i < len(labels) and i not in bare else "")
             tds.append(f"<td{attrs}>{esc(cell.content)}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return (f"<div class=\"scroll\"><table class=\"{esc(cls)}\"><thead><tr>{head}</tr></thead>"
+    return (f"<div class=\"tablewrap\"><table class=\"{esc(cls)}\"><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 

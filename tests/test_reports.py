@@ -291,3 +291,338 @@ def test_control_characters_never_reach_the_terminal_summary():
     line = failure_line(rec)
     assert "\x1b" not in line and "\x07" not in line and "\\x1b]0;pwned\\x07" in line
     assert "\x1b" not in one_line(RuntimeError("\x1b[31mred\x1b[0m"))
+
+
+# ------------------------------------------------------------------ the overview grid, expected failures, plots
+
+def _grid_cells(page: str) -> dict[str, tuple[str, str]]:
+    """Grid cell -> (colour class, text shown), keyed by the first line of its tooltip:
+    "backend · loss · dtype · check"."""
+    import html as htmlmod
+    import re
+
+    cells = {}
+    for block in re.findall(r'<table class="grid">.*?</table>', page, re.DOTALL):
+        for cls, title, text in re.findall(r'<td class="([^"]*)" title="([^"]*)">(.*?)</td>', block, re.DOTALL):
+            key = htmlmod.unescape(title).splitlines()[0]
+            cells[key] = (cls.replace(" first", ""), htmlmod.unescape(re.sub("<[^>]+>", "", text)))
+    return cells
+
+
+EVIL_REASON = "known: <img src=x onerror=alert(1)> & friends"
+EVIL_LOSS = "my_<b>loss</b>"
+
+
+@pytest.fixture(scope="module")
+def overview(tmp_path_factory):
+    """Every kind of grid cell, two backends, expected failures under two reasons (one hostile)."""
+    d = tmp_path_factory.mktemp("overview")
+    R = rf.record
+    lines = [rf.run_header(backends=["torch", "numpy"]),
+             R(cid="a" * 16, dtype="float32", max_ulp=0.5),
+             R(cid="b" * 16, dtype="float32", loss="log_softmax", check="grad:input", max_ulp=3.0),
+             R(cid="c" * 16, dtype="float16", verdict="xfail", max_ulp=float("inf")),
+             R(cid="d" * 16, dtype="float16", verdict="xfail", max_ulp=2048.0),
+             R(cid="e" * 16, dtype="bfloat16", max_ulp=0.5),
+             R(cid="f" * 16, dtype="bfloat16", verdict="xfail", max_ulp=37.0),
+             R(cid="1" * 16, dtype="float64", verdict="warn", max_ulp=9.0),
+             R(backend="numpy", cid="2" * 16, dtype="float16", loss="log_softmax", max_ulp=0.5),
+             R(backend="numpy", cid="3" * 16, dtype="float32", verdict="fail", max_ulp=37.0),
+             R(backend="numpy", cid="4" * 16, dtype="float32", loss="mse_loss", check="grad:target",
+               verdict="unsupported"),
+             R(backend="numpy", cid="5" * 16, dtype="float32", loss=EVIL_LOSS, max_ulp=0.25)]
+    lines[2]["max_ulp"] = 4.49e13  # passes on the stable rung
+    lines[2]["worst"].update(ulp=4.49e13, rung="stable")
+    lines[8]["max_ulp"] = "inf"  # a pass with an infinite error
+    lines[8]["worst"].update(ulp="inf", rung="stable")
+    for rec, reason in zip((lines[3], lines[4], lines[6]), ("torch rounds the cliff", "torch rounds the cliff",
+                                                           EVIL_REASON)):
+        rec["xfail_reason"] = reason
+    path = rf.write_results(d / "r.jsonl", lines)
+    return lines, reports.render(path, d / "out")["index.html"].read_text()
+
+
+def test_grid_losses_as_rows_dtype_by_check_columns_one_block_per_backend(overview):
+    import re
+
+    _, page = overview
+    blocks = re.findall(r'<table class="grid"><caption><b>([^<]*)</b>.*?</table>', page, re.DOTALL)
+    assert blocks == ["torch", "numpy"]
+    block = re.search(r'<table class="grid">.*?</table>', page, re.DOTALL).group(0)
+    dtypes = re.findall(r'<th colspan="(\d)" class="dt" scope="colgroup">([^<]*)</th>', block)
+    checks = ["value", "grad:input", "grad:target"]
+    assert dtypes == [("3", d) for d in ("float16", "bfloat16", "float32", "float64")]
+    assert re.findall(r'<th class="ck[^"]*" title="([^"]*)">', block) == checks * 4
+    rows = re.findall(r'<th class="loss" scope="row">(.*?)</th>', block)
+    assert rows == ["cross_<wbr>entropy", "log_<wbr>softmax", "mse_<wbr>loss", "my_<wbr>&lt;b&gt;loss&lt;/b&gt;"]
+    assert 'class="scroll"' not in page  # no box scrolling inside the page
+
+
+def test_grid_cells_are_coloured_by_verdict_and_marked(overview):
+    _, page = overview
+    cells = _grid_cells(page)
+    assert cells["torch · cross_entropy · float32 · value"] == ("v-pass", "0.5")
+    # all pass, yet 4.49e13 ulp: not a bare number in green
+    assert cells["torch · log_softmax · float32 · grad:input"] == ("v-stable", "4.5e13s")
+    # inf in an all-pass cell and in an all-xfail cell: never green
+    assert cells["numpy · log_softmax · float16 · value"] == ("v-odd", "inf!")
+    assert cells["torch · cross_entropy · float16 · value"] == ("v-xfail", "inf!")
+    assert cells["torch · cross_entropy · bfloat16 · value"] == ("v-xfail-some", "37f")
+    assert cells["torch · cross_entropy · float64 · value"] == ("v-warn", "9")
+    assert cells["numpy · cross_entropy · float32 · value"] == ("v-fail", "37")
+    assert cells["numpy · mse_loss · float32 · grad:target"] == ("v-unsupported", "—")
+    # the tooltip names the rung and the worst figure of each rung and verdict
+    import html as htmlmod
+    import re
+
+    title = htmlmod.unescape(re.search(r'title="(torch · log_softmax · float32 · grad:input[^"]*)"', page).group(1))
+    assert "on the 'stable' rung" in title and "stable 4.49e+13 (1 case)" in title and "pass 1" in title
+    # and it is spelled out under the grid
+    notes = page[page.index("Cells that pass with an error beyond the ulp tolerance"):page.index('id="xfail"')]
+    assert "4.49e+13" in notes and "log_softmax" in notes and "an infinite or NaN error" in notes
+
+
+def test_grid_cells_link_to_their_issue_or_xfail_reason(overview):
+    from reports.html_report import xfail_anchor
+
+    lines, page = overview
+    fail = lines[9]
+    assert f'href="#{reports.html_report.issue_anchor(fail)}"' in page
+    assert f'id="{reports.html_report.issue_anchor(fail)}"' in page
+    assert page.count(f'href="#{xfail_anchor("torch rounds the cliff")}"') >= 2  # grid cell + reason table
+
+
+def test_expected_failures_are_listed_by_reason_with_counts(overview):
+    _, page = overview
+    section = page[page.index('<h2 id="xfail">'):page.index('<h2 id="details">')]
+    assert "Expected failures (xfail): 3" in section
+    assert "3 checks failed as expected, for 2 reasons" in section
+    # the most frequent reason first, with its count; the hostile reason escaped
+    first, second = section.index("torch rounds the cliff"), section.index("known: &lt;img src=x")
+    assert first < second and "<img src=x" not in page
+    assert '<span class="key">2 ×</span> torch rounds the cliff' in section
+    assert '<span class="key">1 ×</span> known: &lt;img src=x onerror=alert(1)&gt; &amp; friends' in section
+    for cid in ("c" * 16, "d" * 16, "f" * 16):
+        assert cid in section
+    assert section.count('<span class="badge xfail ">xfail</span>') == 2
+
+
+def test_no_expected_failures_says_so(rendered):
+    _, paths = rendered
+    assert "No expected failures (no record is xfail)." in paths["index.html"].read_text()
+
+
+def test_xfail_has_its_own_colour_everywhere(overview):
+    import re
+
+    from reports import plots
+
+    _, page = overview
+    css = reports.htmlkit.css()
+    var = dict(re.findall(r"--(\w+): (#[0-9a-f]{6})", css))
+    assert var["xfail"] not in (var["pass"], var["fail"], var["warn"])
+    assert ".badge.xfail { background: var(--xfail); }" in css
+    bg = {name: re.search(rf"td\.{name}[^{{]*\{{ background: ([^;]+);", css).group(1)
+          for name in ("v-pass", "v-xfail", "v-stable", "v-odd", "v-fail", "v-warn")}
+    assert len(set(bg.values())) == len(bg)
+    assert '<span class="vc v-xfail">3&nbsp;xfail</span>' in page  # the torch card counts
+    assert plots.VERDICT_COLORS["xfail"] == var["xfail"] and plots.VERDICT_COLORS["fail"] == var["fail"]
+
+
+def test_issue_headers_start_with_their_key_number(rendered):
+    import re
+
+    _, paths = rendered
+    page = paths["index.html"].read_text()
+    heads = re.findall(r'<summary>(<span class="badge [a-z]+ ">[a-z]+</span>) <span class="key">max ulp ([^<]+)</span> · '
+                       r"<b>([^<]+)</b>", page)
+    assert len(heads) == page.count('<details class="issue"') > 0
+    assert ("numpy" in {h[2] for h in heads}) and "inf" in {h[1] for h in heads}
+
+
+def test_compact_grid_figures():
+    from reports.html_report import compact
+
+    assert [compact(v) for v in (None, 0.0, 0.25, 1.5, 37.0, 512.0, 2048.0, 1.6e7, 4.49e13, 1e-5,
+                                 math.inf, math.nan)] == \
+        ["—", "0", "0.25", "1.5", "37", "512", "2.0e3", "1.6e7", "4.5e13", "1.0e-5", "inf", "nan"]
+
+
+# ---- plots
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the plot functions make, drawn, instead of PNGs."""
+    from reports import plots
+
+    made = []
+
+    def capture(fig):
+        fig.canvas.draw()
+        made.append(fig)
+        return "data:image/png;base64,"
+
+    monkeypatch.setattr(plots, "to_data_uri", capture)
+    yield made
+    for fig in made:
+        plots.plt.close(fig)
+
+
+def _labels(axis) -> list:
+    return [t for t in axis.get_majorticklabels() if t.get_visible() and t.get_text()]
+
+
+def _overlaps(labels) -> list[tuple[str, str]]:
+    boxes = [(t.get_text(), t.get_window_extent()) for t in labels]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+
+
+def _tolerance_lines(ax) -> list:
+    return [line for line in ax.get_lines() if line.get_gid() == "tolerance"]
+
+
+def test_drive_plots_ticks_tolerance_and_defined_variables(figures, tmp_path):
+    from reports import plots
+
+    lines = rf.synthetic_run(per_family=6)
+    lines[0]["tolerances"]["float32"]["ulp"] = 2.0
+    del lines[0]["tolerances"]["float16"]  # the default 1 ulp
+    res = load_results(rf.write_results(tmp_path / "r.jsonl", lines))
+    drives = plots.drive_plots(res)
+    assert [name for name, _, _ in drives] == ["classes", "lead", "x"]
+    for fig, (name, _, _) in zip(figures, drives):
+        assert plots.DRIVE_GLOSSARY[name] in fig._suptitle.get_text()
+        for ax in (a for a in fig.axes if a.get_visible()):
+            ys, xs = _labels(ax.yaxis), _labels(ax.xaxis)
+            assert 2 <= len(ys) <= plots.MAX_YTICKS, (name, [t.get_text() for t in ys])
+            assert not _overlaps(ys) and not _overlaps(xs), (name, ax.get_title(), _overlaps(xs) + _overlaps(ys))
+            # no tick inside the linear region next to 0 (the old "−10⁰ 0 10⁰" pile-up)
+            assert not [v for v in ax.xaxis.get_majorticklocs() if 0 < abs(v) < 1 and ax.get_xscale() == "symlog"]
+            [tol] = _tolerance_lines(ax)
+            assert tol.get_ydata()[0] == {"float32": 2.0}.get(ax.get_title(), 1.0)
+    x_fig = figures[2]
+    texts = [t.get_text() for t in x_fig.axes[0].xaxis.get_majorticklabels() if t.get_text()]
+    assert texts[len(texts) // 2] == "0" and "−$10^{4}$" in texts and "$10^{4}$" in texts
+
+
+def test_drive_plot_palette_is_neutral_and_red_marks_only_failures(figures, tmp_path):
+    import colorsys
+
+    from matplotlib.colors import to_hex, to_rgb
+
+    from reports import plots
+
+    for color in plots.BACKEND_COLORS:  # no red, amber, green or purple among the backends' colours
+        h, _, s = colorsys.rgb_to_hls(*to_rgb(color))
+        assert s <= 0.25 or 0.45 < h < 0.72, color  # grey, or blue to cyan
+        assert color not in plots.VERDICT_COLORS.values()
+    lines = [rf.run_header(backends=["torch", "numpy"])]
+    for i, x in enumerate((1.0, 2.0, 3.0)):
+        meta = {"drive": {"name": "x", "value": x}}
+        lines.append(rf.record(cid=f"{i:016x}", meta=meta, max_ulp=0.5))
+        lines.append(rf.record(backend="numpy", cid=f"{i:016x}", meta=meta, max_ulp=0.25,
+                               verdict="fail" if i == 2 else "pass"))
+    plots.drive_plots(load_results(rf.write_results(tmp_path / "r.jsonl", lines)))
+    [fig] = figures
+    ax = fig.axes[0]
+    red = plots.VERDICT_COLORS["fail"]
+    reds = [c for c in ax.collections if any(to_hex(e) == red for e in c.get_edgecolors())]
+    assert [c.get_label() for c in reds] == ["fail/error"] and len(reds[0].get_offsets()) == 1
+    backend_edges = {to_hex(e) for c in ax.collections if c not in reds for e in c.get_edgecolors()}
+    assert backend_edges == {plots.BACKEND_COLORS[0], plots.BACKEND_COLORS[1]}
+
+
+def test_ulp_histogram_labels_tolerance_and_ticks(figures, rendered):
+    from matplotlib.colors import to_hex
+
+    from reports import plots
+
+    _, paths = rendered
+    res = load_results(paths["index.html"].parent.parent / "results.jsonl")
+    plots.ulp_histogram(res)
+    [fig] = figures
+    assert "correctly rounded" in fig._suptitle.get_text()
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["exact", "≤1", "≤2", "≤3", ">3"]
+        [tol] = _tolerance_lines(ax)
+        assert tol.get_xdata()[0] == 1.5  # 1 ulp: between the "≤1" and "≤2" bars
+        ys = _labels(ax.yaxis)
+        assert len(ys) <= plots.MAX_YTICKS and not _overlaps(ys)
+        assert {to_hex(p.get_facecolor()) for p in ax.patches} == set(plots.BACKEND_COLORS[:2])  # torch, numpy
+    assert plots.HIST_LABELS == ("exact", "≤1", "≤2", "≤3", ">3")
+
+
+def test_histogram_bins_match_their_labels_and_the_harness():
+    """harness/check.py's ulp_hist and the labels mean the same intervals: exact = 0 ulp, ≤1 = (0, 1]
+    (where a correctly rounded, inexact result lands), ≤2 = (1, 2], ≤3 = (2, 3], >3 beyond."""
+    import mpmath
+    import numpy as np
+
+    from cases.model import make_case
+    from harness.check import check_observation
+    from harness.tolerances import DtypeTolerance
+    from reference import formats
+    from reference.exact import Exact
+    from reports import plots
+
+    u = mpmath.mpf(2) ** -23  # float32 ulp in [1, 2)
+    exact = [1, 1, 1, 1, 1, 1, 1 + u / 3, 1 + 3 * u / 2]
+    steps = [0, 1, 2, 3, 4, 100, 0, 0]  # observed = 1 + step ulps
+    ulps = [0, 1, 2, 3, 4, 100, 1 / 3, 1.5]
+    v = np.empty(8, dtype=object)
+    v[:] = [mpmath.mpf(e) for e in exact]
+    v = v.reshape(2, 4)
+    ex = Exact(values=v, rounded=formats.to_dtype(v, "float32"), undetermined=np.zeros((2, 4), bool),
+               cond=np.ones((2, 4)), scale=np.ones((2, 4)), nterms=np.ones((2, 4), np.int64), dtype="float32")
+    observed = np.array([1 + s * 2.0 ** -23 for s in steps], np.float32).reshape(2, 4)
+    case = make_case("mse_loss", (np.ones((2, 4), np.float32), np.zeros((2, 4), np.float32)),
+                     {"reduction": "none"}, family="test.hand", grad=False)
+    rec = check_observation(case, "value", ex, observed, DtypeTolerance(ulp=1.0, c0=2.0, c1=1.0, c_abs=4.0))
+    bins = [plots.hist_bin(x) for x in ulps]
+    assert rec["ulp_hist"] == [bins.count(i) for i in range(5)] == [1, 2, 2, 1, 2]
+    assert plots.HIST_LABELS[plots.hist_bin(1 / 3)] == "≤1" and rec["frac_correctly_rounded"] == 2 / 8
+    assert [plots.HIST_LABELS[plots.hist_bin(x)] for x in (0, 0.5, 1, 1.0001, 2, 2.5, 3, 3.5, math.inf)] == \
+        ["exact", "≤1", "≤1", "≤2", "≤2", "≤3", "≤3", ">3", ">3"]
+
+
+def test_symlog_ticks_never_crowd_zero():
+    from reports import plots
+
+    assert plots.symlog_ticks(0, 3e8, 1.0, 6) == [0.0, 1.0, 100.0, 1e4, 1e6, 1e8]
+    assert plots.symlog_ticks(0, 45, 1.0, 6) == [0.0, 1.0, 10.0]
+    ticks = plots.symlog_ticks(-1.5e4, 1.5e4, 10.0, 9)
+    assert 0.0 in ticks and not [t for t in ticks if 0 < abs(t) < 10] and len(ticks) <= 9
+    assert ticks == sorted(ticks) and ticks == [-t for t in reversed(ticks)]
+
+
+def test_compare_scatter_ticks_and_tolerance(figures):
+    from reports import plots
+
+    plots.compare_scatter([(0.0, 0.5), (1.0, 30.0), (2e7, 3e7), (5.0, math.inf)], 2.0, 1.0)
+    [fig] = figures
+    ax = fig.axes[0]
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = _labels(axis)
+        assert len(labels) <= plots.MAX_YTICKS and not _overlaps(labels)
+    [tol] = _tolerance_lines(ax)
+    assert tol.get_ydata()[0] == 1.0
+
+
+def test_html_defines_the_driving_variables(rendered):
+    from reports import plots
+
+    _, paths = rendered
+    page = paths["index.html"].read_text()
+    for name in ("lead", "x", "classes"):
+        assert f'<p class="note">{name}: {plots.DRIVE_GLOSSARY[name].replace("&", "&amp;").replace(chr(39), "&#x27;")}.</p>' in page
+
+
+def test_bits_histogram_ticks_stay_legible(figures, rendered):
+    from reports import plots
+
+    _, paths = rendered
+    plots.bits_histogram(load_results(paths["index.html"].parent.parent / "results.jsonl"))
+    [fig] = figures
+    for ax in fig.axes:
+        ys, xs = _labels(ax.yaxis), _labels(ax.xaxis)
+        assert len(ys) <= plots.MAX_YTICKS and not _overlaps(ys) and not _overlaps(xs)
