@@ -373,7 +373,8 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
     except RunError as exc:
         raise UsageError(str(exc)) from None
     print_summary(result.records, strict=args.strict, stats=result.stats,
-                  allow_unsupported=args.allow_unsupported)
+                  allow_unsupported=args.allow_unsupported,
+                  hint=lambda r: show_command(str(r.get("case_id")), str(r.get("backend")), args.suite, args.seed))
     if known is not None:
         for entry in known.unmatched():
             print(f"{PROG}: warning: known failure {entry.match!r} matched no failing check", file=sys.stderr)

@@ -142,8 +142,9 @@ def table_rows(records: Iterable[dict], strict: bool = False) -> list[tuple[tupl
 
 
 def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = None, console: Any = None,
-                  worst: int = 15, allow_unsupported: bool = False) -> list[dict]:
-    """Print the summary; return the failing records (worst first)."""
+                  worst: int = 15, allow_unsupported: bool = False, hint: Any = None) -> list[dict]:
+    """Print the summary; return the failing records (worst first).  ``hint(record)`` gives the
+    command that shows a failing record (``losscheck show ...``), printed under its line."""
     from rich.console import Console
     from rich.table import Table
 
@@ -184,6 +185,8 @@ def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = No
             head = f"  [{name}: {len(group)} check{'s' if len(group) > 1 else ''}, {'/'.join(dtypes)}, " \
                    f"{'/'.join(checks)}]"
             console.print(failure_line(group[0], strict) + printable(head), markup=False, soft_wrap=True)
+            if hint is not None:
+                console.print("    " + printable(hint(group[0])), markup=False, soft_wrap=True)
         by_backend: dict[str, int] = defaultdict(int)
         for rec in bad:
             by_backend[str(rec.get("backend"))] += 1

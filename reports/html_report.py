@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from reports import plots
 from reports.htmlkit import Raw, Td, badge, esc, img, page, pre, table
 from reports.results import FAILING, Results, fmt_number, schema_note
-from reports.summary import VERDICTS, Cell, by_backend, check_key, dtype_key, is_ok, issues, ulp_key
+from reports.summary import VERDICTS, Cell, by_backend, check_key, dtype_key, headline, is_ok, issues, ulp_key
 from reports.summary import table as accuracy_table
 
 #: issues listed in full per category (fail/error, then warn/undetermined); the rest are counted
@@ -468,7 +468,9 @@ def _links(views: dict[tuple, CellView], listed: list[tuple[str, list[dict]]]) -
 
 def render_html(results: Results) -> str:
     ok = is_ok(results)
-    status = badge("pass" if ok else "fail", "PASS" if ok else "FAIL", "status")
+    warns = any(r.get("verdict") == "warn" for r in results)
+    # one wording with the terminal and summary.md: a PASS never hides its warnings
+    status = badge("fail" if not ok else ("warn" if warns else "pass"), headline(results), "status")
     tols = plots.ulp_tolerances(results)
     views = _views(results, tols)
     listed = _listed_issues(results)

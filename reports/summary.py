@@ -16,7 +16,7 @@ DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 VERDICTS = ("pass", "warn", "fail", "xfail", "error", "unsupported", "undetermined")
 #: issue listing order: what breaks CI first
 ISSUE_ORDER = {"fail": 0, "error": 1, "warn": 2, "undetermined": 3}
-HIST_LABELS = ("0", "1", "2", "3", ">3")
+HIST_LABELS = ("exact", "≤1", "≤2", "≤3", ">3")  # ulp_hist buckets (plots.HIST_BINS draws them)
 
 
 def ulp_key(value: float | None) -> float:

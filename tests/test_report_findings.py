@@ -44,3 +44,15 @@ def test_expected_failures_group_by_reason(tmp_path):
     recs = [rf.record(cid=f"{i:016x}", verdict="xfail", xfail_reason="r1" if i < 3 else "r2") for i in range(5)]
     groups = expected_failures(load_results(_file(tmp_path, recs)))
     assert [(reason, len(v)) for reason, v in groups] == [("r1", 3), ("r2", 2)]
+
+
+def test_the_html_header_reads_like_the_terminal(tmp_path):
+    path = _file(tmp_path, [rf.record(cid="a" * 16), rf.record(cid="b" * 16, verdict="warn")])
+    html = reports.render(path, tmp_path / "out")["index.html"].read_text(encoding="utf-8")
+    assert "PASSED with 1 warning" in html and ">PASS<" not in html
+
+
+def test_histogram_labels_agree_between_summary_and_plots():
+    from reports import plots, summary
+
+    assert summary.HIST_LABELS == plots.HIST_LABELS

@@ -19,9 +19,9 @@ def _rec(verdict, backend="torch", loss="softmax", family="softmax.dims", dtype=
     return rec
 
 
-def _text(records) -> str:
+def _text(records, hint=None) -> str:
     buf = io.StringIO()
-    print_summary(records, console=Console(file=buf, width=200, highlight=False))
+    print_summary(records, console=Console(file=buf, width=200, highlight=False), hint=hint)
     return buf.getvalue()
 
 
@@ -48,3 +48,11 @@ def test_failures_are_grouped_by_family_and_symptom_with_counts():
     assert "[nan where finite: 3 checks, bfloat16/float16/float32, value]" in out
     assert "[off by a simple factor: 1 check, float32, value]" in out
     assert "FAILED: torch: 4 failing checks" in out
+
+
+def test_every_failure_group_prints_its_show_command():
+    from harness.cli import show_command
+
+    recs = [_rec("fail", symptom="nan where finite", cid="c" * 16, max_ulp=float("inf"), message="x")]
+    out = _text(recs, hint=lambda r: show_command(r["case_id"], r["backend"], "full", 3))
+    assert f"    losscheck show {'c' * 16} --backend torch --suite full --seed 3" in out
