@@ -7,6 +7,7 @@ function returns is not judged here: a wrong dtype or shape is the runner's to r
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -52,7 +53,10 @@ class TorchFunctionalBackend(Backend):
                       if isinstance(named.get(n), torch.Tensor)}
         for t in leaves.values():
             t.requires_grad_(True)
-        with torch.enable_grad() if leaves else torch.no_grad():
+        # the gate calls documented semantics on purpose (kl_div's reduction='mean', say): the
+        # library's advice about them is noise on the user's terminal, once per worker
+        with torch.enable_grad() if leaves else torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             out = fn(*args, **kwargs)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"backend {self.name!r}: {case.loss} returned {type(out).__name__}, "
