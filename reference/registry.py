@@ -15,7 +15,15 @@ from .lossdef import DTYPES, REDUCTIONS, Arg, LossDef
 __all__ = ["DTYPES", "LOSSES", "MODULES", "REDUCTIONS", "REGISTRY", "Arg", "LossDef", "get", "option_family"]
 
 #: the modules under reference/losses/ that define losses (each exports LOSS or LOSSES)
-MODULES: tuple[str, ...] = ("cross_entropy", "binary_cross_entropy", "softmax", "mse_loss", "kl_div")
+MODULES: tuple[str, ...] = (
+    "cross_entropy",
+    "binary_cross_entropy",
+    "softmax",
+    "mse_loss",
+    "kl_div",
+    # regression losses
+    # likelihood losses
+)
 
 
 def _load() -> dict[str, LossDef]:
