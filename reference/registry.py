@@ -22,7 +22,12 @@ MODULES: tuple[str, ...] = (
     "mse_loss",
     "kl_div",
     # regression losses
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
     # likelihood losses
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
 )
 
 

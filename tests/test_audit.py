@@ -58,7 +58,8 @@ def test_smoke_ambiguous_elements_are_exact_midpoints(smoke_records):
     """What the audit cannot decide is a value exactly on a midpoint at every precision (a product
     or sum of the inputs); the oracle's answer is then its round-half-even rounding."""
     amb = [(r, a) for r in smoke_records for a in r.ambiguous]
-    assert sum(r.n_ambiguous for r in smoke_records) == len(amb) < 10
+    # l1/smooth_l1/huber values are sums of the inputs: x - y often needs p + 1 bits (a midpoint)
+    assert sum(r.n_ambiguous for r in smoke_records) == len(amb) < 40
     for r, a in amb:
         assert a["on_boundary"], (r.case_id, r.check, a)
         assert same(a["oracle"], a["brute"]), (r.case_id, r.check, a)
