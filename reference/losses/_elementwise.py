@@ -80,10 +80,8 @@ class TermsKernel:
         return np.abs(np.nan_to_num(g[:, 0], nan=0.0))
 
 
-def span_bits(*arrays) -> int:
-    """Bits that hold any sum of products of two of these float64 values exactly: the exponent
-    span of their nonzero finite entries, twice (a product), plus the significands and room for
-    the carries of a long sum."""
+def exponent_span(*arrays) -> int:
+    """The binary exponent span of the nonzero finite entries of these arrays (0 when none)."""
     exps = []
     for a in arrays:
         if a is None:
@@ -93,9 +91,15 @@ def span_bits(*arrays) -> int:
         if f.size:
             e = np.frexp(f)[1]
             exps += [int(e.min()), int(e.max())]
-    span = (max(exps) - min(exps)) if exps else 0
+    return (max(exps) - min(exps)) if exps else 0
+
+
+def span_bits(*arrays, factors: int = 2) -> int:
+    """Bits that hold any sum of products of ``factors`` of these float64 values exactly: the
+    exponent span of their nonzero finite entries, once per factor, plus the significands and
+    room for the carries of a long sum."""
     n = max((np.size(a) for a in arrays if a is not None), default=1)
-    return 2 * (span + 60) + int(np.log2(max(n, 1))) + 64
+    return factors * (exponent_span(*arrays) + 60) + int(np.log2(max(n, 1))) + 64
 
 
 def tied_rows(x: np.ndarray) -> np.ndarray:

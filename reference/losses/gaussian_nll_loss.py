@@ -20,7 +20,7 @@ from ..formats import dtype_name
 from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array
 from ..numerics import F64
 from ..sampling import cast, finfo, log_uniform, normal
-from ._elementwise import brute_reduce, brute_upstream, one
+from ._elementwise import brute_reduce, brute_upstream, exponent_span, one
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise
 from .poisson_nll_loss import dyadic, half_log_2pi, real_option, row_factors
@@ -178,16 +178,7 @@ class GaussKernel:
                     # a row with a dyadic element: its other elements, non-dyadic rationals of
                     # bounded denominator, lie far beyond 2^-bits from every rounding boundary
                     mask[j] = any(dyadic(gk * dk / fv) for gk, dk in zip(g, ds))
-        exps = []
-        for a in (rows["x"], rows["y"], v, grad_output):
-            if a is None:
-                continue
-            f = np.asarray(a, np.float64).reshape(-1)
-            f = f[np.isfinite(f) & (f != 0)]
-            if f.size:
-                e = np.frexp(f)[1]
-                exps += [int(e.min()), int(e.max())]
-        span = (max(exps) - min(exps)) if exps else 0
+        span = exponent_span(rows["x"], rows["y"], v, grad_output)
         n = max(rows["x"].size, 1)
         return 4 * (span + 60) + int(np.log2(n)) + 64, mask
 
