@@ -62,7 +62,7 @@ class LossCheck:
         bad = failing(result.records, strict)
         if bad:
             pytest.fail(failure_text(bad, len(result.records), label, suite), pytrace=False)
-        empty = [] if allow_unsupported else unevaluated(result.records)
+        empty = [] if allow_unsupported else unevaluated(result.records, list(losses or ()))
         if empty:
             what = "; ".join(f"{loss}: none of {n} checks" for _, loss, n in empty)
             pytest.fail(f"losscheck: {label} evaluated nothing of a loss it was asked to check ({what}); "

@@ -56,22 +56,43 @@ def evaluated(rec: dict) -> bool:
     return rec.get("status") in ("ok", "bad_output")
 
 
-def unevaluated(records: Iterable[dict]) -> list[tuple[str, str, int]]:
-    """(backend, loss, checks) for every backend that evaluated none of the checks of a loss it was
-    asked to check (all unsupported, erroring or timing out): such a backend has shown nothing, and
-    a gate that counted only failures would pass it."""
+def _tally(records: Iterable[dict]) -> tuple[dict, dict, dict]:
     total: dict[tuple[str, str], int] = defaultdict(int)
     done: dict[tuple[str, str], int] = defaultdict(int)
+    absent: dict[tuple[str, str], int] = defaultdict(int)
     for r in records:
         key = (str(r.get("backend")), str(r.get("loss")))
         total[key] += 1
         done[key] += evaluated(r)
-    return [(b, loss, n) for (b, loss), n in total.items() if n and not done[(b, loss)]]
+        absent[key] += r.get("provided") is False
+    return total, done, absent
 
 
-def gate_fails(records: Sequence[dict], strict: bool = False, allow_unsupported: bool = False) -> bool:
+def unevaluated(records: Iterable[dict], asked: Sequence[str] = ()) -> list[tuple[str, str, int]]:
+    """(backend, loss, checks) for every backend that evaluated none of the checks of a loss it was
+    asked to check (all unsupported, erroring or timing out): such a backend has shown nothing, and
+    a gate that counted only failures would pass it.  A loss the backend does not provide at all
+    (a drop-in module without that function: records with ``provided: false``) was not asked of
+    it, unless ``asked`` (the run's --loss list) names it."""
+    total, done, absent = _tally(records)
+    return [(b, loss, n) for (b, loss), n in total.items()
+            if n and not done[(b, loss)] and (absent[(b, loss)] < n or loss in asked)]
+
+
+def not_provided(records: Iterable[dict], asked: Sequence[str] = ()) -> dict[str, list[str]]:
+    """backend -> the losses it does not provide (and was not asked for by name): reported, not failed."""
+    total, _, absent = _tally(records)
+    out: dict[str, list[str]] = defaultdict(list)
+    for (b, loss), n in total.items():
+        if n and absent[(b, loss)] == n and loss not in asked:
+            out[b].append(loss)
+    return dict(out)
+
+
+def gate_fails(records: Sequence[dict], strict: bool = False, allow_unsupported: bool = False,
+               asked: Sequence[str] = ()) -> bool:
     """The gate's decision: a failing check, or (unless allowed) a loss a backend evaluated nothing of."""
-    return bool(failing(records, strict)) or (not allow_unsupported and bool(unevaluated(records)))
+    return bool(failing(records, strict)) or (not allow_unsupported and bool(unevaluated(records, asked)))
 
 
 _STATUS_ORDER = {"ok": 0, "bad_output": 1, "crash": 2, "timeout": 3, "error": 4}
@@ -142,7 +163,8 @@ def table_rows(records: Iterable[dict], strict: bool = False) -> list[tuple[tupl
 
 
 def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = None, console: Any = None,
-                  worst: int = 15, allow_unsupported: bool = False, hint: Any = None) -> list[dict]:
+                  worst: int = 15, allow_unsupported: bool = False, hint: Any = None,
+                  asked: Sequence[str] = ()) -> list[dict]:
     """Print the summary; return the failing records (worst first).  ``hint(record)`` gives the
     command that shows a failing record (``losscheck show ...``), printed under its line."""
     from rich.console import Console
@@ -197,7 +219,10 @@ def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = No
         per[str(r.get("backend"))][0] += evaluated(r)
         per[str(r.get("backend"))][1] += 1
     console.print("evaluated: " + ", ".join(f"{b} {n}/{t}" for b, (n, t) in per.items()), markup=False)
-    empty = unevaluated(records)
+    for backend, losses in not_provided(records, asked).items():
+        console.print(printable(f"NOTE {backend} provides no {', '.join(losses)}: not checked (name a loss with "
+                                "--loss to require it)"), markup=False, soft_wrap=True)
+    empty = unevaluated(records, asked)
     for backend, loss, n in empty:
         word = "(allowed by --allow-unsupported)" if allow_unsupported else "(--allow-unsupported accepts that)"
         console.print(f"{'NOTE' if allow_unsupported else 'FAIL'} {backend} evaluated none of its {n} {loss} "

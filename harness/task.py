@@ -112,7 +112,10 @@ def evaluate_task(backend: Any, label: str, case: Any, checks: Sequence[str], ca
     if not supported:  # no oracle work for a loss the backend does not have
         if oracle_done is not None:
             oracle_done()
-        return [status_record(label, case, c, "unsupported", why) for c in checks], timing
+        recs = [status_record(label, case, c, "unsupported", why) for c in checks]
+        for rec in recs:  # the backend has no such loss at all (not one that refuses a case)
+            rec["provided"] = False
+        return recs, timing
     try:  # a drop-in re-exporting torch's own function inherits torch's known failures
         delegates = backend.delegates_to(case.loss) if hasattr(backend, "delegates_to") else None
     except Exception:  # noqa: BLE001 - backend code is untrusted

@@ -550,3 +550,17 @@ def test_an_unwritable_results_file_exits_2_in_one_line(capsys, tmp_path, where)
     assert code == 2, (out, err)
     assert "cannot write the results file" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_dropin_is_gated_on_the_losses_it_provides(capsys, tmp_path):
+    """A module with three of the losses passes the default gate on those three; the others are
+    reported as not provided, and fail only when named with --loss."""
+    path = tmp_path / "r.jsonl"
+    code, out, err = cli(capsys, "gate", "--suite", "smoke", "--backend", "tests.planted.reexport",
+                         "--results", str(path))
+    assert code == 0, out
+    assert "NOTE tests.planted.reexport provides no nll_loss" in out and "not checked" in out
+    assert "matched no failing check" not in err  # torch's entries are not expected to show on smoke
+    code, out, _ = cli(capsys, "gate", "--suite", "smoke", "--backend", "tests.planted.reexport", "--loss",
+                       "softmax", "--loss", "huber_loss", "--results", str(path), "--overwrite")
+    assert code == 1 and "FAIL tests.planted.reexport evaluated none of its" in out and "huber_loss" in out
