@@ -304,10 +304,13 @@ class SigmoidFocalLoss(LossDef):
         up = elementwise_upstream(nx, grad_output, reduction, X.size)
         with np.errstate(all="ignore"):
             sp_neg, sp_pos, ce, lq, lce, at = self._np(X, T, alpha, gamma)
-            s, sb = np.exp(-sp_neg), np.exp(-sp_pos)
+            s, sb = np.exp(-sp_neg), np.exp(-sp_pos)  # sigmoid(x), sigmoid(-x)
             qg = np.exp(gamma * lq)
             k = gamma * np.exp(lce + (gamma - 1) * lq) if gamma > 0 else 0.0
-            gx = (s - T) * qg + k * (1 - 2 * T) * np.exp(-sp_neg - sp_pos)
+            # p - t as (1 - t) p - t (1 - p): no cancellation when p rounds to 1; k p (1 - p) in log
+            # space, so that neither factor under- or overflows alone (|x| ~ 1000)
+            kpp = gamma * np.exp(lce + (gamma - 1) * lq - sp_neg - sp_pos) if gamma > 0 else 0.0
+            gx = ((1 - T) * s - T * sb) * qg + kpp * (1 - 2 * T)
             gt = -X * qg + k * (sb - s)
             if at is not None:
                 gx = at * gx
@@ -332,7 +335,8 @@ class SigmoidFocalLoss(LossDef):
         for j, (xv, tv) in enumerate(zip(x.reshape(-1).tolist(), y.reshape(-1).tolist())):
             x_, t_ = mpf(xv), mpf(tv)
             p, pb = 1 / (1 + mpmath.exp(-x_)), 1 / (1 + mpmath.exp(x_))
-            ce = t_ * mpmath.log(1 + mpmath.exp(-x_)) + (1 - t_) * mpmath.log(1 + mpmath.exp(x_))
+            # log1p: log(1 + e^-1000) at 1000 bits would round the tiny term away
+            ce = t_ * mpmath.log1p(mpmath.exp(-x_)) + (1 - t_) * mpmath.log1p(mpmath.exp(x_))
             q = t_ * pb + (1 - t_) * p
             qg = mpf(1) if gamma == 0 else q ** gamma
             at = alpha * t_ + (1 - alpha) * (1 - t_) if use_a else mpf(1)
@@ -340,8 +344,8 @@ class SigmoidFocalLoss(LossDef):
                 out.append(at * ce * qg)
                 continue
             dq = mpf(0) if gamma == 0 else gamma * q ** (gamma - 1)
-            if wrt == "inputs":
-                d = at * ((p - t_) * qg + ce * dq * (1 - 2 * t_) * p * pb)
+            if wrt == "inputs":  # p - t as (1 - t) p - t (1 - p): p rounds to 1 at x = 1000
+                d = at * (((1 - t_) * p - t_ * pb) * qg + ce * dq * (1 - 2 * t_) * p * pb)
             else:
                 d = at * (-x_ * qg + ce * dq * (pb - p))
                 if use_a:
