@@ -26,6 +26,16 @@ FOCAL = "sigmoid_focal_loss"
 _REDUCTIONS = ("none", "mean", "sum")
 
 
+def _log_softplus(z):
+    """log(log(1 + e^z)) in float64 without underflow: z + log1p(-e^z / 2 + e^2z / 3) for z < -30."""
+    z = np.asarray(z, np.float64)
+    with np.errstate(all="ignore"):
+        small = z < -30
+        e = np.exp(np.where(small, z, 0.0))
+        tail = z + np.log1p(-e / 2 + e * e / 3)
+        return np.where(small, tail, np.log(np.logaddexp(0.0, np.where(small, 0.0, z))))
+
+
 def _max(a, b):
     return np.where(a > b, a, b)
 
@@ -126,13 +136,13 @@ class FocalKernel(TermsKernel):
         x, t, _omt, _spn, _spp, ce, lq, s, sb, at = self.pieces(ns, rows)
         g = self.gamma
         qg = self._qg(ns, lq, g)
-        if wrt == "targets" and self._dyadic_target():
+        if wrt == "target" and self._dyadic_target():
             return -x if self.alpha < 0 else -(x * ns.const(0.5))
         if g > 0:
             # ce gamma q^(gamma-1): in log space (ce may underflow where q^(gamma-1) overflows)
             lce = _safe_log(ns, ce, np.asarray(ce > 0, bool).astype(np.float64))
             k = ns.const(g) * ns.exp(lce + ns.const(g - 1) * lq)
-        if wrt == "inputs":
+        if wrt == "input":
             one_ = ns.const(1)
             r = (s - t) * qg
             if g > 0:
@@ -149,9 +159,9 @@ class FocalKernel(TermsKernel):
     def exact_prec(self, rows, wrt, grad_output):
         """gamma = 0: grad:target is -x g (alpha < 0) or -x g / 2 (alpha = 1/2); grad:input at
         x = 0 is alpha_t (1/2 - t) g: products of the inputs, which can sit on a midpoint."""
-        if wrt == "targets" and self._dyadic_target():
+        if wrt == "target" and self._dyadic_target():
             return span_bits(rows["x"], grad_output)
-        if wrt == "inputs" and self.gamma == 0:
+        if wrt == "input" and self.gamma == 0:
             return span_bits(rows["x"], rows["y"], grad_output), rows["x"][:, 0] == 0
         return None
 
@@ -166,7 +176,7 @@ class FocalKernel(TermsKernel):
             ce = np.exp(lce)
             k = g * np.exp(lce + (g - 1) * lq) if g > 0 else np.zeros_like(ax)
             Fk = F + 4 * np.where(np.isfinite(lce), np.abs(lce), 0.0)
-            if wrt == "inputs":
+            if wrt == "input":
                 mag = (s + np.abs(s - t)) * qg * F + k * np.abs(1 - 2 * t) * s * (1 - s) * Fk
                 mag = M * mag
             else:
@@ -191,8 +201,8 @@ def _real(name, v) -> float:
 
 class SigmoidFocalLoss(LossDef):
     name = FOCAL
-    positional = (Arg("inputs", "input", required=True, differentiable=True),
-                  Arg("targets", "ftarget", required=True, differentiable=True))
+    positional = (Arg("input", "input", required=True, differentiable=True),
+                  Arg("target", "ftarget", required=True, differentiable=True))
     options = (Arg("alpha", "float", 0.25), Arg("gamma", "float", 2), Arg("reduction", "reduction", "none"))
     option_families = ("plain", "no_alpha")
     summary = "alpha_t ce (1 - p_t)^gamma, ce = BCE-with-logits, p_t = p t + (1-p)(1-t) (torchvision.ops)"
@@ -206,12 +216,15 @@ class SigmoidFocalLoss(LossDef):
 - The oracle never forms 1 - p_t by subtraction: 1 - p_t = t sigmoid(-x) + (1-t) sigmoid(x)
   (sigmoid(-x) for t = 1, sigmoid(x) for t = 0), taken in log space, so a confident logit keeps
   its tiny, exact loss where torch's `1 - p_t` rounds to 0 (float32 from |x| ~ 17).
+- The arguments are named `input`, `target` here (checks `grad:input`, `grad:target`), as every
+  torch.nn.functional loss; torchvision names them `inputs`, `targets`, and both take them first and
+  second, positionally.
 - Refused, with reasons: targets outside [0, 1] or NaN (1 - p_t could be negative and its real
   power undefined; torchvision does not check), non-finite inputs (not checked here), gamma < 0
   (torchvision does not check; a negative exponent inverts the focusing and is inf at 1 - p_t = 0)
   and non-finite alpha or gamma.  alpha < 0 disables alpha_t (torchvision's `alpha >= 0` test).
-- Both arguments are differentiated: grad:inputs = alpha_t [(p - t) q^gamma + gamma ce q^(gamma-1)
-  (1 - 2t) p (1-p)] g and grad:targets = [(2 alpha - 1) ce q^gamma + alpha_t (-x q^gamma + gamma ce
+- Both arguments are differentiated: grad:input = alpha_t [(p - t) q^gamma + gamma ce q^(gamma-1)
+  (1 - 2t) p (1-p)] g and grad:target = [(2 alpha - 1) ce q^gamma + alpha_t (-x q^gamma + gamma ce
   q^(gamma-1) (1 - 2p))] g with q = 1 - p_t (alpha_t = 1 and no first term when alpha < 0).  For finite
   x, q > 0, so the exact derivatives are finite for every gamma >= 0, gamma < 1 included: the
   singular derivative of q^gamma at q = 0 is reached only at x = +-inf, and ce q^(gamma-1) stays
@@ -233,10 +246,10 @@ class SigmoidFocalLoss(LossDef):
         problem = prepare_pair(self, args, kwargs)
         x, t = problem.rows["x"], problem.rows["y"]
         if not np.isfinite(x).all():
-            fail("inputs", "non-finite logits are not checked for sigmoid_focal_loss")
+            fail("input", "non-finite logits are not checked for sigmoid_focal_loss")
         bad = ~((t >= 0) & (t <= 1))
         if bad.any():
-            fail("targets", f"sigmoid_focal_loss needs targets in [0, 1], got {float(t[bad][0])!r}")
+            fail("target", f"sigmoid_focal_loss needs targets in [0, 1], got {float(t[bad][0])!r}")
         alpha = _real("alpha", kwargs.get("alpha", 0.25))
         gamma = _real("gamma", kwargs.get("gamma", 2))
         if gamma < 0:
@@ -285,7 +298,9 @@ class SigmoidFocalLoss(LossDef):
             lt = np.where(T > 0, np.log(T), -np.inf)
             lomt = np.where(T < 1, np.log1p(-T), -np.inf)
             lq = np.logaddexp(lt - sp_pos, lomt - sp_neg)
-            lce = np.where(ce > 0, np.log(ce), -np.inf)
+            # log ce in log space: softplus(-1000) = e^-1000 underflows float64, its log does not
+            # (ce q^(gamma-1) is e^-500 at x = 1000, t = 1, gamma = 1/2)
+            lce = np.logaddexp(lt + _log_softplus(-X), lomt + _log_softplus(X))
         at = alpha * T + (1 - alpha) * (1 - T) if alpha >= 0 else None
         return sp_neg, sp_pos, ce, lq, lce, at
 
@@ -316,8 +331,8 @@ class SigmoidFocalLoss(LossDef):
                 gx = at * gx
                 gt = (2 * alpha - 1) * ce * qg + at * gt
         shape = np.shape(inputs)
-        return {"inputs": np.broadcast_to(np.asarray(gx * up, np.float64), shape).copy(),
-                "targets": np.broadcast_to(np.asarray(gt * up, np.float64), shape).copy()}
+        return {"input": np.broadcast_to(np.asarray(gx * up, np.float64), shape).copy(),
+                "target": np.broadcast_to(np.asarray(gt * up, np.float64), shape).copy()}
 
     # -- brute force (reference/audit.py) ----------------------------------------------------------
     def brute(self, args, kwargs, *, grad_output=None, wrt=None):
@@ -344,7 +359,7 @@ class SigmoidFocalLoss(LossDef):
                 out.append(at * ce * qg)
                 continue
             dq = mpf(0) if gamma == 0 else gamma * q ** (gamma - 1)
-            if wrt == "inputs":  # p - t as (1 - t) p - t (1 - p): p rounds to 1 at x = 1000
+            if wrt == "input":  # p - t as (1 - t) p - t (1 - p): p rounds to 1 at x = 1000
                 d = at * (((1 - t_) * p - t_ * pb) * qg + ce * dq * (1 - 2 * t_) * p * pb)
             else:
                 d = at * (-x_ * qg + ce * dq * (pb - p))
