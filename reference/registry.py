@@ -28,6 +28,7 @@ MODULES: tuple[str, ...] = (
     # likelihood losses
     "poisson_nll_loss",
     "gaussian_nll_loss",
+    "sigmoid_focal_loss",
 )
 
 

@@ -84,6 +84,8 @@ def test_gate_covers_every_option_family_in_every_dtype(name):
 def test_declared_gradients_are_the_ones_torch_computes(name):
     """Each differentiable argument gets a gradient from torch's autograd; no other tensor does."""
     d = registry.get(name)
+    if not hasattr(torch.nn.functional, name):  # torchvision's: tests/test_focal_loss.py transcribes it
+        pytest.skip(f"torch.nn.functional has no {name}; its own test file checks its gradients")
     firsts = {}
     for c in cases.build_suite("gate"):
         if c.loss == name and c.grad and c.dtype == "float64" and c.args[0].size < 5000:
