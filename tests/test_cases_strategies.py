@@ -20,6 +20,9 @@ def _to_torch(a):
 
 def _torch_accepts(case):
     args, kwargs = case.call()
+    if not hasattr(F, case.loss):  # a loss of another library (torchvision's focal): its one validator
+        registry.get(case.loss).validate(args, kwargs)  # is the check; its test file compares it with
+        return  # a transcription of that library
     out = getattr(F, case.loss)(*map(_to_torch, args),
                                 **{k: (_to_torch(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()})
     assert tuple(out.shape) == cases.output_shape(case.loss, args, kwargs)

@@ -29,7 +29,10 @@ def _sample():
 
 @pytest.mark.parametrize("case", _sample(), ids=lambda c: f"{c.loss}-{c.dtype}-{c.id}")
 def test_error_figures_are_right_to_a_thousandth_of_an_ulp(case):
-    obs = load("torch").evaluate(case)
+    import torch.nn.functional as F
+
+    # torch's answers where it has the loss; the numpy backend's for another library's (focal)
+    obs = load("torch" if hasattr(F, case.loss) else "numpy").evaluate(case)
     args, kwargs = case.call()
     d = R.registry.get(case.loss)
     for check in case.checks:
