@@ -54,12 +54,8 @@ def build_suite(name: str, seed: int = 0) -> list[Case]:
 
 
 def find(case_id: str, suites=("smoke", "gate", "full"), seed: int = 0) -> Case | None:
-    """The case with this id in the first of ``suites`` holding it, else None."""
-    for name in suites:
-        for c in build_suite(name, seed):
-            if c.id == case_id:
-                return c
-    return None
+    """The case with exactly this id in the first of ``suites`` holding it, else None."""
+    return next((c for c, _ in find_prefix(case_id, suites, (seed,)) if c.id == case_id), None)
 
 
 class AmbiguousId(LookupError):

@@ -16,41 +16,16 @@ from harness.cli import DEFAULT_RESULTS, UsageError, _load_backends, _suggest, o
 
 
 def read_results(path: str | Path) -> tuple[dict, list[dict]]:
-    """(run header, result records) of a results file, read-only; a torn last line (a killed run)
-    is skipped; anything else unreadable is a UsageError."""
-    import json
-
+    """(first run header, result records) of a results file, through the one reader
+    (reports.load_results: a torn last line skipped, anything else unreadable one line)."""
     from harness.backends.base import printable
+    from reports import ResultsError, load_results
 
-    shown = printable(str(path))
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{shown}: not a losscheck results file (not UTF-8 text)") from None
-    except OSError as exc:
-        raise UsageError(f"{shown}: cannot read the results file ({exc.strerror or exc})") from None
-    lines = text.split("\n")  # not splitlines(): U+2028 inside a JSON string is no line break
-    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
-    header, records = None, []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            if i == last:
-                break
-            raise UsageError(f"{shown}: line {i + 1} is not JSON; not a losscheck results file") from None
-        if not isinstance(obj, dict):
-            raise UsageError(f"{shown}: line {i + 1} is not a JSON object; not a losscheck results file")
-        if obj.get("type") == "run" and header is None:
-            header = obj
-        elif obj.get("type") == "result" and isinstance(obj.get("case_id"), str) \
-                and isinstance(obj.get("backend"), str):
-            records.append(obj)
-    if header is None:
-        raise UsageError(f"{shown}: not a losscheck results file (no run header)")
-    return header, records
+        res = load_results(path)
+    except ResultsError as exc:
+        raise UsageError(printable(str(exc).splitlines()[0] if str(exc) else "unreadable results file")) from None
+    return res.runs[0], list(res.records.values())
 
 
 def _ambiguous(prefix: str, candidates: Sequence[tuple[str, str]], count: int) -> str:

@@ -55,14 +55,8 @@ def _pct(frac: float | None) -> str:
 
 def compact(value: float | None) -> str:
     """A grid figure in at most 6 characters: 0, 0.75, 37, 512, 2.0e3, 1.6e7, 4.5e13, inf."""
-    if value is None:
-        return "—"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0:
-        return "0"
+    if value is None or not math.isfinite(value) or value == 0:
+        return fmt_number(value)  # "—", "nan", "inf", "-inf", "0"
     if 0.01 <= abs(value) < 1000:
         return f"{value:.3g}"
     mantissa, exp = f"{value:.1e}".split("e")
