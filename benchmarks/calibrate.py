@@ -14,7 +14,8 @@ prints, per backend x loss x family x dtype x check, the figures the tolerances 
   used_ulp      worst ulp error over the elements judged accurate (<= ulp)
   headroom      per backend and dtype, over the checks that are not xfail: used_ulp / ulp,
                 used_stable and need_abs / c_abs, each with the case it comes from
-  counts        elements per rung under the tolerances in force; eta_only (printed "eta"): the stable
+  counts        elements per rung under the tolerances in force (flushed: subnormal results
+                returned as 0, a warn); eta_only (printed "eta"): the stable
                 elements that only the underflow allowance eta makes stable
   escape        for a failing check: the factor k by which ALL four tolerances (ulp, c0, c1, c_abs)
                 would have to grow before no element fails (inf for special mismatches, bad
@@ -55,7 +56,7 @@ if str(ROOT) not in sys.path:
 from cases import build_suite
 from harness.backends import Unsupported, load
 from harness.cache import OracleCache
-from harness.check import check_observation
+from harness.check import COUNT_KEYS, check_observation
 from harness.config import load_config, parse_tolerance_flag
 from harness.knownfail import KnownFailures
 from harness.metrics import figures
@@ -111,8 +112,7 @@ def row_figures(exact, observed, tol) -> dict:
             "need_abs": worst(abs_ratio, beyond_stable),
             "used_stable": worst(stable_ratio, rungs == "stable"),
             "escape": escape,
-            "counts": {k: int(np.count_nonzero(rungs == k))
-                       for k in ("accurate", "stable", "absolute", "fail", "special", "undetermined")}
+            "counts": {k: int(np.count_nonzero(rungs == k)) for k in COUNT_KEYS}
                       | {"eta_only": int(np.count_nonzero(eta_only))}}
 
 
@@ -266,10 +266,11 @@ def main(argv=None) -> int:
         a = agg[key]
         c = a["counts"]
         bad = c.get("fail", 0) + c.get("special", 0)
-        if args.quiet and not bad and not c.get("absolute", 0):
+        warns = c.get("absolute", 0) + c.get("flushed", 0)
+        if args.quiet and not bad and not warns:
             continue
         counts = " ".join(f"{k[:3]}={v}" for k, v in sorted(c.items()) if v)
-        flag = ("  FAIL" if a["failing"] else "  xfail") if bad else ("  warn" if c.get("absolute", 0) else "")
+        flag = ("  FAIL" if a["failing"] else "  xfail") if bad else ("  warn" if warns else "")
         print(f"{key[0]:<22} {key[1]:<33} {key[2]:<30} {key[3]:<8} {key[4]:<5} {a['cases']:>4} "
               f"{a['max_ulp']:>9.3g} {a['need_stable']:>9.3g} {a['need_abs']:>9.3g}  {counts}{flag}")
     print()

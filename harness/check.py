@@ -20,9 +20,11 @@ from harness.symptoms import describe_pair, factor_text, symptom
 from harness.tolerances import DtypeTolerance
 from harness.verdict import RUNG_SEVERITY, classify, record_verdict
 
-__all__ = ["COUNT_KEYS", "check_observation", "final_verdict", "gate_failed", "json_float"]
+__all__ = ["COUNT_KEYS", "check_observation", "final_verdict", "gate_failed", "json_float", "note_returned_dtype",
+           "returned_format"]
 
-COUNT_KEYS = ("accurate", "stable", "absolute", "fail", "special", "undetermined")
+#: the rungs a record counts elements of (harness/verdict.py's ladder; reports read these names)
+COUNT_KEYS = ("accurate", "stable", "flushed", "absolute", "fail", "special", "undetermined")
 
 
 def json_float(x: Any) -> float | str | None:
@@ -88,7 +90,33 @@ def check_observation(case, check: str, exact, observed, tol: DtypeTolerance, *,
     if backend is not None and rec["verdict"] not in ("pass", "undetermined"):
         from harness.repro import snippet
 
-        rec["repro"] = snippet(case, backend, check)
+        # judged in a format the backend returned instead of the input's: the repro settles there too
+        rec["repro"] = snippet(case, backend, check, exact.dtype if exact.dtype != case.dtype else None)
+    return rec
+
+
+def returned_format(observed, exact) -> str | None:
+    """The format ``observed`` came back in when it is another supported floating format than the
+    oracle's ``exact`` (a fused kernel's float32 for float16 input) with the right shape; None when
+    it is the same format, or anything else (not an array, a wrong shape, an integer or unknown
+    dtype: those stay bad output)."""
+    from reference.formats import FORMATS
+
+    if not isinstance(observed, np.ndarray) or observed.shape != tuple(np.shape(exact.rounded)):
+        return None
+    name = str(observed.dtype)
+    return name if name in FORMATS and name != exact.dtype else None
+
+
+def note_returned_dtype(rec: dict, returned: str, expected: str, strict: bool) -> dict:
+    """Mark a record whose output came back in ``returned`` instead of the input's ``expected``:
+    the ``out_dtype`` field, and the message part that says so (judged in ``returned`` unless
+    ``strict``, where the record is bad output)."""
+    part = f"returned {returned} for {expected} input"
+    part += " (a failure under --strict-dtype)" if strict else f" (judged in {returned})"
+    rec["out_dtype"] = returned
+    message = rec.get("message")
+    rec["message"] = f"{message}; {part}" if message else part
     return rec
 
 
@@ -129,7 +157,7 @@ def _summary(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray, sizes: 
     worst = _worst(exact, observed, figs, rungs) if n else None
     out["worst"] = worst
     out["message"] = _message(counts, n, worst, out.get("max_ulp"), exact.dtype, sizes)
-    bad = counts["fail"] + counts["special"] + counts["absolute"]
+    bad = counts["fail"] + counts["special"] + counts["absolute"] + counts["flushed"]
     if bad and worst is not None:
         out["symptom"] = symptom(worst, sizes=sizes)
     return out
@@ -193,15 +221,20 @@ def _message(counts: dict, n: int, worst: dict | None, max_ulp, dtype: str = "",
     ulp = worst["ulp"]
     ulp_s = ulp if isinstance(ulp, str) else f"{ulp:.3g}"
     bad = counts["fail"] + counts["special"]
-    if bad or counts["absolute"]:
+    flushed = counts.get("flushed", 0)
+    if bad or counts["absolute"] or flushed:
         name = symptom(worst, sizes=sizes) or "inaccurate"
         factor = factor_text(worst, sizes) if name == "off by a simple factor" else None
         head = f"{name} ({factor})" if factor else name
+        flush = f"{flushed}/{n} subnormal results flushed to 0" if flushed else ""
         if bad:
             spec = f" ({counts['special']} special mismatch)" if counts["special"] else ""
-            return f"{head}: {bad}/{n} elements fail{spec}; worst {ulp_s} ulp {where}{tail}"
-        return (f"{head}: {counts['absolute']}/{n} elements only absolutely accurate (warn); "
-                f"worst {ulp_s} ulp {where}{tail}")
+            more = f"; {flush} (warn)" if flush else ""
+            return f"{head}: {bad}/{n} elements fail{spec}{more}; worst {ulp_s} ulp {where}{tail}"
+        warns = [flush] if flush else []
+        if counts["absolute"]:
+            warns.append(f"{counts['absolute']}/{n} elements only absolutely accurate")
+        return f"{head}: {', '.join(warns)} (warn); worst {ulp_s} ulp {where}{tail}"
     judged = n - und
     if not judged:
         return f"all {n} elements undetermined"

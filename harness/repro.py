@@ -43,8 +43,10 @@ def packed(text, dtype, shape):
 """
 
 
-def snippet(case, backend_spec: str, check: str = "value") -> str:
-    """Python source reproducing ``case`` (``check``: "value" or "grad:<arg>") with ``backend_spec``."""
+def snippet(case, backend_spec: str, check: str = "value", out_dtype: str | None = None) -> str:
+    """Python source reproducing ``case`` (``check``: "value" or "grad:<arg>") with ``backend_spec``;
+    ``out_dtype``: the format the backend returned instead of the input's, which the exact answer
+    printed beside it is then settled in."""
     from reference import registry
 
     checks = registry.get(case.loss).checks_for(case.args, case.kwargs)
@@ -57,7 +59,7 @@ def snippet(case, backend_spec: str, check: str = "value") -> str:
               f"{case.dtype}, check {check}, backend {backend_spec})")]
     lines.append(_TORCH_HEADER)
     lines += _inputs(case, literal, embed)
-    lines += _exact(case, check)
+    lines += _exact(case, check, out_dtype)
     if module_like:
         lines += _call_module(case, backend_spec, check)
     else:
@@ -147,12 +149,13 @@ def _torch_ref(case, arg: str) -> str:
     return f"t_args[{names.index(arg)}]" if arg in names else f"t_kwargs[{arg!r}]"
 
 
-def _exact(case, check: str) -> list[str]:
+def _exact(case, check: str, out_dtype: str | None = None) -> list[str]:
     wrt = _wrt(check)
+    out = f", out_dtype={out_dtype!r}" if out_dtype else ""
     if wrt is not None:
         return [(f"exact = reference.evaluate_grad({case.loss!r}, *np_args, "
-                 f"grad_output=np_grad_output, wrt={wrt!r}, **np_kwargs)")]
-    return [f"exact = reference.evaluate({case.loss!r}, *np_args, **np_kwargs)"]
+                 f"grad_output=np_grad_output, wrt={wrt!r}{out}, **np_kwargs)")]
+    return [f"exact = reference.evaluate({case.loss!r}, *np_args{out}, **np_kwargs)"]
 
 
 def _call_module(case, spec: str, check: str) -> list[str]:

@@ -132,8 +132,8 @@ def worst_note(rec: dict, verdict: str) -> str:
     if verdict == "xfail":
         return "xfail"
     rung = (rec.get("worst") or {}).get("rung") if isinstance(rec.get("worst"), dict) else None
-    if verdict in ("pass", "warn") and rung in ("stable", "absolute"):
-        return "stable" if rung == "stable" else "absolute"
+    if verdict in ("pass", "warn") and rung in ("stable", "absolute", "flushed"):
+        return str(rung)
     return ""
 
 
@@ -237,6 +237,30 @@ def print_summary(records: Sequence[dict], strict: bool = False, stats: Any = No
         extra += [f"{xfails} expected failure{'s' if xfails != 1 else ''}"] if xfails else []
         console.print(f"PASSED{' with ' + ' and '.join(extra) if extra else ''}: {len(records)} checks, "
                       "none failing", markup=False)
+    for line in notes(records, strict):
+        console.print(printable(line), markup=False, soft_wrap=True)
     if stats is not None:
         console.print(f"time: {stats.line()}", markup=False, soft_wrap=True)
     return bad
+
+
+def notes(records: Iterable[dict], strict: bool = False) -> list[str]:
+    """The lines that tell warnings apart by symptom (an absolute-only cliff is not a flushed
+    subnormal), and the backends whose outputs came back in another dtype than their inputs'."""
+    warns: dict[str, int] = defaultdict(int)
+    returned: dict[tuple[str, str, str, bool], int] = defaultdict(int)
+    for r in records:
+        if r.get("verdict") == "warn":
+            warns[symptom_of(r)] += 1
+        if r.get("out_dtype"):
+            key = (str(r.get("backend")), str(r.get("out_dtype")), str(r.get("dtype")), r.get("status") == "bad_output")
+            returned[key] += 1
+    lines = []
+    if warns:
+        what = "fail under --strict" if strict else "warn"
+        lines.append(f"warnings by symptom ({what}): " + ", ".join(f"{name} {n}" for name, n in sorted(warns.items())))
+    for (backend, out, dtype, failed), n in sorted(returned.items()):
+        how = ("failed as bad output (--strict-dtype)" if failed else
+               f"judged against the oracle settled in {out} (--strict-dtype fails them)")
+        lines.append(f"NOTE {backend} returned {out} for {dtype} input in {n} check{'s' if n != 1 else ''}: {how}")
+    return lines

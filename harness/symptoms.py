@@ -13,7 +13,7 @@ import mpmath
 
 #: symptom names, most telling first (the summary groups failures under these)
 SYMPTOMS = ("nan where finite", "inf where finite", "finite where infinite", "nan expected",
-            "wrong sign", "flushed to zero", "nonzero where exact is 0", "off by a simple factor",
+            "wrong sign", "flushed subnormal", "flushed to zero", "nonzero where exact is 0", "off by a simple factor",
             "absolute-only cliff", "inaccurate")
 
 _FACTORS = ((2.0, "2"), (0.5, "1/2"), (4.0, "4"), (0.25, "1/4"), (3.0, "3"), (1 / 3, "1/3"))
@@ -50,6 +50,8 @@ def symptom(worst: dict | None, rung: str | None = None, sizes: tuple[int, ...] 
         return "wrong sign"
     if rung == "absolute":  # a warn: within the loss's natural unit, however it lost the digits
         return "absolute-only cliff"
+    if rung == "flushed":  # a warn: a subnormal result returned as 0 (flush-to-zero)
+        return "flushed subnormal"
     if o == 0 and e != 0:
         return "flushed to zero"
     if e == 0 and o != 0:

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 from reports import plots
 from reports.htmlkit import Raw, Td, badge, esc, img, page, pre, table
-from reports.results import FAILING, Results, fmt_number, schema_note
+from reports.results import FAILING, Results, fmt_number, run_device, schema_note
 from reports.summary import VERDICTS, Cell, by_backend, check_key, dtype_key, headline, is_ok, issues, ulp_key
 from reports.summary import table as accuracy_table
 
@@ -30,6 +30,7 @@ RUNGS = {
     "accurate": ("", "within the dtype's ulp tolerance"),
     "stable": ("s", ("beyond the ulp tolerance, within what a backward-stable algorithm may commit "
                     "(scaled by the condition number)")),
+    "flushed": ("z", "a subnormal result returned as ±0: flush-to-zero (warn)"),
     "absolute": ("a", "only within a few u of the loss's natural unit (warn)"),
     "fail": ("f", "beyond every rung"),
     "special": ("x", "a special-value mismatch (NaN or inf against a number)"),
@@ -96,7 +97,7 @@ def _rung(rec: dict, tol: float) -> str | None:
         return rung
     counts = rec.get("counts")
     if isinstance(counts, dict):
-        for name in ("special", "fail", "absolute", "stable", "accurate"):
+        for name in ("special", "fail", "flushed", "absolute", "stable", "accurate"):
             if isinstance(counts.get(name), int) and counts[name] > 0:
                 return name
     mx = rec.get("max_ulp")
@@ -143,6 +144,8 @@ class CellView:
                 self.mark = NONFINITE_MARK
             elif self.rung is not None:
                 self.mark = RUNGS[self.rung][0]
+        elif self.verdict == "warn" and self.rung in ("absolute", "flushed"):
+            self.mark = RUNGS[self.rung][0]  # which warning: an absolute-only cliff or a flush
         if self.max_ulp is not None:
             self.text = compact(self.max_ulp)
         else:
@@ -222,6 +225,9 @@ def _run_info(results: Results) -> str:
         items = [("run", run.get("run_id")), ("schema", schema_note(run.get("schema"))),
                  ("started", run.get("started")), ("suite", run.get("suite")),
                  ("seed", run.get("seed")), ("backends", ", ".join(map(str, run.get("backends") or []))),
+                 ("device", run_device(run)),
+                 ("output dtype", "must be the input's (--strict-dtype)" if run.get("strict_dtype") is True
+                  else None),
                  ("versions", versions)]
         dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items if v not in (None, ""))
         tol = run.get("tolerances")

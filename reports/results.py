@@ -132,6 +132,17 @@ class Results:
         return [b for b in seen if b in present] or list(seen)
 
 
+def run_device(run: dict) -> str:
+    """The torch device a run header names; "cpu" for files written before devices existed."""
+    device = run.get("device")
+    return device if isinstance(device, str) and device else "cpu"
+
+
+def run_devices(results: Results) -> set[str]:
+    """The devices of a file's run headers (one, unless a resumed run was refused a mix)."""
+    return {run_device(run) for run in results.runs} or {"cpu"}
+
+
 def grad_arg(check: str) -> str | None:
     """The argument a gradient check differentiates w.r.t. ("grad:target" -> "target"); None for values."""
     return check[5:] if check.startswith("grad:") else None
@@ -172,9 +183,17 @@ _TEXT_FIELDS = ("loss", "family", "dtype", "options", "verdict", "status", "mess
                 "repro", "reduction", "delegates")
 
 
+#: element counts per rung that files written before a rung existed lack (read as 0)
+_LATER_COUNTS = ("flushed",)
+
+
 def _decode(record: dict) -> dict:
     for name in _NUMERIC:
         record[name] = number(record.get(name))
+    counts = record.get("counts")
+    if isinstance(counts, dict):
+        for name in _LATER_COUNTS:
+            counts.setdefault(name, 0)
     worst = record.get("worst")
     if isinstance(worst, dict) and "ulp" in worst:
         worst["ulp"] = number(worst["ulp"])
