@@ -116,6 +116,28 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="tolerance override, e.g. float16.ulp=2; repeatable (default: "
                         "[tool.losscheck.tolerances], else harness/tolerances.py)")
     p.add_argument("--no-grad", action="store_true", help="check values only, not gradients")
+    _add_device_option(p)
+    p.add_argument("--strict-dtype", action="store_true",
+                   help="an output returned in another floating dtype than the input's (float32 for float16) "
+                        "fails as bad output, instead of being judged in the dtype returned (default: "
+                        "[tool.losscheck] strict_dtype, else off)")
+
+
+def device_arg(text: str) -> str:
+    """``--device``'s value, checked for spelling here (whether torch can use it is checked when
+    the backends are tried, before any work)."""
+    from harness.backends.device import DeviceError, device_name
+
+    try:
+        return device_name(text)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_device_option(p: argparse.ArgumentParser, default_text: str = "[tool.losscheck] device, else cpu") -> None:
+    p.add_argument("--device", type=device_arg, metavar="DEVICE",
+                   help="torch device for the torch-tensor backends (torch and drop-ins): cpu, cuda, cuda:N, "
+                        f"mps, xpu; numpy, numpy-naive and jax ignore it (default: {default_text})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-grad", action="store_true", help="show the value check only, not gradients")
     show.add_argument("--cases", metavar="FILE",
                       help="look the id up in a saved case file instead (default: the suites)")
+    _add_device_option(show, "that of --results, else [tool.losscheck] device, else cpu")
     report = sub.add_parser("report", help="render a results file as HTML/Markdown/JSON/JUnit",
                             description="Render a results file as HTML, Markdown, JSON and JUnit.")
     report.add_argument("results", metavar="RESULTS", help="a results file (JSONL) of `losscheck run/gate`")
@@ -182,7 +205,8 @@ def _config(args: argparse.Namespace) -> Any:
     try:
         flags = dict(parse_tolerance_flag(t) for t in args.tol)
         return load_config().with_flags(tolerances=flags, known_failures=args.known_failures,
-                                        jobs=args.jobs, timeout=args.timeout)
+                                        jobs=args.jobs, timeout=args.timeout, device=args.device,
+                                        strict_dtype=args.strict_dtype)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -196,7 +220,7 @@ def _known_failures(config: Any) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def probe_backend(spec: str) -> Any:
+def probe_backend(spec: str, device: str = "cpu") -> Any:
     """``harness.backends.load`` with a clearer answer for a spec naming a plain function
     (``pkg.mod:cross_entropy``, ``pkg.mod.cross_entropy``): the loader wants the module or object
     whose attributes are the loss functions.  Runs in the probe worker (top level: workers import
@@ -204,7 +228,7 @@ def probe_backend(spec: str) -> Any:
     from harness.backends import BackendLoadError, load
 
     try:
-        return load(spec)
+        return load(spec, device)
     except BackendLoadError as exc:
         if "provides none of" in str(exc) or "cannot import module" in str(exc):
             better = _function_spec_error(spec)
@@ -255,18 +279,23 @@ def _function_spec_error(spec: str) -> str | None:
             f"on it: {', '.join(LOSSES[:3])}, ...)")
 
 
-def _load_backends(specs: Sequence[str], timeout: float = 120.0) -> None:
-    """Try every backend up front, so an unknown one is bad usage rather than a run of errors; in
-    worker processes, so that what a backend does on import (patching torch, FPU flags) never
-    reaches this process."""
+def _load_backends(specs: Sequence[str], timeout: float = 120.0, device: str = "cpu") -> None:
+    """Try every backend up front on ``device``, so an unknown one (or a device torch cannot use
+    here) is bad usage rather than a run of errors; in worker processes, so that what a backend
+    does on import (patching torch, FPU flags) never reaches this process.  A backend that does not
+    run on torch devices is said once on stderr."""
     from harness.pool import check_loadable
 
-    errors = check_loadable(list(specs), timeout=max(timeout, 60.0), loader=probe_backend)
+    notes: dict[str, str] = {}
+    errors = check_loadable(list(specs), timeout=max(timeout, 60.0), loader=probe_backend, device=device,
+                            notes=notes)
     if errors:
         raise UsageError(next(iter(errors.values())))
+    for note in notes.values():
+        print(f"{PROG}: note: {note}", file=sys.stderr)
 
 
-def oracle_quietly(case: Any, check: str) -> Any:
+def oracle_quietly(case: Any, check: str, out_dtype: str | None = None) -> Any:
     """The oracle (``harness.cache.compute``) with NumPy's floating-point RuntimeWarnings silenced:
     the oracle meets overflow, NaN and inf on purpose (extreme cases) and handles them, so "overflow
     encountered in cast" is noise, never news for whoever runs the CLI.  Passed to the Runner, it
@@ -278,7 +307,7 @@ def oracle_quietly(case: Any, check: str) -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=FP_WARNING, category=RuntimeWarning)
         with np.errstate(all="ignore"):
-            return cache.compute(case, check)
+            return cache.compute(case, check, out_dtype)
 
 
 def _silence_oracle_warnings() -> None:
@@ -355,7 +384,8 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
     _validate_filters(args)
     suite = _suite(args.suite, args.seed)
     _check_families(args.family, suite, args.suite)
-    _load_backends(specs)
+    device = config.run_device()
+    _load_backends(specs, device=device)
     selected = select(suite, args.loss, args.dtype, args.family)
     if not selected:
         raise UsageError(f"no case of suite {args.suite!r} matches the --loss/--dtype/--family filters")
@@ -366,7 +396,8 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
         moved = not (args.resume or args.overwrite) and holds_results(Path(results))
     runner = Runner(jobs=config.run_jobs(), timeout=config.run_timeout(),
                     tolerances=config.tolerances, known_failures=known, strict=args.strict,
-                    grad=not args.no_grad, progress=True, oracle=oracle_quietly)
+                    grad=not args.no_grad, progress=True, oracle=oracle_quietly, device=device,
+                    strict_dtype=config.strict_dtype)
     try:
         result = runner.run(selected, specs, results, suite=args.suite, seed=args.seed,
                             resume=args.resume, overwrite=args.overwrite, keep_previous=keep_previous)
@@ -374,14 +405,16 @@ def cmd_run(args: argparse.Namespace, gate: bool) -> int:
         raise UsageError(str(exc)) from None
     print_summary(result.records, strict=args.strict, stats=result.stats,
                   allow_unsupported=args.allow_unsupported, asked=args.loss,
-                  hint=lambda r: show_command(str(r.get("case_id")), str(r.get("backend")), args.suite, args.seed))
+                  hint=lambda r: show_command(str(r.get("case_id")), str(r.get("backend")), args.suite, args.seed,
+                                              device))
     if known is not None:
         calibrated = args.suite in ("gate", "full") and not (args.loss or args.dtype or args.family)
         for entry in known.unmatched(builtin=calibrated):
             print(f"{PROG}: warning: known failure {entry.match!r} matched no failing check", file=sys.stderr)
     print(f"results: {results}" + (f" (the run before: {PREVIOUS_RESULTS})" if moved else ""))
     report = _render(results, args.report) if args.report else None
-    for line in next_steps(result.records, strict=args.strict, suite=args.suite, seed=args.seed, report=report):
+    for line in next_steps(result.records, strict=args.strict, suite=args.suite, seed=args.seed, report=report,
+                           device=device):
         print(line)
     if gate and gate_fails(result.records, args.strict, args.allow_unsupported, asked=args.loss):
         return 1
@@ -403,7 +436,8 @@ def _badness(rec: dict) -> tuple:
     return (_VERDICT_ORDER.get(str(rec.get("verdict")), 3), -ulp)
 
 
-def show_command(case_id: str, backend: str, suite: str | None = DEFAULT_SUITE, seed: int | None = 0) -> str:
+def show_command(case_id: str, backend: str, suite: str | None = DEFAULT_SUITE, seed: int | None = 0,
+                 device: str | None = "cpu") -> str:
     """The ``losscheck show`` command line (shell-quoted) that reproduces one record's check."""
     import shlex
 
@@ -412,11 +446,13 @@ def show_command(case_id: str, backend: str, suite: str | None = DEFAULT_SUITE, 
         argv += ["--suite", suite]
     if seed:
         argv += ["--seed", str(seed)]
+    if device and device != "cpu":
+        argv += ["--device", device]
     return shlex.join(argv)
 
 
 def next_steps(records: Sequence[dict], *, strict: bool = False, suite: str | None = DEFAULT_SUITE,
-               seed: int | None = 0, report: str | Path | None = None) -> list[str]:
+               seed: int | None = 0, report: str | Path | None = None, device: str | None = "cpu") -> list[str]:
     """The block printed at the end of a run: the report to open, and for each backend that fails
     the gate, its worst failing check (by verdict, then max_ulp) as a ready-to-paste
     ``losscheck show`` command.  Empty when there is nothing to do."""
@@ -438,7 +474,7 @@ def next_steps(records: Sequence[dict], *, strict: bool = False, suite: str | No
         what = (f"{rec.get('verdict')} {rec.get('loss')} {rec.get('family')} {rec.get('dtype')} "
                 f"{rec.get('check')}, max_ulp={fmt(number(rec.get('max_ulp')))}")
         lines.append(printable(f"  worst failing check of {backend} ({what}):"))
-        lines.append("    " + printable(show_command(str(rec.get("case_id")), backend, suite, seed)))
+        lines.append("    " + printable(show_command(str(rec.get("case_id")), backend, suite, seed, device)))
     return ["next steps:", *lines] if lines else []
 
 

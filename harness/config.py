@@ -10,6 +10,8 @@ Recognised keys::
     known_failures = "tests/losscheck-known.toml"   # relative to the pyproject.toml
     jobs = 2                                        # worker processes (int >= 1)
     timeout = 60                                    # per-case seconds (> 0)
+    device = "cuda"                                 # torch device of torch-tensor backends (cpu)
+    strict_dtype = true                             # an output in another dtype fails (false)
     [tool.losscheck.tolerances.float16]
     ulp = 2.0                                       # any of ulp, c0, c1, c_abs
 """
@@ -32,7 +34,7 @@ from reference.registry import DTYPES
 
 __all__ = ["Config", "ConfigError", "find_pyproject", "load_config", "parse_tolerance_flag"]
 
-_KEYS = ("tolerances", "known_failures", "jobs", "timeout")
+_KEYS = ("tolerances", "known_failures", "jobs", "timeout", "device", "strict_dtype")
 
 
 class ConfigError(ValueError):
@@ -54,6 +56,8 @@ class Config:
     known_failures: Path | None = None
     jobs: int | None = None
     timeout: float | None = None
+    device: str | None = None
+    strict_dtype: bool = False
     path: Path | None = field(default=None, compare=False)  # the pyproject.toml read, if any
 
     def known_failure_set(self) -> Any:
@@ -74,9 +78,14 @@ class Config:
         """``timeout`` if given, else the configured value, else :data:`DEFAULT_TIMEOUT`."""
         return timeout or self.timeout or DEFAULT_TIMEOUT
 
+    def run_device(self, device: str | None = None) -> str:
+        """``device`` if given, else the configured one, else "cpu"."""
+        return device or self.device or "cpu"
+
     def with_flags(self, *, tolerances: Mapping[str, float] | None = None,
                    known_failures: str | Path | None = None, jobs: int | None = None,
-                   timeout: float | None = None) -> Config:
+                   timeout: float | None = None, device: str | None = None,
+                   strict_dtype: bool | None = None) -> Config:
         """Apply command-line flags on top (None = flag not given).  Bad values -> ConfigError."""
         out = self
         if tolerances:
@@ -90,6 +99,10 @@ class Config:
             out = replace(out, jobs=_jobs(jobs, "--jobs", "command line"))
         if timeout is not None:
             out = replace(out, timeout=_timeout(timeout, "--timeout", "command line"))
+        if device is not None:
+            out = replace(out, device=_device(device, "--device", "command line"))
+        if strict_dtype:  # a flag turns it on; off is the configuration's (or the default)
+            out = replace(out, strict_dtype=True)
         return out
 
 
@@ -166,13 +179,30 @@ def _parse(section: Any, path: Path) -> Config:
     timeout = section.get("timeout")
     if timeout is not None:
         timeout = _timeout(timeout, "tool.losscheck.timeout", where)
-    return Config(tolerances=tolerances, known_failures=known, jobs=jobs, timeout=timeout, path=path)
+    device = section.get("device")
+    if device is not None:
+        device = _device(device, "tool.losscheck.device", where)
+    strict_dtype = section.get("strict_dtype", False)
+    if not isinstance(strict_dtype, bool):
+        raise ConfigError(f"tool.losscheck.strict_dtype must be true or false, got {strict_dtype!r} ({where})")
+    return Config(tolerances=tolerances, known_failures=known, jobs=jobs, timeout=timeout, device=device,
+                  strict_dtype=strict_dtype, path=path)
 
 
 def _jobs(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name} must be an integer >= 1, got {value!r} ({where})")
     return value
+
+
+def _device(value: Any, name: str, where: str) -> str:
+    """A device name as ``--device`` takes it; misspelt -> ConfigError naming the key."""
+    from harness.backends.device import DeviceError, device_name
+
+    try:
+        return device_name(value)
+    except DeviceError as exc:
+        raise ConfigError(f"{name}: {exc} ({where})") from None
 
 
 def _timeout(value: Any, name: str, where: str) -> float:

@@ -29,11 +29,18 @@ from harness.task import RunStats, _no_timing, evaluate_task, status_record
 # ---------------------------------------------------------------------------------------------------
 # worker processes
 
-def load_backend(spec: str) -> Any:
+def load_backend(spec: str, device: str = "cpu") -> Any:
     """The default backend loader: ``harness.backends.load``."""
     from harness.backends import load
 
-    return load(spec)
+    return load(spec, device)
+
+
+def _load(loader: Any, spec: str, device: str) -> Any:
+    """``loader(spec)`` on the CPU, ``loader(spec, device=device)`` elsewhere: a loader that knows
+    no devices (a test's) still serves every CPU run."""
+    loader = loader or load_backend
+    return loader(spec) if device == "cpu" else loader(spec, device=device)
 
 
 #: backend objects that cannot be named by a spec (the pytest plugin's modules and objects), by
@@ -41,12 +48,13 @@ def load_backend(spec: str) -> Any:
 IN_PROCESS: dict[str, Any] = {}
 
 
-def in_process_loader(spec: str) -> Any:
-    """The loader of a forked pool: the object the parent registered under ``spec``."""
+def in_process_loader(spec: str, device: str = "cpu") -> Any:
+    """The loader of a forked pool: the object the parent registered under ``spec`` (a drop-in
+    module becomes a backend on ``device``; a backend object was built with its device)."""
     from harness.backends import from_object
 
     obj = IN_PROCESS[spec]
-    return obj if hasattr(obj, "evaluate") and hasattr(obj, "supports") else from_object(spec, obj)
+    return obj if hasattr(obj, "evaluate") and hasattr(obj, "supports") else from_object(spec, obj, device)
 
 
 def can_fork() -> bool:
@@ -59,14 +67,16 @@ def can_fork() -> bool:
 ORACLE_PASS = "<oracle>"
 
 
-def _oracle_only(cache: OracleCache, case: Any, checks: list[str]) -> tuple[list[dict], dict]:
-    """Compute (or find) the oracle's answers for ``checks`` of ``case``; records only for failures."""
+def _oracle_only(cache: OracleCache, case: Any, checks: list[str],
+                 out_dtype: str | None = None) -> tuple[list[dict], dict]:
+    """Compute (or find) the oracle's answers for ``checks`` of ``case`` (settled in ``out_dtype``
+    when given); records only for failures."""
     t0 = time.perf_counter()
     hits, misses = cache.hits, cache.misses
     records = []
     for check in checks:
         try:
-            cache.get(case, check)
+            cache.get(case, check, out_dtype=out_dtype)
         except Exception as exc:  # noqa: BLE001 - an oracle error is the case's, not the run's
             records.append(status_record(ORACLE_PASS, case, check, "error", f"oracle: {one_line(exc)}"))
     timing = {**_no_timing(), "oracle": time.perf_counter() - t0, "hits": cache.hits - hits,
@@ -88,17 +98,18 @@ def _oracle_progress_to_stderr() -> None:
 
 
 def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, tolerances: Any,
-                 checker: Any, loader: Any) -> None:
-    """Worker loop: receive (task_id, spec, case, checks), send ("oracle", id) then ("result", ...).
+                 checker: Any, loader: Any, device: str = "cpu", strict_dtype: bool = False) -> None:
+    """Worker loop: receive (task_id, spec, case, checks, out_dtype), send ("oracle", id) then
+    ("result", ...).
 
-    A worker that receives an :data:`ORACLE_PASS` task only fills the oracle cache: the runner's
-    oracle pass runs in workers of their own, so no backend under test is ever imported where the
-    oracle computes."""
+    A worker that receives an :data:`ORACLE_PASS` task only fills the oracle cache (settled in
+    ``out_dtype`` when it is not None): the runner's oracle passes run in workers of their own, so
+    no backend under test is ever imported where the oracle computes.  Backends are loaded on
+    ``device``; ``strict_dtype`` makes an output in another format than the input's bad output."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends its workers
     _oracle_progress_to_stderr()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"  # one thread per worker: the workers already fill the cores
-    loader = loader or load_backend
     cache = OracleCache(cache_root, oracle=oracle, exact_type=exact_type)
     # once a backend is loaded, answers only come from the cache the oracle pass filled
     read_only = OracleCache(cache_root, oracle=oracle, exact_type=exact_type, computes=False)
@@ -110,7 +121,7 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
             return
         if msg is None:
             return
-        task_id, spec, case, checks = msg
+        task_id, spec, case, checks, out_dtype = msg
         if spec == ORACLE_PASS:
             if loaded:  # the pool never sends one here (affinity); refuse rather than compute
                 conn.send(("oracle", task_id))
@@ -118,13 +129,13 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
                                                              "oracle: asked of a backend's worker")
                                                for c in checks], _no_timing()))
                 continue
-            records, timing = _oracle_only(cache, case, checks)
+            records, timing = _oracle_only(cache, case, checks, out_dtype)
             conn.send(("oracle", task_id))
             conn.send(("result", task_id, records, timing))
             continue
         try:
             if spec not in loaded:
-                loaded[spec] = loader(spec)
+                loaded[spec] = _load(loader, spec, device)
                 if "torch" in sys.modules:  # only backends that use torch pay for importing it
                     sys.modules["torch"].set_num_threads(1)
             backend = loaded[spec]
@@ -134,39 +145,50 @@ def _worker_main(conn: Any, cache_root: str, oracle: Any, exact_type: Any, toler
             conn.send(("result", task_id, records, _no_timing()))
             continue
         records, timing = evaluate_task(backend, spec, case, checks, read_only, tolerances, checker,
-                                        oracle_done=lambda tid=task_id: conn.send(("oracle", tid)))
+                                        oracle_done=lambda tid=task_id: conn.send(("oracle", tid)),
+                                        strict_dtype=strict_dtype)
         conn.send(("result", task_id, records, timing))
 
 
-def _probe_main(conn: Any, spec: str, loader: Any) -> None:
-    """Load one backend and report (None | error line): the CLI's up-front check, in a process of
-    its own so that a backend's import-time side effects never reach the CLI's process."""
+def _probe_main(conn: Any, spec: str, loader: Any, device: str = "cpu") -> None:
+    """Load one backend on ``device`` and report ("ok", note | None) or ("error", line): the CLI's
+    up-front check, in a process of its own so that a backend's import-time side effects never
+    reach the CLI's process.  The note says when the backend does not run on ``device``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        (loader or load_backend)(spec)
-        conn.send(None)
+        backend = _load(loader, spec, device)
+        where = getattr(backend, "device", "cpu")
+        note = None if where == device else (
+            f"backend {spec!r} does not run on torch devices: --device {device} does not apply to it "
+            f"(it runs on {where})")
+        conn.send(("ok", note))
     except BaseException as exc:  # noqa: BLE001 - any failure to load is the answer
         from harness.backends import BackendLoadError
 
-        conn.send(str(exc) if isinstance(exc, BackendLoadError) else f"cannot load backend {spec!r}: {one_line(exc)}")
+        conn.send(("error", str(exc) if isinstance(exc, BackendLoadError)
+                   else f"cannot load backend {spec!r}: {one_line(exc)}"))
 
 
 def check_loadable(specs: list[str], timeout: float, loader: Any = None,
-                   start_method: str = "forkserver") -> dict[str, str]:
-    """{spec: error line} for the backends that cannot be loaded, each tried in a fresh worker
-    process (a crash or a hang on import is an error too)."""
+                   start_method: str = "forkserver", device: str = "cpu",
+                   notes: dict[str, str] | None = None) -> dict[str, str]:
+    """{spec: error line} for the backends that cannot be loaded on ``device``, each tried in a
+    fresh worker process (a crash or a hang on import is an error too).  ``notes`` (when given)
+    receives {spec: line} for the backends that load but do not run on ``device``."""
     ctx = _context(start_method)
     errors: dict[str, str] = {}
     for spec in specs:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_probe_main, args=(child, spec, loader), daemon=True)
+        proc = ctx.Process(target=_probe_main, args=(child, spec, loader, device), daemon=True)
         proc.start()
         child.close()
         try:
             if parent.poll(timeout):
-                msg = parent.recv()
-                if msg is not None:
-                    errors[spec] = msg
+                kind, text = parent.recv()
+                if kind == "error":
+                    errors[spec] = text
+                elif text and notes is not None:
+                    notes[spec] = text
             else:
                 errors[spec] = f"cannot load backend {spec!r}: no answer within {timeout:g} s"
         except (EOFError, OSError):
@@ -186,6 +208,7 @@ class _Task:
     spec: str
     case: Any
     checks: list[str]
+    out_dtype: str | None = None  # an oracle-pass task: settle in this format (None: the loss's own)
 
 
 class _Worker:
@@ -202,7 +225,7 @@ class _Worker:
 
     def assign(self, task: _Task, deadline: float) -> None:
         self.task, self.deadline, self.started, self.phase = task, deadline, time.monotonic(), "oracle"
-        self.conn.send((task.task_id, task.spec, task.case, task.checks))
+        self.conn.send((task.task_id, task.spec, task.case, task.checks, task.out_dtype))
 
     def stop(self, kill: bool = False) -> None:
         if not kill:

@@ -33,8 +33,13 @@ class LossCheck:
               dtypes: Sequence[str] | None = None, strict: bool = False,
               families: Sequence[str] | None = None,
               seed: int = 0, grad: bool = True, jobs: int | None = None, timeout: float | None = None,
-              allow_unsupported: bool = False) -> Any:
-        """Run ``backend`` on ``suite`` (filtered); ``pytest.fail`` if any check fails the gate."""
+              allow_unsupported: bool = False, device: str | None = None,
+              strict_dtype: bool | None = None) -> Any:
+        """Run ``backend`` on ``suite`` (filtered); ``pytest.fail`` if any check fails the gate.
+
+        ``device`` (torch's name; default ``[tool.losscheck] device``, else cpu) is where a
+        torch-tensor backend's tensors live; ``strict_dtype`` (default the configuration's) fails an
+        output returned in another floating dtype than the input's."""
         import cases
         from harness.config import ConfigError, load_config
         from harness.runner import Runner, select
@@ -47,14 +52,16 @@ class LossCheck:
         if not selected:
             raise ValueError(f"no case of suite {suite!r} matches losses={losses} dtypes={dtypes} "
                              f"families={families}")
-        label, in_process = _backend(backend)
         try:  # the configuration the CLI reads, through the same path (harness.config)
-            config = load_config()
+            config = load_config().with_flags(device=device, strict_dtype=strict_dtype)
             known = config.known_failure_set()
         except ConfigError as exc:
             pytest.fail(f"losscheck: {exc}", pytrace=False)
+        device = config.run_device()
+        label, in_process = _backend(backend, device)
         runner = Runner(jobs=config.run_jobs(jobs), timeout=config.run_timeout(timeout), tolerances=config.tolerances,
-                        known_failures=known, strict=strict, grad=grad)
+                        known_failures=known, strict=strict, grad=grad, device=device,
+                        strict_dtype=config.strict_dtype if strict_dtype is None else bool(strict_dtype))
         results = self.workdir / f"losscheck-{_safe(label)}-{suite}.jsonl"
         result = runner.run(selected, [label], results, suite=suite, seed=seed, overwrite=True,
                             in_process={label: in_process} if in_process is not None else None)
@@ -74,7 +81,7 @@ def _safe(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)[:60]
 
 
-def _backend(backend: Any) -> tuple[str, Any]:
+def _backend(backend: Any, device: str = "cpu") -> tuple[str, Any]:
     """(label, in-process backend or None): spec strings go to worker processes."""
     from harness.backends import BackendLoadError
 
@@ -83,7 +90,7 @@ def _backend(backend: Any) -> tuple[str, Any]:
 
         # fail here, in the test, with the backend's own message; tried in a worker process, so
         # what the backend does on import never reaches the test session
-        errors = check_loadable([backend], timeout=120.0)
+        errors = check_loadable([backend], timeout=120.0, device=device)
         if errors:
             pytest.fail(f"losscheck: {errors[backend]}", pytrace=False)
         return backend, None
@@ -91,7 +98,7 @@ def _backend(backend: Any) -> tuple[str, Any]:
 
     label = getattr(backend, "__name__", None) or type(backend).__name__
     try:
-        return label, from_object(label, backend)
+        return label, from_object(label, backend, device)
     except BackendLoadError as exc:
         pytest.fail(f"losscheck: {exc}", pytrace=False)
 

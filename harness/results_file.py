@@ -93,7 +93,9 @@ def read_finished(path: Path) -> tuple[dict | None, list[dict]]:
 
 #: run-header fields that must agree for --resume to continue a file (the verdicts depend on them)
 RESUME_FIELDS = ("suite", "seed", "backends", "grad", "strict", "tolerances", "known_failures",
-                 "oracle_version", "versions")
+                 "oracle_version", "versions", "device", "strict_dtype")
+#: what a header written before a field existed meant by its absence
+HEADER_DEFAULTS = {"device": "cpu", "strict_dtype": False}
 
 
 def known_failures_digest(known: Any) -> str | None:
@@ -109,7 +111,7 @@ def header_differences(old: dict, new: dict) -> list[str]:
     """What differs between the header of a file being resumed and this run's, one phrase each."""
     out = []
     for key in RESUME_FIELDS:
-        a, b = old.get(key), new.get(key)
+        a, b = old.get(key, HEADER_DEFAULTS.get(key)), new.get(key, HEADER_DEFAULTS.get(key))
         if key == "backends":
             a, b = sorted(a or []), sorted(b or [])
         if a == b:

@@ -35,7 +35,7 @@ from harness.results_file import (
     tolerances_dict,
     versions,
 )
-from harness.task import RunStats, checks_for, evaluate_task, jsonable, status_record
+from harness.task import NEEDS_ORACLE, RunStats, checks_for, evaluate_task, jsonable, status_record
 
 #: statuses that are not "ok" and carry no figures
 FAILED_STATUSES = ("error", "timeout", "crash")
@@ -60,7 +60,13 @@ def _default_repro(case: Any, spec: str, check: str) -> str:
 @dataclass
 class Runner:
     """One run's settings. ``oracle``/``exact_type``/``checker``/``loader``/``repro`` are injectable
-    for tests; they must be top-level callables (workers receive them by reference)."""
+    for tests; they must be top-level callables (workers receive them by reference).  ``loader``
+    is called as ``loader(spec)`` for the CPU and ``loader(spec, device=D)`` for another device.
+
+    ``device`` is the torch device the torch-tensor backends place their tensors on;
+    ``strict_dtype`` makes an output returned in another floating format than the input's bad
+    output instead of a check judged in that format.
+    """
 
     cache_dir: str | Path | None = None
     jobs: int = field(default_factory=default_jobs)
@@ -76,6 +82,8 @@ class Runner:
     loader: Callable[[str], Any] | None = None
     strict: bool = False
     start_method: str = "forkserver"
+    device: str = "cpu"
+    strict_dtype: bool = False
 
     def __post_init__(self) -> None:
         self.cache = OracleCache(self.cache_dir, oracle=self.oracle, exact_type=self.exact_type)
@@ -103,7 +111,8 @@ class Runner:
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "suite": suite, "seed": seed, "backends": list(specs), "versions": versions(),
                 "tolerances": tolerances_dict(self.tolerances), "grad": self.grad, "strict": self.strict,
-                "oracle_version": ORACLE_VERSION, "known_failures": known_failures_digest(self.known_failures)}
+                "oracle_version": ORACLE_VERSION, "known_failures": known_failures_digest(self.known_failures),
+                "device": self.device, "strict_dtype": self.strict_dtype}
 
     def run(self, cases: Sequence[Any], specs: Sequence[str], results: str | Path, suite: str = "",
             seed: int = 0, resume: bool = False, in_process: dict[str, Any] | None = None,
@@ -190,76 +199,151 @@ class Runner:
                 bar.advance(rec)
 
         try:
-            args = (str(self.cache.root), self.oracle, self.exact_type, self.tolerances, self.checker,
-                    self.loader)
+            args = self._worker_args()
             failed = self._oracle_pass(tasks, args, stats, bar) if tasks else {}
             stats_from_pass = bool(tasks)
             runnable = []
             for task in tasks:  # a check whose oracle failed is recorded as such, its backend not run
-                dead = [k for k in task.checks if (task.case.id, k) in failed]
+                dead = [k for k in task.checks if (task.case.id, k, None) in failed]
                 if dead:
-                    on_records(task, [status_record(task.spec, task.case, k, *failed[(task.case.id, k)])
+                    on_records(task, [status_record(task.spec, task.case, k, *failed[(task.case.id, k, None)])
                                       for k in dead], {})
-                live = [k for k in task.checks if (task.case.id, k) not in failed]
+                live = [k for k in task.checks if (task.case.id, k, None) not in failed]
                 if live:
                     runnable.append(_Task(task.task_id, task.spec, task.case, live))
+
+            needs: list[tuple[_Task, dict]] = []
 
             def on_backend(task: _Task, recs: list[dict], timing: dict) -> None:
                 if stats_from_pass:  # the oracle pass counted every (case, check) once already
                     timing = {**timing, "hits": 0, "misses": 0}
-                on_records(task, recs, timing)
+                needs.extend((task, r) for r in recs if r.get("status") == NEEDS_ORACLE)
+                on_records(task, [r for r in recs if r.get("status") != NEEDS_ORACLE], timing)
 
-            if in_process is not None and runnable and can_fork():
-                # objects cannot be named in a fresh process: forked workers inherit them, so a
-                # hang is killed at the timeout and an os._exit is a crash record, as for specs
-                IN_PROCESS.clear()
-                IN_PROCESS.update(in_process)
-                fork_args = (*args[:-1], in_process_loader)
-                try:
-                    _run_pool(runnable, self.jobs, self.timeout, fork_args, ready=lambda t: True,
-                              on_records=on_backend, stats=stats, start_method="fork")
-                finally:
-                    IN_PROCESS.clear()
-            elif in_process is not None:
-                for task in runnable:  # no fork (macOS, Windows): in this process, no timeout
-                    recs, timing = evaluate_task(in_process[task.spec], task.spec, task.case, task.checks,
-                                                 self.cache, self.tolerances, self.checker)
-                    on_backend(task, recs, timing)
-            elif runnable:
-                _run_pool(runnable, self.jobs, self.timeout, args,
-                          ready=lambda t: all(self.cache.has(t.case.id, k) for k in t.checks),
-                          on_records=on_backend, stats=stats, start_method=self.start_method)
+            self._run_backends(runnable, args, in_process, on_backend, stats)
+            if needs:
+                self._second_pass(needs, args, in_process, on_records, stats)
         finally:
             bar.close()
             writer.close()
             stats.wall = time.perf_counter() - t_start
         return RunResult(header=header, records=records, stats=stats)
 
+    def _worker_args(self) -> tuple:
+        """What every worker process is started with (harness.pool._worker_main's arguments)."""
+        return (str(self.cache.root), self.oracle, self.exact_type, self.tolerances, self.checker,
+                self.loader, self.device, self.strict_dtype)
+
+    def _run_backends(self, runnable: list[_Task], args: tuple, in_process: dict[str, Any] | None,
+                      on_backend: Callable[[_Task, list[dict], dict], None], stats: RunStats) -> None:
+        """Evaluate the backend tasks: spec-named backends in worker processes of their own;
+        objects (``in_process``) in forked workers on Linux, else in this process."""
+        if in_process is not None and runnable and can_fork():
+            # objects cannot be named in a fresh process: forked workers inherit them, so a
+            # hang is killed at the timeout and an os._exit is a crash record, as for specs
+            IN_PROCESS.clear()
+            IN_PROCESS.update(in_process)
+            fork_args = (*args[:5], in_process_loader, *args[6:])
+            try:
+                _run_pool(runnable, self.jobs, self.timeout, fork_args, ready=lambda t: True,
+                          on_records=on_backend, stats=stats, start_method="fork")
+            finally:
+                IN_PROCESS.clear()
+        elif in_process is not None:
+            # no fork (macOS, Windows): in this process, no timeout; the oracle stays out of it
+            # (a read-only view of the cache: a missing answer goes to the oracle workers)
+            read_only = self.cache.read_only()
+            for task in runnable:
+                recs, timing = evaluate_task(in_process[task.spec], task.spec, task.case, task.checks,
+                                             read_only, self.tolerances, self.checker,
+                                             strict_dtype=self.strict_dtype)
+                on_backend(task, recs, timing)
+        elif runnable:
+            _run_pool(runnable, self.jobs, self.timeout, args,
+                      ready=lambda t: all(self.cache.has(t.case.id, k) for k in t.checks),
+                      on_records=on_backend, stats=stats, start_method=self.start_method)
+
+    def _second_pass(self, needs: list[tuple[_Task, dict]], args: tuple, in_process: dict[str, Any] | None,
+                     on_records: Callable[[_Task, list[dict], dict], None], stats: RunStats) -> None:
+        """The checks whose backend returned another floating format than the input's, with no
+        oracle answer settled in it yet: the oracle workers compute those answers (never a
+        backend's worker), then the backend evaluates just those checks again and they are judged
+        in the format it returned.  A check that needs yet another format the second time (an
+        output dtype that changes between calls) is an error."""
+        failed = self.compute_oracle([(task.case, rec["check"], rec["needs_oracle"]) for task, rec in needs],
+                                     args, stats)
+        again: dict[tuple[str, str], _Task] = {}
+        for task, rec in needs:
+            check, fmt = rec["check"], rec["needs_oracle"]
+            if (task.case.id, check, fmt) in failed:
+                status, message = failed[(task.case.id, check, fmt)]
+                on_records(task, [status_record(task.spec, task.case, check, status,
+                                                f"{message} (settled in {fmt}, the format the backend returned)")],
+                           {})
+                continue
+            key = (task.spec, task.case.id)
+            if key not in again:
+                again[key] = _Task(len(again), task.spec, task.case, [])
+            again[key].checks.append(check)
+        first = {(task.spec, task.case.id, rec["check"]): rec["needs_oracle"] for task, rec in needs}
+
+        def on_again(task: _Task, recs: list[dict], timing: dict) -> None:
+            out = []
+            for rec in recs:
+                if rec.get("status") == NEEDS_ORACLE:
+                    before = first.get((task.spec, task.case.id, rec["check"]))
+                    rec = status_record(task.spec, task.case, rec["check"], "error",
+                                        f"returned {rec['needs_oracle']} for {task.case.dtype} input on a second "
+                                        f"evaluation, {before} on the first: an output dtype that changes "
+                                        "between calls cannot be judged")
+                out.append(rec)
+            on_records(task, out, {**timing, "hits": 0, "misses": 0})
+
+        self._run_backends(list(again.values()), args, in_process, on_again, stats)
+
+    def compute_oracle(self, needs: Iterable[tuple[Any, str, str | None]], args: tuple | None = None,
+                       stats: RunStats | None = None) -> dict[tuple[str, str, str | None], tuple[str, str]]:
+        """Fill the oracle cache with the answers ``needs`` names -- (case, check, out_dtype), the
+        format to settle in or None for the loss's own -- in worker processes that load no backend.
+        Returns {(case id, check, out_dtype): (status, message)} for the ones that failed."""
+        grouped: dict[tuple[str, str | None], tuple[Any, list[str]]] = {}
+        for case, check, fmt in needs:
+            _, checks = grouped.setdefault((case.id, fmt), (case, []))
+            if check not in checks:
+                checks.append(check)
+        tasks = [_Task(i, ORACLE_PASS, case, checks, out_dtype=fmt)
+                 for i, ((_, fmt), (case, checks)) in enumerate(grouped.items())]
+        return self._fill_oracle(tasks, args or self._worker_args(), stats or RunStats())
+
     def _oracle_pass(self, tasks: list[_Task], args: tuple, stats: RunStats, progress: Any = None) -> dict:
         """Fill the oracle cache for every (case, check) the tasks need, in worker processes that
         load no backend (a backend's process state can reach no oracle answer), before any backend
-        runs.  Returns {(case id, check): (status, message)} for the ones that failed (error,
+        runs.  Returns {(case id, check, None): (status, message)} for the ones that failed (error,
         crash, or longer than the oracle's time limit)."""
         need: dict[str, tuple[Any, list[str]]] = {}
         for task in tasks:
             _, checks = need.setdefault(task.case.id, (task.case, []))
             checks += [k for k in task.checks if k not in checks]
         oracle_tasks = [_Task(i, ORACLE_PASS, case, checks) for i, (case, checks) in enumerate(need.values())]
-        failed: dict[tuple[str, str], tuple[str, str]] = {}
+        return self._fill_oracle(oracle_tasks, args, stats, progress)
+
+    def _fill_oracle(self, oracle_tasks: list[_Task], args: tuple, stats: RunStats, progress: Any = None) -> dict:
+        failed: dict[tuple[str, str, str | None], tuple[str, str]] = {}
 
         def on_oracle(task: _Task, recs: list[dict], timing: dict) -> None:
             stats.oracle += timing.get("oracle", 0.0)
             stats.cache_hits += timing.get("hits", 0)
             stats.cache_misses += timing.get("misses", 0)
             for rec in recs:
-                failed[(rec["case_id"], rec["check"])] = (rec["status"], rec["message"])
+                failed[(rec["case_id"], rec["check"], task.out_dtype)] = (rec["status"], rec["message"])
             if progress is not None:
                 progress.oracle_advance()
 
         if progress is not None:
             progress.oracle_start(len(oracle_tasks))
-        _run_pool(oracle_tasks, self.jobs, self.timeout, args, ready=lambda t: True, on_records=on_oracle,
-                  stats=stats, start_method=self.start_method)
+        if oracle_tasks:
+            _run_pool(oracle_tasks, self.jobs, self.timeout, args, ready=lambda t: True, on_records=on_oracle,
+                      stats=stats, start_method=self.start_method)
         return failed
 
 

@@ -145,20 +145,75 @@ def _show_tolerances(src: dict) -> Any:
         raise UsageError(str(exc)) from None
 
 
+def _show_device(args: argparse.Namespace, src: dict) -> tuple[str, bool]:
+    """(device, strict_dtype): --device, else the recorded run's, else the configuration's; the
+    recorded run's strict_dtype, else the configuration's, so that verdicts agree with the run."""
+    from harness.backends.device import DeviceError, device_name
+    from harness.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    header = src["header"]
+    device = args.device
+    if device is None and isinstance(header.get("device"), str):
+        try:
+            device = device_name(header["device"])
+        except DeviceError:
+            device = None
+    strict_dtype = header.get("strict_dtype")
+    if not isinstance(strict_dtype, bool):
+        strict_dtype = config.strict_dtype
+    return config.run_device(device), strict_dtype
+
+
+def _evaluate(backend: Any, spec: str, case: Any, checks: list[str], cache: Any, tolerances: Any,
+              strict_dtype: bool, oracle_errors: dict[str, str]) -> list[dict]:
+    """The records of ``backend`` on ``case``, as a run makes them: ``cache`` is read-only (the
+    backend is loaded here), so an answer settled in a format the backend returned instead of the
+    input's is computed by an oracle worker process and the check evaluated again."""
+    from harness.runner import Runner
+    from harness.task import NEEDS_ORACLE, evaluate_task, status_record
+
+    records, _ = evaluate_task(backend, spec, case, checks, cache, tolerances, strict_dtype=strict_dtype)
+    needs = {r["check"]: r["needs_oracle"] for r in records if r.get("status") == NEEDS_ORACLE}
+    if needs:
+        failed = Runner(jobs=1, oracle=oracle_quietly).compute_oracle(
+            [(case, check, fmt) for check, fmt in needs.items()])
+        again, _ = evaluate_task(backend, spec, case, [c for c in needs if (case.id, c, needs[c]) not in failed],
+                                 cache, tolerances, strict_dtype=strict_dtype)
+        redone = {r["check"]: r for r in again}
+        for check, fmt in needs.items():
+            if (case.id, check, fmt) in failed:
+                redone[check] = status_record(spec, case, check, *failed[(case.id, check, fmt)])
+            elif redone[check].get("status") == NEEDS_ORACLE:
+                redone[check] = status_record(spec, case, check, "error",
+                                              f"returned {redone[check]['needs_oracle']} on a second evaluation, "
+                                              f"{fmt} on the first: an output dtype that changes between calls")
+        records = [redone.get(r["check"], r) for r in records]
+    for rec in records:  # the oracle's own error, not the read-only cache's "missing"
+        if rec.get("status") == "error" and rec["check"] in oracle_errors \
+                and str(rec.get("message", "")).startswith("oracle:"):
+            rec["message"] = f"oracle: {oracle_errors[rec['check']]}"
+    return records
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.backends import load
-    from harness.backends.base import printable
+    from harness.backends.base import one_line, printable
     from harness.cache import OracleCache
     from harness.repro import snippet
     from harness.summary import fmt, number
-    from harness.task import checks_for, evaluate_task
+    from harness.task import checks_for
     from reference.fpu import oracle_state
 
     src = _show_source(args)
     tolerances = _show_tolerances(src)
     case = _show_case(args, src)
     backends = _show_backends(args, src)
-    _load_backends(backends)
+    device, strict_dtype = _show_device(args, src)
+    _load_backends(backends, device=device)
     print(describe_case(case))
     if src["path"] is not None:
         recorded = ", ".join(f"{b} ({'/'.join(sorted({str(r.get('verdict')) for r in recs}))})"
@@ -168,20 +223,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     cache = OracleCache(oracle=oracle_quietly)
     grad = not args.no_grad and src["header"].get("grad", True) is not False
     checks = checks_for(case, grad)
-    exacts = {}
+    exacts, oracle_errors = {}, {}
     for check in checks:  # the oracle first: nothing the backend does on import can reach it
         try:
             with oracle_state():
                 exacts[check] = cache.get(case, check)
-        except Exception:  # noqa: BLE001, S112 - evaluate_task records the oracle's error below
-            continue
+        except Exception as exc:  # noqa: BLE001 - recorded with the check below
+            oracle_errors[check] = one_line(exc)
+    read_only = cache.read_only()
     for spec in backends:
         recorded = {r.get("check"): r for r in src["records"].get(spec, [])}
         origin = f" (from {src['path']})" if spec in src["records"] and not args.backend else ""
         print()
-        print(printable(f"### backend {spec}{origin}"))
-        backend = load(spec)
-        records, _ = evaluate_task(backend, spec, case, checks, cache, tolerances)
+        backend = load(spec, device)
+        where = f" on {backend.device}" if getattr(backend, "device", "cpu") != "cpu" else ""
+        print(printable(f"### backend {spec}{where}{origin}"))
+        records = _evaluate(backend, spec, case, checks, read_only, tolerances, strict_dtype, oracle_errors)
         try:
             observation = backend.evaluate(case)
         except Exception:  # noqa: BLE001 - already recorded in the records above
@@ -195,9 +252,12 @@ def cmd_show(args: argparse.Namespace) -> int:
                 why = f": {old.get('xfail_reason')}" if old.get("xfail_reason") else ""
                 print(printable(f"   recorded: {old.get('verdict')} max_ulp={fmt(number(old.get('max_ulp')))}{why}"))
             observed = observation.observed(check) if observation is not None else None
-            if rec.get("status") == "ok" and observed is not None and check in exacts:
+            exact = exacts.get(check)
+            if rec.get("out_dtype") and rec.get("status") == "ok":  # judged in the dtype returned
+                exact = read_only.load(case.id, check, rec["out_dtype"])
+            if rec.get("status") == "ok" and observed is not None and exact is not None:
                 with oracle_state():
-                    print(worst_elements(exacts[check], observed))
+                    print(worst_elements(exact, observed))
             print(f"-- repro ({spec}, {check}):")
             print(rec.get("repro") or snippet(case, spec, check))
     return 0

@@ -13,8 +13,13 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import one_line
-from harness.cache import OracleCache
+from harness.cache import OracleCache, OracleMissing
 from reference.fpu import oracle_state
+
+#: the status of a record that is never written: the backend returned another floating format
+#: than the input's and the read-only cache has no oracle answer settled in it.  The runner has
+#: the oracle workers compute it (``needs_oracle`` names the format) and evaluates the check again.
+NEEDS_ORACLE = "needs_oracle"
 
 
 @dataclass
@@ -93,14 +98,31 @@ def _default_checker() -> Callable[..., dict]:
     return check_observation
 
 
+def needs_oracle_record(label: str, case: Any, check: str, out_dtype: str) -> dict:
+    """The placeholder record of a check whose output came back in ``out_dtype`` with no oracle
+    answer for that format in the cache (status :data:`NEEDS_ORACLE`; never written)."""
+    rec = status_record(label, case, check, NEEDS_ORACLE,
+                        f"returned {out_dtype} for {case.dtype} input; no oracle answer in {out_dtype} yet")
+    rec["needs_oracle"] = out_dtype
+    return rec
+
+
 def evaluate_task(backend: Any, label: str, case: Any, checks: Sequence[str], cache: OracleCache,
                   tolerances: Any, checker: Callable[..., dict] | None = None,
-                  oracle_done: Callable[[], None] | None = None) -> tuple[list[dict], dict]:
+                  oracle_done: Callable[[], None] | None = None,
+                  strict_dtype: bool = False) -> tuple[list[dict], dict]:
     """Evaluate one backend on one case for the given checks; never raises for backend trouble.
+
+    An output in another supported floating format than the input's (a fused kernel's float32
+    for float16) is judged against the oracle settled in that format, from ``cache``, and noted
+    (``out_dtype``); with ``strict_dtype`` it is bad output.  When ``cache`` (read-only where a
+    backend is loaded) lacks that answer, the check's record is a :func:`needs_oracle_record`.
 
     Returns the records (not yet known-failure-adjusted) and timings
     ``{"oracle": s, "backend": s, "check": s, "hits": n, "misses": n}`` (worker CPU-seconds).
     """
+    from harness.check import note_returned_dtype, returned_format
+
     checker = checker or _default_checker()
     timing = _no_timing()
     try:
@@ -168,6 +190,24 @@ def evaluate_task(backend: Any, label: str, case: Any, checks: Sequence[str], ca
             records[check] = status_record(label, case, check, "unsupported",
                                            f"backend returned no {check}", elapsed=elapsed)
             continue
+        returned = returned_format(observed, exact)
+        if returned is not None and not strict_dtype:
+            t1 = time.perf_counter()
+            hits, misses = cache.hits, cache.misses
+            try:  # the answer settled in the format the backend returned
+                with oracle_state():
+                    exact = cache.get(case, check, out_dtype=returned)
+            except OracleMissing:
+                records[check] = needs_oracle_record(label, case, check, returned)
+                continue
+            except Exception as exc:  # noqa: BLE001 - an oracle error is the case's, not the run's
+                records[check] = status_record(label, case, check, "error",
+                                               f"oracle ({returned} output): {one_line(exc)}", elapsed=elapsed)
+                continue
+            finally:
+                timing["oracle"] += time.perf_counter() - t1
+                timing["hits"] += cache.hits - hits
+                timing["misses"] += cache.misses - misses
         t1 = time.perf_counter()
         try:
             tol = tolerances.for_dtype(exact.dtype) if hasattr(tolerances, "for_dtype") else tolerances
@@ -180,6 +220,8 @@ def evaluate_task(backend: Any, label: str, case: Any, checks: Sequence[str], ca
         rec = base_record(label, case, check)
         rec.update(checked)
         rec.update(type="result", backend=label, case_id=case.id, check=check)
+        if returned is not None:
+            note_returned_dtype(rec, returned, exacts[check].dtype, strict_dtype)
         rec.setdefault("status", "ok")
         rec.setdefault("elapsed", elapsed)
         timing["check"] += time.perf_counter() - t1

@@ -6,7 +6,7 @@ import html
 import re
 from collections import Counter
 
-from reports.results import Results, fmt_number, printable, schema_note
+from reports.results import Results, fmt_number, printable, run_device, schema_note
 from reports.summary import VERDICTS, by_backend, expected_failures, headline, is_ok, issues, symptom_groups
 from reports.summary import table as accuracy_table
 
@@ -43,8 +43,10 @@ def render_markdown(results: Results) -> str:
     found = issues(results)
     lines = [f"## losscheck: {'✅' if ok else '❌'} {headline(results)}", ""]
     for run in results.runs:
+        strict = " · --strict-dtype" if run.get("strict_dtype") is True else ""
         lines.append(f"run `{cell(run.get('run_id'))}` · suite {cell(run.get('suite'))} · "
-                     f"seed {cell(run.get('seed'))} · started {cell(run.get('started'))}")
+                     f"seed {cell(run.get('seed'))} · device {cell(run_device(run))}{strict} · "
+                     f"started {cell(run.get('started'))}")
     lines += [f"{len(results)} checks in `{cell(results.path.name)}` ({cell(schema_note(results.schema))})", ""]
     for note in results.warnings:
         lines += [f"> ⚠️ {cell(note)}", ""]

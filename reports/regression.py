@@ -16,7 +16,7 @@ from reports import plots
 from reports.htmlkit import Td, badge, esc, img, page, table
 from reports.markdown import cell as md_cell
 from reports.markdown import md_table
-from reports.results import FAILING, Results, ResultsError, fmt_number, load_results, schema_note
+from reports.results import FAILING, Results, ResultsError, fmt_number, load_results, run_devices, schema_note
 from reports.summary import ulp_key
 
 MAX_LISTED = 50  # cases listed per category; the rest are counted
@@ -144,13 +144,17 @@ def _match(base: Results, new: Results) -> tuple[str, dict, dict]:
 
 
 def _same_runs(base: Results, new: Results) -> None:
-    """Refuse (ResultsError, one line) runs that cannot be compared: another suite or seed, or
-    other backends (except one backend on each side: a candidate against a baseline)."""
+    """Refuse (ResultsError, one line) runs that cannot be compared: another suite or seed, another
+    device, or other backends (except one backend on each side: a candidate against a baseline)."""
     hb, hn = base.runs[0], new.runs[0]
     for key in ("suite", "seed"):
         if hb.get(key) != hn.get(key):
             raise ResultsError(f"BASE is {key} {hb.get(key)!r}, NEW is {key} {hn.get(key)!r}: compare runs "
                                "of one suite and seed")
+    db, dn = run_devices(base), run_devices(new)
+    if db != dn:
+        raise ResultsError(f"BASE ran on device {', '.join(sorted(db))}, NEW on {', '.join(sorted(dn))}: "
+                           "compare runs on one device (another device runs other kernels)")
     bb, nb = set(base.backends), set(new.backends)
     if bb != nb and not (len(bb) == 1 and len(nb) == 1):
         raise ResultsError(f"BASE has backends {', '.join(sorted(bb))}, NEW has {', '.join(sorted(nb))}: "

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from statistics import median
 
-from reports.results import FAILING, Results, grad_arg, jsonable
+from reports.results import FAILING, Results, grad_arg, jsonable, run_device
 
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 VERDICTS = ("pass", "warn", "fail", "xfail", "error", "unsupported", "undetermined")
@@ -236,7 +236,8 @@ def summary(results: Results) -> dict:
         "results": str(results.path),
         "results_schema": results.schema,
         "ok": is_ok(results),
-        "runs": [{k: run.get(k) for k in ("run_id", "started", "suite", "seed", "backends", "versions")}
+        "runs": [{**{k: run.get(k) for k in ("run_id", "started", "suite", "seed", "backends", "versions")},
+                  "device": run_device(run), "strict_dtype": run.get("strict_dtype") is True}
                  for run in results.runs],
         "records": len(results),
         "verdicts": {v: n for v, n in Counter(r.get("verdict") for r in results).items()},

@@ -76,9 +76,15 @@ def one_line(exc: BaseException) -> str:
 
 
 class Backend:
-    """Base class: subclasses set ``name`` and implement ``supports`` and ``_evaluate``."""
+    """Base class: subclasses set ``name`` and implement ``supports`` and ``_evaluate``.
+
+    ``device`` is where the backend computes: a backend that places tensors on the ``device`` it
+    was loaded with (``--device``) sets it; one that cannot (NumPy, JAX) keeps "cpu", which is how
+    the CLI tells that ``--device`` does not apply to it.
+    """
 
     name: str = "?"
+    device: str = "cpu"
 
     def supports(self, loss: str) -> bool:
         raise NotImplementedError

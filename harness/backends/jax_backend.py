@@ -31,7 +31,9 @@ class JaxBackend(Backend):
     name = "jax"
     _LOSSES = ("cross_entropy", "softmax", "log_softmax", "binary_cross_entropy_with_logits", "mse_loss")
 
-    def __init__(self):
+    def __init__(self, device: str = "cpu"):
+        # JAX places arrays by its own configuration, not torch's device names: ``self.device``
+        # stays "cpu" (--device does not apply; the CLI says so)
         try:
             import jax
             import jax.numpy as jnp

@@ -15,35 +15,38 @@ from typing import Any
 from reference.registry import LOSSES
 
 from .base import Backend, BackendLoadError, ForeignBackend, one_line
+from .device import device_name
 
 ENTRY_POINT_GROUP = "losscheck.backends"
 BUILTIN = ("torch", "numpy", "numpy-naive", "jax")
 
 
-def _builtin(spec: str) -> Backend:
+def _builtin(spec: str, device: str = "cpu") -> Backend:
     if spec == "torch":
         import torch.nn.functional
 
         from .torch_backend import TorchFunctionalBackend
-        return TorchFunctionalBackend("torch", torch.nn.functional)
+        return TorchFunctionalBackend("torch", torch.nn.functional, device=device)
     if spec in ("numpy", "numpy-naive"):
         from .numpy_backend import NumpyBackend
-        return NumpyBackend(naive=spec == "numpy-naive")
+        return NumpyBackend(naive=spec == "numpy-naive", device=device)
     from .jax_backend import JaxBackend
-    return JaxBackend()
+    return JaxBackend(device=device)
 
 
 def entry_points() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load(spec: str) -> Backend:
-    """The backend named by ``spec`` (see the module docstring); raises BackendLoadError."""
+def load(spec: str, device: str = "cpu") -> Backend:
+    """The backend named by ``spec`` (see the module docstring), its torch tensors on ``device``
+    (backends that do not run on torch devices ignore it); raises BackendLoadError."""
     if not isinstance(spec, str) or not spec.strip():
         raise BackendLoadError(f"backend {spec!r}: empty backend name")
     spec = spec.strip()
+    device = device_name(device)
     if spec in BUILTIN:
-        return _builtin(spec)
+        return _builtin(spec, device)
     ep = entry_points().get(spec)
     if ep is not None:
         try:
@@ -51,22 +54,34 @@ def load(spec: str) -> Backend:
         except Exception as exc:  # noqa: BLE001 - a plugin's import error, kept to one line
             raise BackendLoadError(f"backend {spec!r}: entry point {ep.value!r} failed to load: "
                                    f"{one_line(exc)}") from None
-        return from_object(spec, obj)
-    return from_object(spec, _import_object(spec))
+        return from_object(spec, obj, device)
+    return from_object(spec, _import_object(spec), device)
 
 
-def from_object(name: str, obj: Any) -> Backend:
-    """A Backend (used as is), a class of one, an object with supports/evaluate, or a drop-in."""
+def from_object(name: str, obj: Any, device: str = "cpu") -> Backend:
+    """A Backend (used as is), a class of one (given ``device`` when it takes one), an object with
+    supports/evaluate, or a drop-in (its tensors on ``device``)."""
     if isinstance(obj, type) and issubclass(obj, Backend):
-        obj = obj()
+        obj = obj(device=device) if _takes_device(obj) else obj()
     if isinstance(obj, Backend):
         return obj
     if callable(getattr(obj, "evaluate", None)) and callable(getattr(obj, "supports", None)):
         return ForeignBackend(name, obj)
     if any(callable(getattr(obj, loss, None)) for loss in LOSSES):
         from .torch_backend import TorchFunctionalBackend
-        return TorchFunctionalBackend(name, obj)
+        return TorchFunctionalBackend(name, obj, device=device)
     raise BackendLoadError(f"backend {name!r}: provides none of {', '.join(LOSSES)}")
+
+
+def _takes_device(cls: type) -> bool:
+    """Whether a Backend class's constructor accepts ``device`` (a plugin's may not)."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "device" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _is_dotted_name(s: str) -> bool:

@@ -19,7 +19,9 @@ from .numpy_numerics import CAREFUL, NAIVE, round_to
 class NumpyBackend(Backend):
     """Evaluates cases with the loss definitions' NumPy code in the careful or the naive arithmetic."""
 
-    def __init__(self, naive: bool = False):
+    def __init__(self, naive: bool = False, device: str = "cpu"):
+        # NumPy computes on the CPU whatever ``device`` says: ``self.device`` stays "cpu", which
+        # is how the CLI tells the user that --device does not apply here
         self.naive = naive
         self.name = "numpy-naive" if naive else "numpy"
         self._nx = NAIVE if naive else CAREFUL

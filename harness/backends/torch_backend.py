@@ -1,30 +1,42 @@
 """Backends that take and return torch tensors: torch.nn.functional itself and any drop-in.
 
-The case's arrays are converted bit-exactly, the function is called the way user code calls
-``torch.nn.functional`` (``fn(input, target, **kwargs)``), every declared gradient (input, target, ...)
-comes from autograd with the case's own ``grad_output``, and the result is converted back without rounding.  What the
-function returns is not judged here: a wrong dtype or shape is the runner's to report.
+The case's arrays are converted bit-exactly and placed on the backend's device (every tensor of
+the call: inputs, targets, weight/pos_weight, grad_output), the function is called the way user
+code calls ``torch.nn.functional`` (``fn(input, target, **kwargs)``), every declared gradient
+(input, target, ...) comes from autograd with the case's own ``grad_output``, and the result is
+brought back to NumPy without rounding.  What the function returns is not judged here: a wrong
+dtype or shape is the runner's to report.  A keyword option the function's signature does not
+take is reported unsupported rather than called into a TypeError.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 
 from reference import registry
 from reference.registry import LOSSES
 
-from .base import Backend, Observation
+from .base import Backend, BackendLoadError, Observation, Unsupported
 from .convert import to_numpy, to_torch, to_torch_arg
+from .device import DEFAULT_DEVICE, DeviceError, torch_device
 
 
 class TorchFunctionalBackend(Backend):
-    """Wraps a module or object exposing torch.nn.functional-like loss functions."""
+    """Wraps a module or object exposing torch.nn.functional-like loss functions; its tensors live
+    on ``device`` (a torch device name; BackendLoadError when torch cannot use it here)."""
 
-    def __init__(self, name: str, functions: Any):
+    def __init__(self, name: str, functions: Any, device: str = DEFAULT_DEVICE):
         self.name = name
         self.functions = functions
+        try:
+            self._device = torch_device(device)
+        except DeviceError as exc:
+            raise BackendLoadError(f"backend {name!r}: {exc}") from None
+        self.device = str(self._device)
 
     def supports(self, loss: str) -> bool:
         return loss in LOSSES and callable(getattr(self.functions, loss, None))
@@ -39,11 +51,37 @@ class TorchFunctionalBackend(Backend):
         own = getattr(fn, "__module__", None) == "torch.nn.functional" and getattr(fn, "__name__", None) == loss
         return "torch" if own else None
 
+    def _options(self, fn: Any, loss: str, kwargs: dict) -> dict:
+        """The case's keyword options that ``fn`` can be called with.
+
+        An option its signature lacks (no such parameter, no ``**kwargs``) makes the case
+        unsupported -- torch's cross_entropy has no ``softcap`` -- unless it holds the loss's
+        default value, which asks for nothing (the option is then left out of the call).  Where no
+        signature can be read (a C builtin), every option is passed, as user code would.
+        """
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return dict(kwargs)
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return dict(kwargs)
+        takes = {n for n, p in params.items()
+                 if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        defaults = registry.get(loss).defaults()
+        out = {}
+        for key, value in kwargs.items():
+            if key in takes:
+                out[key] = value
+            elif not (key in defaults and _is_default(value, defaults[key])):
+                raise Unsupported(f"backend {self.name!r}: {loss} has no option {key!r}")
+        return out
+
     def _evaluate(self, case: Any) -> Observation:
         fn = getattr(self.functions, case.loss)
         spec = registry.get(case.loss)
-        args = [to_torch(a) for a in case.args]
-        kwargs = {k: to_torch_arg(v) for k, v in case.kwargs.items()}
+        options = self._options(fn, case.loss, dict(case.kwargs))
+        args = [to_torch(a, self._device) for a in case.args]
+        kwargs = {k: to_torch_arg(v, self._device) for k, v in options.items()}
         # every tensor the loss differentiates (and the case holds as a floating tensor) gets a grad
         leaves: dict[str, torch.Tensor] = {}
         if case.grad:
@@ -68,10 +106,22 @@ class TorchFunctionalBackend(Backend):
             # inputs that require grad and an output without a graph: the function cut autograd
             missing = {n: "output detached from autograd" for n in leaves}
         elif leaves and case.grad_output is not None:
-            grad_output = to_torch(case.grad_output)
+            grad_output = to_torch(case.grad_output, self._device)
             # a wrong-shaped output is reported from its value; backward would only obscure that
             if tuple(grad_output.shape) == tuple(out.shape):
                 out.backward(grad_output.to(out.dtype))
                 grads = {n: to_numpy(t.grad) for n, t in leaves.items() if t.grad is not None}
                 missing = {n: f"no gradient reached {n}" for n, t in leaves.items() if t.grad is None}
         return Observation(value, grads=grads, missing=missing)
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """Whether an option's value is its declared default (None, or an equal scalar)."""
+    if value is None or default is None:
+        return value is default
+    if isinstance(value, np.ndarray) or isinstance(default, np.ndarray):
+        return False
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
