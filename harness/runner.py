@@ -79,7 +79,7 @@ class Runner:
     exact_type: Callable[[], Any] | None = None
     checker: Callable[..., dict] | None = None
     repro: Callable[[Any, str, str], str] | None = _default_repro
-    loader: Callable[[str], Any] | None = None
+    loader: Callable[..., Any] | None = None
     strict: bool = False
     start_method: str = "forkserver"
     device: str = "cpu"

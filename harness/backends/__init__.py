@@ -1,8 +1,9 @@
 """Backends: what the runner evaluates cases with (docs/backends.md).
 
-``load(spec)`` gives a :class:`Backend` for ``torch``, ``numpy``, ``numpy-naive``, ``jax``, an
-entry point in group ``losscheck.backends``, or ``pkg.mod[:attr]`` (a drop-in for
-torch.nn.functional); ``available()`` lists the built-in ones.
+``load(spec, device="cpu")`` gives a :class:`Backend` for ``torch``, ``numpy``, ``numpy-naive``,
+``jax``, an entry point in group ``losscheck.backends``, or ``pkg.mod[:attr]`` (a drop-in for
+torch.nn.functional), its torch tensors on ``device`` (harness/backends/device.py); ``available()``
+lists the built-in ones.
 """
 from .base import Backend, BackendLoadError, Observation, Unsupported
 from .loading import BUILTIN, ENTRY_POINT_GROUP, available, from_object, load
