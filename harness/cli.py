@@ -307,7 +307,7 @@ def oracle_quietly(case: Any, check: str, out_dtype: str | None = None) -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=FP_WARNING, category=RuntimeWarning)
         with np.errstate(all="ignore"):
-            return cache.compute(case, check, out_dtype)
+            return cache.compute(case, check) if out_dtype is None else cache.compute(case, check, out_dtype)
 
 
 def _silence_oracle_warnings() -> None:
