@@ -296,6 +296,11 @@ class LossDef:
     def kernel(self, problem: Problem) -> Kernel:
         raise NotImplementedError
 
+    def exact(self, problem: Problem, fmt, grad_output=None, wrt: str | None = None):
+        """The oracle's Exact for a loss whose outputs are not rows of its input (a matrix product
+        first: linear_cross_entropy), or None to settle :meth:`kernel` on row form (the default)."""
+        return
+
     # -- what a call is --------------------------------------------------------------------------
     def option_family(self, args: tuple, kwargs: Mapping[str, Any]) -> str:
         """The option family of a concrete call, derived from its arguments (never from a label):
