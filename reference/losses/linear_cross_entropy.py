@@ -43,7 +43,7 @@ class LinearCrossEntropy(LossDef):
     positional = (Arg("hidden", "input", required=True, differentiable=True),
                   Arg("weight", "weight", required=True, differentiable=True),
                   Arg("target", "target", required=True))
-    options = (Arg("bias", "weight", None, differentiable=True),
+    options = (Arg("bias", "weight", None, differentiable=True, torch_name="linear_bias"),
                Arg("ignore_index", "int", -100),
                Arg("reduction", "reduction", "mean"),
                Arg("label_smoothing", "float", 0.0),
@@ -55,7 +55,9 @@ class LinearCrossEntropy(LossDef):
     summary = "cross_entropy(hidden @ weight.T + bias, target): the fused linear cross-entropy"
     notes = """\
 - hidden (N, D), weight (V, D) (the classifier / LM head, *not* class weights), target (N,) int64
-  class indices, bias (V,) optional; all floating tensors in one dtype.  Then cross_entropy with
+  class indices, bias (V,) optional; all floating tensors in one dtype.  Liger-Kernel and
+  cut-cross-entropy name it so; torch.nn.functional.linear_cross_entropy (torch >= 2.13) takes
+  (input, linear_weight, target, linear_bias=...), which the torch backend maps.  Then cross_entropy with
   ignore_index, label_smoothing, reduction and the losscheck extensions softcap and z_loss, with
   exactly cross_entropy's semantics (see there): the mean divides by the number of kept positions.
 - `grad:hidden` = G @ weight, `grad:weight` = G.T @ hidden, `grad:bias` = G summed over positions,
@@ -346,7 +348,8 @@ class LinearCrossEntropy(LossDef):
 
         from ._strategies import dtypes, floats
 
-        dts = dtypes(dtype or self.dtypes)
+        asked = (dtype,) if isinstance(dtype, str) else tuple(dtype or self.dtypes)
+        dts = dtypes(tuple(d for d in asked if d in self.dtypes) or asked)  # float64 is not checked
 
         @st.composite
         def strategy(draw):
