@@ -120,7 +120,7 @@ def test_semantics_match_torch_in_float64(reduction):
     out.backward(torch.tensor(go))
     got = api.evaluate("linear_cross_entropy", h, w, t, out_dtype="float64", **kw)
     np.testing.assert_allclose(np.asarray(got.rounded, np.float64), out.detach().numpy(), rtol=1e-13)
-    for name, tens in (("hidden", th), ("weight", tw), ("bias", tb)):
+    for name, tens in (("input", th), ("weight", tw), ("bias", tb)):
         g = api.evaluate_grad("linear_cross_entropy", h, w, t, grad_output=go.astype(np.float16), wrt=name,
                               out_dtype="float64", **kw)
         det = ~np.asarray(g.undetermined)
@@ -148,7 +148,7 @@ def test_numpy_backend_passes_its_gate_slice():
 
 
 @pytest.mark.parametrize("bad, msg", [
-    (lambda h, w, t: (h[0], w, t), "hidden: expected shape (N, D)"),
+    (lambda h, w, t: (h[0], w, t), "input: expected shape (N, D)"),
     (lambda h, w, t: (h, w[:, :2], t), "weight: expected shape"),
     (lambda h, w, t: (h, w, t.astype(np.int32)), "target: expected int64"),
     (lambda h, w, t: (h, w, np.array([0, 1, 99])), "target: class index 99 is out of range"),
@@ -166,7 +166,7 @@ def test_bias_shape_and_float64_refused():
     h, w, t, _ = _case(rng, "float16", ignore=False)
     with pytest.raises(ValueError, match="bias: expected shape"):
         LCE.validate((h, w, t), {"bias": np.zeros(2, np.float16)})
-    with pytest.raises(ValueError, match="hidden: dtype float64 is not checked"):
+    with pytest.raises(ValueError, match="input: dtype float64 is not checked"):
         LCE.validate((h.astype(np.float64), w.astype(np.float64), t), {})
 
 
@@ -193,7 +193,7 @@ def test_pair_logits_are_enclosed_not_rounded():
         want_gh = [[mpmath.fsum(g[n][j] * mpmath.mpf(float(w[j, d])) for j in range(5)) for d in range(4)]
                    for n in range(3)]
     ex = api.evaluate("linear_cross_entropy", h, w, t, reduction="none")
-    gh = api.evaluate_grad("linear_cross_entropy", h, w, t, reduction="none", wrt="hidden",
+    gh = api.evaluate_grad("linear_cross_entropy", h, w, t, reduction="none", wrt="input",
                            grad_output=np.ones(3, bf))
     for got, want in ((ex, want_val), (gh, want_gh)):
         r = np.asarray(got.rounded, np.float64).reshape(-1)

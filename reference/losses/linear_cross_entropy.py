@@ -40,7 +40,8 @@ _CE_OPTIONS = ("ignore_index", "reduction", "label_smoothing", "softcap", "z_los
 
 class LinearCrossEntropy(LossDef):
     name = "linear_cross_entropy"
-    positional = (Arg("hidden", "input", required=True, differentiable=True),
+    # "input": the hidden states, by torch's name (F.linear_cross_entropy(input, linear_weight, ...))
+    positional = (Arg("input", "input", required=True, differentiable=True),
                   Arg("weight", "weight", required=True, differentiable=True),
                   Arg("target", "target", required=True))
     options = (Arg("bias", "weight", None, differentiable=True, torch_name="linear_bias"),
@@ -51,16 +52,16 @@ class LinearCrossEntropy(LossDef):
                Arg("z_loss", "float", 0.0))
     # float64 hidden states make logits that rarely fit float64 pairs: not checked (yet)
     dtypes = ("float16", "bfloat16", "float32")
-    option_families = ("plain", "bias", "ignore_index", "label_smoothing", "softcap", "z_loss")
+    option_families = ("plain", "bias", "ignore_index", "label_smoothing", "ignore_index+label_smoothing")
     summary = "cross_entropy(hidden @ weight.T + bias, target): the fused linear cross-entropy"
     notes = """\
-- hidden (N, D), weight (V, D) (the classifier / LM head, *not* class weights), target (N,) int64
+- input: the hidden states (N, D); weight (V, D) (the classifier / LM head, *not* class weights), target (N,) int64
   class indices, bias (V,) optional; all floating tensors in one dtype.  Liger-Kernel and
   cut-cross-entropy name it so; torch.nn.functional.linear_cross_entropy (torch >= 2.13) takes
   (input, linear_weight, target, linear_bias=...), which the torch backend maps.  Then cross_entropy with
   ignore_index, label_smoothing, reduction and the losscheck extensions softcap and z_loss, with
   exactly cross_entropy's semantics (see there): the mean divides by the number of kept positions.
-- `grad:hidden` = G @ weight, `grad:weight` = G.T @ hidden, `grad:bias` = G summed over positions,
+- `grad:input` = G @ weight, `grad:weight` = G.T @ input, `grad:bias` = G summed over positions,
   with G = d loss / d logits (the VJP with grad_output).
 - The oracle needs the logits exactly: hidden @ weight.T is computed by integer slices on float64
   BLAS (reference/matmul.py) as float64 pairs hi + lo.  cross_entropy's kernel runs on hi, and
@@ -79,12 +80,12 @@ class LinearCrossEntropy(LossDef):
     # -- validation -------------------------------------------------------------------------------
     def prepare(self, args, kwargs):
         self.check_call(args, kwargs)
-        h = float_array("hidden", args[0])
+        h = float_array("input", args[0])
         dtype = dtype_name(h)
         w = float_array("weight", args[1], dtype)
         t = args[2]
         if h.ndim != 2:
-            fail("hidden", f"expected shape (N, D), got {h.shape}")
+            fail("input", f"expected shape (N, D) (the hidden states), got {h.shape}")
         if w.ndim != 2 or w.shape[1] != h.shape[1]:
             fail("weight", f"expected shape (V, {h.shape[1]}) (one row per class), got {w.shape}")
         if w.shape[0] < 1:
@@ -142,7 +143,7 @@ class LinearCrossEntropy(LossDef):
         h, t = np.asarray(args[0]), np.asarray(args[2])
         if check == "value" and self.reduction_of(kwargs) != "none":
             return None
-        if check in ("value", "grad:hidden"):
+        if check in ("value", "grad:input"):
             n = index[0]
             row = h[n].astype(np.float64)
             return f"position {n}: |hidden| max {np.max(np.abs(row)):.6g}, target {int(t[n])}"
@@ -261,7 +262,7 @@ class LinearCrossEntropy(LossDef):
         g_und = g_und | ~row_ok[:, None]
         o = problem.options
         h, w = problem.rows["h"], o["weight"]
-        if wrt == "hidden":
+        if wrt == "input":
             a, b, k = gd, w, w.shape[0]
             ca, ra, bad = cond_g, rad, np.any(g_und, axis=1)[:, None] & np.ones((1, w.shape[1]), bool)
         elif wrt == "weight":
@@ -291,19 +292,19 @@ class LinearCrossEntropy(LossDef):
         z = nx.work(hidden) @ nx.work(weight).T
         return z if bias is None else z + nx.work(bias)[None, :]
 
-    def numpy_value(self, nx, hidden, weight, target, bias=None, ignore_index=-100, reduction="mean",
+    def numpy_value(self, nx, input, weight, target, bias=None, ignore_index=-100, reduction="mean",
                     label_smoothing=0.0, softcap=None, z_loss=0.0):
         kw = self._ce_kwargs({"ignore_index": ignore_index, "reduction": reduction,
                                    "label_smoothing": label_smoothing, "softcap": softcap, "z_loss": z_loss})
-        return CE_LOSS.numpy_value(nx, self._logits(nx, hidden, weight, bias), target, **kw)
+        return CE_LOSS.numpy_value(nx, self._logits(nx, input, weight, bias), target, **kw)
 
-    def numpy_grads(self, nx, hidden, weight, target, grad_output, bias=None, ignore_index=-100,
+    def numpy_grads(self, nx, input, weight, target, grad_output, bias=None, ignore_index=-100,
                     reduction="mean", label_smoothing=0.0, softcap=None, z_loss=0.0):
         kw = self._ce_kwargs({"ignore_index": ignore_index, "reduction": reduction,
                                    "label_smoothing": label_smoothing, "softcap": softcap, "z_loss": z_loss})
-        z = self._logits(nx, hidden, weight, bias)
+        z = self._logits(nx, input, weight, bias)
         g = CE_LOSS.numpy_grads(nx, z, target, grad_output=grad_output, **kw)["input"]
-        out = {"hidden": g @ nx.work(weight), "weight": g.T @ nx.work(hidden)}
+        out = {"input": g @ nx.work(weight), "weight": g.T @ nx.work(input)}
         if bias is not None:
             out["bias"] = np.sum(g, axis=0)
         return out
@@ -331,7 +332,7 @@ class LinearCrossEntropy(LossDef):
         if wrt is None:
             return CE_LOSS.brute((z, t), ce_kw, grad_output=grad_output)
         g = CE_LOSS.brute((z, t), ce_kw, grad_output=grad_output, wrt="input")  # (N, V) of mpf
-        if wrt == "hidden":
+        if wrt == "input":
             return np.array([[mpmath.fsum(g[i, j] * mpmath.mpf(float(w[j, d])) for j in range(v))
                               for d in range(h.shape[1])] for i in range(n)], dtype=object)
         if wrt == "weight":
@@ -503,15 +504,21 @@ def _problem(rng, dtype, n, d, v, h_scale=1.0, w_scale=None, tail=False):
 
 @LOSS.family("lce.random")
 def lce_random(rng, dtype, size):
-    """Gaussian hidden states and a 1/sqrt(D)-scaled head, with and without bias, every reduction."""
+    """Gaussian hidden states and a 1/sqrt(D)-scaled head: plain, bias, ignore_index (padding) and
+    label_smoothing calls over the suite's class counts, every reduction."""
     out = []
     for i, v in enumerate((8,) + tuple(c for c in size.classes if c <= 100)):
-        h, w = _problem(rng, dtype, size.batch, 16, v)
-        t = class_targets(rng, (size.batch,), v)
-        kw = {"reduction": reduction(i)}
-        if i % 2:
-            kw["bias"] = normal(rng, 0.5, (v,), dtype)
-        out.append(Call((h, w, t), kw))
+        for j, option in enumerate(("plain", "bias", "ignore_index", "label_smoothing")):
+            h, w = _problem(rng, dtype, size.batch, 16, v)
+            t = class_targets(rng, (size.batch,), v)
+            kw = {"reduction": reduction(i + j)}
+            if option == "bias":
+                kw["bias"] = normal(rng, 0.5, (v,), dtype)
+            elif option == "ignore_index":
+                t[0] = -100
+            elif option == "label_smoothing":
+                kw["label_smoothing"] = 0.1
+            out.append(Call((h, w, t), kw))
     return out
 
 
