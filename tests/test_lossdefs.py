@@ -100,11 +100,15 @@ def test_declared_gradients_are_the_ones_torch_computes(name):
 def _torch_differentiates_what_is_declared(d, case):
     name = d.name
     tensors = {a.name: torch.from_numpy(np.array(x)) for a, x in zip(d.positional, case.args)}
-    floating = {k: t for k, t in tensors.items() if t.is_floating_point()}
+    kw = {k: (torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v) for k, v in case.kwargs.items()}
+    # floating positional tensors, and tensor options declared differentiable (linear_cross_entropy's
+    # bias; class weights are constants here even where torch would differentiate them)
+    opts = {a.name for a in d.options if a.differentiable}
+    floating = {k: t for k, t in {**tensors, **{k: v for k, v in kw.items() if k in opts}}.items()
+                if isinstance(t, torch.Tensor) and t.is_floating_point()}
     for t in floating.values():
         t.requires_grad_(True)
     pos = [tensors[a.name] for a in d.positional]
-    kw = {k: (torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v) for k, v in case.kwargs.items()}
     fn = getattr(torch.nn.functional, name)
     kw = d.torch_kwargs(kw, inspect.signature(fn).parameters.__contains__)
     fn(*pos, **kw).backward(torch.from_numpy(np.array(case.grad_output)))
