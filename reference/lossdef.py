@@ -41,7 +41,8 @@ class Arg:
     ``int``, ``float``, ``bool``  Python scalar options;  ``reduction`` one of the loss's reductions
 
     ``differentiable``: torch propagates a gradient to this tensor, so the harness checks
-    ``grad:<name>`` for it.
+    ``grad:<name>`` for it.  ``torch_name``: the keyword torch.nn.functional's own function uses
+    where it names the option differently (linear_cross_entropy's bias is torch's linear_bias).
     """
 
     name: str
@@ -49,6 +50,7 @@ class Arg:
     default: Any = None
     required: bool = False
     differentiable: bool = False
+    torch_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,14 @@ class LossDef:
     def checks(self) -> tuple[str, ...]:
         return ("value",) + tuple(f"grad:{a}" for a in self.differentiable)
 
+    def torch_kwargs(self, kwargs: Mapping[str, Any], accepts: Callable[[str], bool]) -> dict[str, Any]:
+        """A call's keyword options under the names a torch-style function takes: an option the
+        function does not accept (``accepts(name)`` False) goes by its ``torch_name`` when it has
+        one the function accepts."""
+        alias = {a.name: a.torch_name for a in self.options if a.torch_name}
+        return {(alias[k] if k in alias and not accepts(k) and accepts(alias[k]) else k): v
+                for k, v in kwargs.items()}
+
     def defaults(self) -> dict[str, Any]:
         return {a.name: a.default for a in self.options if not a.required}
 
@@ -295,6 +305,11 @@ class LossDef:
 
     def kernel(self, problem: Problem) -> Kernel:
         raise NotImplementedError
+
+    def exact(self, problem: Problem, fmt, grad_output=None, wrt: str | None = None):
+        """The oracle's Exact for a loss whose outputs are not rows of its input (a matrix product
+        first: linear_cross_entropy), or None to settle :meth:`kernel` on row form (the default)."""
+        return
 
     # -- what a call is --------------------------------------------------------------------------
     def option_family(self, args: tuple, kwargs: Mapping[str, Any]) -> str:

@@ -29,6 +29,8 @@ MODULES: tuple[str, ...] = (
     "poisson_nll_loss",
     "gaussian_nll_loss",
     "sigmoid_focal_loss",
+    # LLM training
+    "linear_cross_entropy",
 )
 
 

@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -23,8 +25,10 @@ def _torch_accepts(case):
     if not hasattr(F, case.loss):  # a loss of another library (torchvision's focal): its one validator
         registry.get(case.loss).validate(args, kwargs)  # is the check; its test file compares it with
         return  # a transcription of that library
-    out = getattr(F, case.loss)(*map(_to_torch, args),
-                                **{k: (_to_torch(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()})
+    fn = getattr(F, case.loss)
+    params = inspect.signature(fn).parameters
+    kwargs = registry.get(case.loss).torch_kwargs(kwargs, params.__contains__)
+    out = fn(*map(_to_torch, args), **{k: (_to_torch(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()})
     assert tuple(out.shape) == cases.output_shape(case.loss, args, kwargs)
 
 

@@ -1,4 +1,5 @@
 import hashlib
+import inspect
 import math
 import os
 import subprocess
@@ -28,7 +29,9 @@ def run_torch(case) -> torch.Tensor:
     tkw = {k: (to_torch(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
     if case.grad:
         targs[0].requires_grad_(True)
-    out = getattr(F, case.loss)(*targs, **tkw)
+    fn = getattr(F, case.loss)
+    tkw = registry.get(case.loss).torch_kwargs(tkw, inspect.signature(fn).parameters.__contains__)
+    out = fn(*targs, **tkw)
     if case.grad:
         out.backward(to_torch(case.grad_output))
     return out
