@@ -52,7 +52,7 @@ class TorchFunctionalBackend(Backend):
         return "torch" if own else None
 
     def _options(self, fn: Any, loss: str, kwargs: dict) -> dict:
-        """The case's keyword options that ``fn`` can be called with.
+        """The case's keyword options that ``fn`` can be called with: {option: (keyword, value)}.
 
         An option its signature lacks (no such parameter, no ``**kwargs``) makes the case
         unsupported -- torch's cross_entropy has no ``softcap`` -- unless it holds the loss's
@@ -62,16 +62,20 @@ class TorchFunctionalBackend(Backend):
         try:
             params = inspect.signature(fn).parameters
         except (TypeError, ValueError):
-            return dict(kwargs)
+            return {k: (k, v) for k, v in kwargs.items()}
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return dict(kwargs)
+            return {k: (k, v) for k, v in kwargs.items()}
         takes = {n for n, p in params.items()
                  if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
-        defaults = registry.get(loss).defaults()
+        spec = registry.get(loss)
+        defaults = spec.defaults()
         out = {}
         for key, value in kwargs.items():
-            if key in takes:
-                out[key] = value
+            # an option torch's own function names differently (linear_cross_entropy's bias is
+            # F.linear_cross_entropy's linear_bias) goes by that name where the function takes it
+            call = next(iter(spec.torch_kwargs({key: value}, takes.__contains__)))
+            if call in takes:
+                out[key] = (call, value)
             elif not (key in defaults and _is_default(value, defaults[key])):
                 raise Unsupported(f"backend {self.name!r}: {loss} has no option {key!r}")
         return out
@@ -81,12 +85,13 @@ class TorchFunctionalBackend(Backend):
         spec = registry.get(case.loss)
         options = self._options(fn, case.loss, dict(case.kwargs))
         args = [to_torch(a, self._device) for a in case.args]
-        kwargs = {k: to_torch_arg(v, self._device) for k, v in options.items()}
+        by_name = {k: to_torch_arg(v, self._device) for k, (_, v) in options.items()}
+        kwargs = {call: by_name[k] for k, (call, _) in options.items()}
         # every tensor the loss differentiates (and the case holds as a floating tensor) gets a grad
         leaves: dict[str, torch.Tensor] = {}
         if case.grad:
             named = dict(zip((a.name for a in spec.positional), args))
-            named.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+            named.update({k: v for k, v in by_name.items() if isinstance(v, torch.Tensor)})
             leaves = {n: named[n] for n in spec.differentiable_for(case.args, case.kwargs)
                       if isinstance(named.get(n), torch.Tensor)}
         for t in leaves.values():
