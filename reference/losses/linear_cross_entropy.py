@@ -253,7 +253,22 @@ class LinearCrossEntropy(LossDef):
             _, dg = self._perturbation(problem, cp, m)
             gof = np.abs(np.asarray(ev._gof(F64, None), np.float64)).reshape(-1, 1)
             rad = rad + np.where(g_und, 0.0, dg * gof)
-        out = (gd, rad, g_und, np.where(np.isfinite(st.cond), st.cond, 0.0))
+        # the yardstick: G's own condition plus what a backward-stable product's logit errors
+        # (u sum_d |h_d w_vd| each) move it by: |dG_j| <= |gof| A p_j (M_j + sum_k p_k M_k), with the
+        # z-loss adding 2 s (|lse| + 1) of that (soft-capping only shrinks it)
+        with np.errstate(all="ignore"):
+            scale_m = self._logit_scale(problem)
+            x = cp.rows["x"]
+            c = problem.options["ce"].get("softcap")
+            zc = x if c is None else c * np.tanh(x / c)
+            pr = np.exp(zc - np.max(zc, axis=1, keepdims=True))
+            pr = pr / np.sum(pr, axis=1, keepdims=True)
+            s_z = float(problem.options["ce"].get("z_loss") or 0.0)
+            lse = np.max(np.abs(zc), axis=1, keepdims=True) + math.log(x.shape[1])
+            gof = np.abs(np.asarray(ev._gof(F64, None), np.float64)).reshape(-1, 1)
+            moved = gof * pr * (scale_m + np.sum(pr * scale_m, axis=1, keepdims=True)) * (1 + 2 * s_z * (lse + 1))
+            cond_g = np.where(np.isfinite(st.cond), st.cond, 0.0) + np.where(np.isfinite(moved), moved, 0.0)
+        out = (gd, rad, g_und, cond_g)
         _G_CACHE.update(key=key, value=out)
         return out
 
@@ -280,7 +295,10 @@ class LinearCrossEntropy(LossDef):
             p = a @ b  # IEEE specials (a NaN G from a mean over nothing) come through as torch's
             mag = np.abs(a0) @ np.abs(b)
             prop = ra @ np.abs(b)
-            cond = (np.abs(a0) + ca) @ np.abs(b)
+            # G held in the output format underflows by up to its smallest subnormal eta per entry,
+            # which the product carries through |B|: (eta / u) sum_k |B_k| in units of u
+            eta_u = 2.0 ** (fmt.qmin + fmt.p)
+            cond = (np.abs(a0) + ca + eta_u) @ np.abs(b)
         values, rounded, und = _settle_product(p, mag, prop, k, fmt, np.asarray(bad, bool))
         if wrt == "bias":
             values, rounded, und, cond = (x.reshape(-1) for x in (values, rounded, und, cond))
