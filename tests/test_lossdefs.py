@@ -6,6 +6,7 @@ tests hold the rest of the code to that (data-apis style: tests of the harness i
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,13 @@ def test_declared_gradients_are_the_ones_torch_computes(name):
     d = registry.get(name)
     if not hasattr(torch.nn.functional, name):  # torchvision's: tests/test_focal_loss.py transcribes it
         pytest.skip(f"torch.nn.functional has no {name}; its own test file checks its gradients")
+    accepted = set(inspect.signature(getattr(torch.nn.functional, name)).parameters)
     firsts = {}
     for c in cases.build_suite("gate"):
+        # options torch's function lacks (cross_entropy's softcap / z_loss, Liger-Kernel's): torch
+        # reports those cases unsupported, and tests/test_cross_entropy_llm.py checks their gradients
+        if set(c.kwargs) - accepted:
+            continue
         if c.loss == name and c.grad and c.dtype == "float64" and c.args[0].size < 5000:
             firsts.setdefault(c.options, c)
     assert firsts
