@@ -144,10 +144,16 @@ def test_masked_and_special_cases_present(gate):
 
 
 def test_every_gate_case_is_valid_for_torch(gate):
+    import inspect
+
     import torch
 
     for c in gate:
         if not hasattr(torch.nn.functional, c.loss):  # a loss of another library (torchvision's focal)
+            continue
+        # losscheck's own extensions torch lacks (cross_entropy's softcap / z_loss): torch reports
+        # those cases unsupported; the loss's one validator accepted them when the case was made
+        if set(c.kwargs) - set(inspect.signature(getattr(torch.nn.functional, c.loss)).parameters):
             continue
         out = run_torch(c)
         assert tuple(out.shape) == cases.output_shape(c.loss, c.args, c.kwargs), c

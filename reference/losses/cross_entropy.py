@@ -38,6 +38,9 @@ from ._elementwise import one as _one
 from ._elementwise import safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits, lead, reduction
 from ._numpy import reduce_elementwise
+from ._softcap import FAMILIES as LLM_FAMILIES
+from ._softcap import OPTIONS as LLM_OPTIONS
+from ._softcap import capped, ieee_div, llm_options, np_capped, np_sech2, sech2
 
 CE, NLL = "cross_entropy", "nll_loss"
 
@@ -126,10 +129,14 @@ class ClassKernel:
     # -- values ---------------------------------------------------------------------------------
     def parts(self, ns, rows):
         """[(multiplier fn, value rows (M,), magnitude rows (M,))]: l_n = sum_k mult_k(ns) * value_k."""
-        x = ns.asarray(rows["x"])
-        y = lns = logp = None
+        return self.parts_logits(ns, rows, ns.asarray(rows["x"]), rows["x"])[0]
+
+    def parts_logits(self, ns, rows, x, xf):
+        """(:meth:`parts` on the logits ``x`` the softmax sees, ``xf`` their float64 copy; the
+        row-wise log S and argmax mask of the log-sum-exp, None for nll_loss)."""
+        y = lns = logp = k = None
         if self.logits:
-            y, _, _, _, lns, _ = shifted_lse(ns, x, rows["x"])
+            y, _, _, _, lns, k = shifted_lse(ns, x, xf)
         out = []
         for mult, a, present in self.coef_matrix(ns, rows):
             if present.ndim == 2 and not np.any(np.count_nonzero(present, axis=1) > 1):
@@ -147,7 +154,7 @@ class ClassKernel:
             val = ns.sum(terms, axis=1)
             mag = ns.sum(np.abs(terms), axis=1)
             out.append((mult, val, mag))
-        return out
+        return out, lns, k
 
     def scales(self, rows):
         """(cond, scale, nterms) per row, float64 (see reference/exact.py for their meaning)."""
@@ -219,7 +226,11 @@ class ClassKernel:
         """
         if wrt == "target":
             return self.grad_target(ns, rows, gof)
-        x = ns.asarray(rows["x"])
+        return self.grad_logits(ns, rows, ns.asarray(rows["x"]), rows["x"], gof)
+
+    def grad_logits(self, ns, rows, x, xf, gof):
+        """:meth:`grad` w.r.t. the logits ``x`` the softmax sees (``xf``: their float64 copy, for
+        the argmax and the masks); the soft-capped kernel passes the capped logits."""
         a = None
         for mult, coef, _ in self.coef_matrix(ns, rows):
             term = coef if mult is _one else mult(ns) * coef
@@ -236,7 +247,7 @@ class ClassKernel:
             onehot[np.arange(a.shape[0]), np.where(dead[:, 0], 0, rows["t"])] = True
             g = np.where(dead | ~onehot, ns.const(0), gof * -a)
             return g, np.abs(g)
-        _, e, rest, s, _, k = shifted_lse(ns, x, rows["x"])
+        _, e, rest, s, _, k = shifted_lse(ns, x, xf)
         if self.eps == 0 and not self.prob:
             # one coefficient per row (the target's): A - a_j is A off the target and exactly 0 on
             # it, and only the target needs a_t (S - e_t) / S -- computed there alone.  A is a_t
@@ -297,6 +308,203 @@ class ClassKernel:
         return cond, np.nan_to_num(scale, nan=0.0), np.full(x.shape, self.c, np.int64)
 
 
+class LlmClassKernel(ClassKernel):
+    """cross_entropy with Liger-Kernel's ``softcap`` and/or ``z_loss`` (class-index targets only).
+
+    The softmax sees z = c tanh(x / c) (x itself without a cap); a kept position adds s lse_n^2,
+    lse_n = max z + log S.  d l / d z_j = gof_ce (A p_j - a_j) + gof_z 2 s lse p_j, times
+    sech^2(x_j / c) for d l / d x_j.  Under 'mean' the cross-entropy part is divided by D = sum of
+    w[t] and the z-loss part by the kept count N (Liger's ``n_non_ignore``): with one denominator
+    settle.py cannot hold both, so this kernel divides itself and reports the denominator 1 (an
+    exact count).  A mean over D = 0 keeps the class losses' rule: the value is 0/0 (NaN) or
+    +-inf like torch's, the gradient NaN at every kept position.
+
+    Condition scales (stage 0 relies on them: error <= (16 + 4 log2 n) u (cond + |v|)):
+    - capping rounds each z_j by a few u relative to |z_j| (division, tanh <= 2 ulp, product):
+      2 sum_j |d l / d z_j| |z_j| joins the value's cond, 2 (|z_j| + sum_i p_i |z_i|) joins p_j's
+      sensitivity in the gradient's;
+    - the z-loss term: lse = m + log S errs by u (|lse| + log S + 1 + sum_j p_j (|y_j| + 2|z_j|))
+      (the sum is lse's sensitivity to relative perturbations of the logits: not shift-invariant),
+      times 2 s |lse|, plus 3 s lse^2 for the square and the scale;
+    - sech^2 errs by (2 |x/c| + 8) u relative (the rounding of x / c is amplified by 2 |x/c|,
+      which is also that function's own conditioning).
+    The natural scale of the gradient is taken in z (without sech^2): an implementation that forms
+    sech^2 as 1 - tanh^2 commits u |d l / d z_j| where tanh rounds to +-1 -- absolute-only, like the
+    confident-row cliff.
+    """
+
+    def __init__(self, problem, logits: bool = True):
+        super().__init__(problem, logits)
+        self.cap = self.opts.get("softcap")
+        self.zl = float(self.opts.get("z_loss", 0.0))
+        self.own_mean = self.zl != 0 and problem.reduction == "mean"
+        self.all_rows = problem.rows
+
+    # -- shared pieces ------------------------------------------------------------------------
+    def _capped(self, ns, rows):
+        """(the logits the softmax sees in ``ns``, their float64 copy for masks and the argmax)."""
+        x = ns.asarray(rows["x"])
+        if self.cap is None:
+            return x, rows["x"]
+        with np.errstate(all="ignore"):
+            zf = capped(F64, rows["x"], self.cap)
+            return (zf if ns is F64 else capped(ns, x, self.cap)), zf
+
+    def _kept(self, rows):
+        return rows["t"] != self.opts["ignore_index"]
+
+    def _count(self) -> int:
+        """N: the kept positions of the whole call (the z-loss mean's denominator)."""
+        return int(self._kept(self.all_rows).sum())
+
+    def denominator(self, ns, rows):
+        if self.own_mean:
+            return ns.const(1), 0.0  # the parts and gradients divide themselves (see the class doc)
+        return super().denominator(ns, rows)
+
+    def _split_gof(self, ns, gof):
+        """(the cross-entropy part's, the z-loss part's) per-row factors: gof itself, or under
+        'mean' gof / D and gof / N (NaN everywhere when D = 0, as for a plain mean over nothing)."""
+        gof = ns.asarray(gof)
+        if not self.own_mean:
+            return gof, gof
+        d, _ = super().denominator(ns, self.all_rows)
+        if d == 0:
+            nan = np.array([ns.const("nan")] * len(gof), dtype=object) if ns.exact else np.full(len(gof), np.nan, ns.dtype)
+            return nan, nan
+        return ieee_div(ns, gof, d), ieee_div(ns, gof, ns.const(self._count()))
+
+    # -- values ---------------------------------------------------------------------------------
+    def parts(self, ns, rows):
+        z, zf = self._capped(ns, rows)
+        out, lns, k = self.parts_logits(ns, rows, z, zf)
+        if self.own_mean:
+            out = [(self._over_d(mult), val, mag) for mult, val, mag in out]
+        if self.zl:
+            lse = z[k] + lns[:, 0]
+            val = np.where(self._kept(rows), lse * lse, ns.const(0))
+            out.append((self._z_mult, val, np.abs(val)))
+        return out
+
+    def _over_d(self, mult):
+        def mult_over_d(ns):
+            return ieee_div(ns, mult(ns), super(LlmClassKernel, self).denominator(ns, self.all_rows)[0])
+        return mult_over_d
+
+    def _z_mult(self, ns):
+        s = ns.const(self.zl)
+        return ieee_div(ns, s, ns.const(self._count())) if self.own_mean else s
+
+    def scales(self, rows):
+        x = rows["x"]
+        with np.errstate(all="ignore"):
+            z = x if self.cap is None else capped(F64, x, self.cap)
+            y, _, _, _, lns, k = shifted_lse(F64, z, z)
+            logp = y - lns
+            a = sum(mult(F64) * coef for mult, coef, _ in self.coef_matrix(F64, rows))
+            absa = np.abs(a)
+            mag = safe_mul(absa, np.abs(logp)).sum(axis=1)
+            p = np.exp(logp)
+            g = a.sum(axis=1, keepdims=True) * p - a  # d (cross-entropy part) / d z_j
+            ag = np.abs(np.where(np.isnan(g) & (a == 0), 0.0, g))
+            cond = mag + safe_mul(np.abs(y), ag).sum(axis=1) + ag.sum(axis=1)
+            if self.cap is not None:
+                cond = cond + 2 * safe_mul(np.abs(z), ag).sum(axis=1)
+            scale = safe_mul(absa, 1 + np.abs(y) + lns).sum(axis=1)
+            cz = sz = 0.0
+            if self.zl:
+                lse = z[k] + lns[:, 0]
+                alse = np.abs(lse)
+                sens = safe_mul(p, np.abs(y) + 2 * np.abs(z)).sum(axis=1) + lns[:, 0] + 1
+                kept = self._kept(rows)
+                cz = np.where(kept, self.zl * (2 * alse * sens + 3 * lse * lse), 0.0)
+                sz = np.where(kept, self.zl * (1 + alse) ** 2, 0.0)
+            if self.own_mean:
+                d, dabs = super().denominator(F64, rows)
+                ad, n = abs(float(d)), self._count()
+                # the CE part over |D|, plus the rounding of D itself (|part| dabs / D^2)
+                cond = (cond + mag * dabs / ad) / ad + cz / n if ad else np.full(cond.shape, np.inf)
+                scale = scale / ad + sz / n if ad else np.full(scale.shape, np.inf)
+            else:
+                cond, scale = cond + cz, scale + sz
+        return cond, scale, np.full(x.shape[0], self.c, np.int64)
+
+    def exact_prec(self, rows, wrt, grad_output):
+        """Never exact: tanh and log-sum-exp are transcendental."""
+        return
+
+    # -- gradients ------------------------------------------------------------------------------
+    def grad(self, ns, rows, gof, wrt="input"):
+        g, mag, _ = self._grad(ns, rows, gof)
+        return g, mag
+
+    def _grad(self, ns, rows, gof):
+        """(g, magnitudes or None, the z-space magnitudes before sech^2 or None)."""
+        z, zf = self._capped(ns, rows)
+        g_ce, g_z = self._split_gof(ns, gof)
+        g, mag = self.grad_logits(ns, rows, z, zf, g_ce)
+        dead = ~self._kept(rows)[:, None]
+        zt = None
+        if self.zl:
+            _, e, _, s, lns, k = shifted_lse(ns, z, zf)
+            lse = z[k] + lns[:, 0]
+            f = (ns.const(2) * ns.const(self.zl) * lse * g_z)[:, None] / s
+            zt = np.where(dead, ns.const(0), e * f)  # 2 s lse p_j g_z, p_j = e_j / S
+            g = g + zt
+        h = None
+        if self.cap is not None:
+            h = sech2(ns, ns.asarray(rows["x"]), self.cap)
+            g = np.where(dead, ns.const(0), g * h)  # an ignored NaN row stays exactly 0
+            if not ns.exact:
+                # sech^2 > 0 at a finite logit: where it underflowed the working format (|x/c| >
+                # ~5680 in long double) the element would pass for an exact zero of unknown sign;
+                # the float stages abstain there (NaN; 0 in float64, never an 'identical special')
+                lost = ~dead & np.isfinite(rows["x"]) & (h == 0)
+                if lost.any():
+                    g = np.where(lost, ns.const(0) if ns is F64 else ns.const("nan"), g)
+        if ns.exact:
+            return g, None, None
+        mag_z = mag if zt is None else mag + np.abs(zt)
+        return g, (mag_z if h is None else mag_z * h), mag_z
+
+    def grad_scales(self, rows, gof, wrt="input"):
+        x = rows["x"]
+        gof = np.asarray(gof, np.float64)
+        with np.errstate(all="ignore"):
+            g, mag, _ = self._grad(F64, rows, gof)
+            mag = np.nan_to_num(mag, nan=0.0)
+            z = x if self.cap is None else capped(F64, x, self.cap)
+            y, _, _, _, lns, k = shifted_lse(F64, z, z)
+            p = np.exp(y - lns)
+            a = sum(mult(F64) * coef for mult, coef, _ in self.coef_matrix(F64, rows))
+            big_a = a.sum(axis=1, keepdims=True)
+            g_ce, g_z = (np.asarray(v, np.float64)[:, None] for v in self._split_gof(F64, gof))
+            kept = self._kept(rows)[:, None]
+            ay, az = np.abs(y), np.abs(z)
+            sens = safe_mul(ay, np.abs(1 - 2 * p)) + safe_mul(ay, p).sum(axis=1, keepdims=True) + 2 * (1 - p)
+            if self.cap is not None:
+                sens = sens + 2 * (az + safe_mul(p, az).sum(axis=1, keepdims=True))
+            lse = (z[k] + lns[:, 0])[:, None]
+            zrow = np.where(kept, 2 * self.zl * np.abs(lse * g_z), 0.0)  # |2 s lse g_z|
+            cond_z = safe_mul(np.abs(big_a * g_ce) + zrow, safe_mul(p, sens))
+            if self.zl:  # lse's own error, u (|lse| + log S + 1 + sum p (|y| + 2|z|)), times 2 s p g_z
+                dl = np.abs(lse) + lns + 1 + safe_mul(p, ay + 2 * az).sum(axis=1, keepdims=True)
+                cond_z = cond_z + np.where(kept, safe_mul(2 * self.zl * np.abs(g_z) * p, dl), 0.0)
+            if self.own_mean:  # the rounding of D in g_ce = gof / D
+                d, dabs = super().denominator(F64, rows)
+                if d != 0:
+                    cond_z = cond_z + safe_mul(np.abs(g_ce * (big_a * p - a)), dabs / abs(float(d)))
+            cond_z = np.where(kept, cond_z, 0.0)
+            scale = np.abs(g_ce) * (safe_mul(np.abs(big_a), p) + np.abs(a)) + safe_mul(zrow, p)
+            if self.cap is None:
+                cond = mag + cond_z
+            else:
+                h = sech2(F64, x, self.cap)
+                q = np.abs(x / self.cap)
+                cond = mag + safe_mul(h, cond_z) + safe_mul(np.abs(np.nan_to_num(g, nan=0.0)), 2 * q + 8)
+        return cond, np.nan_to_num(np.where(kept, scale, 0.0), nan=0.0), np.full(x.shape, self.c, np.int64)
+
+
 # ------------------------------------------------------------------------------ row form
 
 def _prepare_class(d: LossDef, args, kwargs, logits: bool) -> Problem:
@@ -336,6 +544,8 @@ def _prepare_class(d: LossDef, args, kwargs, logits: bool) -> Problem:
                                  "non-negative ignore_index for floating point targets)")
         rows["p"] = f64(target.reshape(1, c) if unbatched else np.moveaxis(target, 1, -1).reshape(-1, c))
         options = {"label_smoothing": eps, "weight": rows_w, "prob": True}
+        if logits:
+            llm_options(kwargs, prob=True)  # refuses softcap / z_loss with probability targets
     else:
         if target.dtype != np.int64:
             fail("target", f"expected int64 class indices or float probabilities, got dtype {target.dtype.name}")
@@ -349,6 +559,8 @@ def _prepare_class(d: LossDef, args, kwargs, logits: bool) -> Problem:
                            f"ignore_index ({ii})")
         rows["t"] = t
         options = {"label_smoothing": eps, "weight": rows_w, "prob": False, "ignore_index": ii}
+        if logits:
+            options.update(llm_options(kwargs, prob=False))  # nothing when both are at their defaults
 
     def to_input(g):
         g = np.asarray(g)
@@ -429,6 +641,19 @@ def _reduce_nll(nx, parts: NllParts, eps: float, C: int, reduction: str, layout:
     return nx.unscale(num / nx.total(parts.wt), k)
 
 
+def _lse(z: np.ndarray, logp: np.ndarray) -> np.ndarray:
+    """Row-wise log-sum-exp as z_k - logp_k at the argmax k: max + log1p(rest), one rounding, in
+    the careful arithmetic (whose logp_k is exactly -log1p(rest)); log of a sum in the naive."""
+    k = np.argmax(z, axis=-1)[:, None]
+    return (np.take_along_axis(z, k, axis=-1) - np.take_along_axis(logp, k, axis=-1))[:, 0]
+
+
+def _llm_active(name: str, kwargs) -> bool:
+    """Is the extension option ``name`` (softcap, z_loss) away from its default in this call?"""
+    v = kwargs.get(name)
+    return v is not None and (name != "z_loss" or float(v) != 0)
+
+
 def smoothed_probabilities(nx, target, eps: float, layout: ClassLayout) -> np.ndarray:
     T = nx.work(layout.flat(np.asarray(target)))
     return (1 - eps) * T + eps / layout.classes if eps > 0 else T
@@ -452,6 +677,8 @@ class _ClassLoss(LossDef):
         return _prepare_class(self, args, kwargs, self.logits)
 
     def kernel(self, problem):
+        if any(n in problem.options for n in LLM_OPTIONS):
+            return LlmClassKernel(problem, self.logits)
         return ClassKernel(problem, self.logits)
 
     def option_family(self, args, kwargs):
@@ -496,7 +723,7 @@ class _ClassLoss(LossDef):
         return f"row {_fmt_row(x[sl])}, target {tgt_s}"
 
     def _strategy(self, dtype, max_classes, max_batch, reductions, label_smoothing, weights,
-                  ignore_index, probability_targets, max_abs):
+                  ignore_index, probability_targets, max_abs, softcap=(None,), z_loss=(0.0,)):
         from hypothesis import strategies as st
         from hypothesis.extra import numpy as hnp
 
@@ -523,6 +750,12 @@ class _ClassLoss(LossDef):
                 kw["weight"] = floats(draw, (C,), dt, 0.0, 4.0)
             if "label_smoothing" in self.option_names:
                 kw["label_smoothing"] = draw(st.sampled_from(tuple(label_smoothing)))
+            if not is_float_array(t):  # the extensions take class indices only
+                cap, zl = draw(st.sampled_from(tuple(softcap))), draw(st.sampled_from(tuple(z_loss)))
+                if cap is not None:
+                    kw["softcap"] = cap
+                if zl:
+                    kw["z_loss"] = zl
             return Call((x, t), kw)
         return strategy()
 
@@ -560,14 +793,15 @@ class _ClassLoss(LossDef):
     @staticmethod
     def _brute_go(grad_output, shape, reduction: str, denominator):
         """grad_output per position (a function of the position index): itself for 'none', the
-        scalar for 'sum', the scalar over the mean's denominator for 'mean'."""
+        scalar for 'sum', the scalar over the mean's denominator for 'mean' (NaN when that is 0:
+        the derivative of a mean over nothing, docs/oracle.md)."""
         mpf = mpmath.mpf
         go = np.ones(shape) if grad_output is None else np.asarray(grad_output).astype(np.float64)
         if reduction == "none":
             return lambda pos: mpf(float(go[pos]))
         g = mpf(float(go.reshape(())))
         if reduction == "mean":
-            g = _ClassLoss._brute_div(g, denominator)
+            g = mpf("nan") if denominator == 0 else g / denominator
         return lambda pos: g
 
 
@@ -588,11 +822,15 @@ _REDUCTION = Arg("reduction", "reduction", "mean")
 class CrossEntropy(_ClassLoss):
     name = CE
     positional = (_INPUT, _TARGET)
-    options = (_WEIGHT, _IGNORE, _REDUCTION, Arg("label_smoothing", "float", 0.0))
+    # softcap and z_loss: losscheck extensions with Liger-Kernel's semantics (torch has neither)
+    options = (_WEIGHT, _IGNORE, _REDUCTION, Arg("label_smoothing", "float", 0.0),
+               Arg("softcap", "float", None), Arg("z_loss", "float", 0.0))
     option_families = ("plain", "weight", "ignore_index", "label_smoothing",
                        "ignore_index+label_smoothing+weight", "probability_target",
-                       "probability_target+label_smoothing+weight", "spatial", "unbatched")
-    summary = "log_softmax over the class dim, then the weighted, ignored, smoothed NLL"
+                       "probability_target+label_smoothing+weight", "spatial", "unbatched",
+                       "softcap", "z_loss", "softcap+z_loss", "ignore_index+label_smoothing+softcap+weight+z_loss")
+    summary = ("log_softmax over the class dim, then the weighted, ignored, smoothed NLL (losscheck "
+               "extensions: soft-capped logits, plus a z-loss s lse^2)")
     notes = """\
 - Class dim 1 of (N, C, d1, ..., dk), or 0 of an unbatched (C,) input with a 0-d target.
 - Class-index targets: l_n = -(1-eps) w[t_n] logp[n, t_n] - (eps/C) sum_c w_c logp[n, c]; an
@@ -604,21 +842,71 @@ class CrossEntropy(_ClassLoss):
 - 0 · log 0 = 0: a masked (-inf) logit is harmless where its coefficient is exactly zero; a present
   zero weight times an infinite -logp is NaN (IEEE), as in torch.
 - A row holding NaN or +inf, or only -inf, is NaN.
+
+losscheck extensions (Liger-Kernel's `LigerCrossEntropyFunction` semantics, read from
+src/liger_kernel/ops/cross_entropy.py and its torch reference in test/transformers/
+test_cross_entropy.py; torch.nn.functional has neither option, so torch reports such checks
+unsupported). A call without them is exactly torch's cross_entropy, with the same answers.
+
+- `softcap=c` (None, or a positive finite number): the softmax sees z = c tanh(x/c), for every
+  class (target included) and in the smoothing part too; d z/d x = 1 - tanh^2(x/c) = sech^2(x/c).
+  A +-inf logit caps to +-c (finite: it is no longer masked) with gradient exactly 0; NaN stays
+  NaN. The oracle evaluates sech^2 without cancellation: an implementation that forms 1 - t*t
+  (Liger's) returns 0 where tanh rounds to 1 (|x| > ~9c in float32), an error of u |d l/d z|
+  that is judged on the absolute-only rung (warn), not stable.
+- `z_loss=s` (a finite number >= 0; Liger's `lse_square_scale`, PaLM's z-loss): each kept
+  position adds s lse_n^2, lse_n = logsumexp of its (capped) logits; an ignored position adds
+  nothing (value and gradient exactly 0). The z-loss term is **not weighted** by `weight` (Liger:
+  "TODO: Implement weighted z_loss") and label smoothing does not touch it. `none` returns
+  l_n + s lse_n^2 per position, `sum` sums both, and `mean` divides the cross-entropy part by
+  D = sum_n w[t_n] (torch's weighted mean, which Liger's `sum_non_ignore_weight` matches, the
+  smoothing part included) but the z-loss part by N, the number of kept positions (Liger's
+  `n_non_ignore`): mean = CE_sum / D + s sum_n lse_n^2 / N. Without weights D = N.
+- Gradient: d l/d x_j = [g_ce (A p_j - a_j) + g_z 2 s lse_n p_j] sech^2(x_j/c), with g_ce =
+  g_z = grad_output for `none`/`sum`, g_ce = grad_output / D and g_z = grad_output / N for `mean`
+  (Liger: `dz_loss / n_non_ignore` next to `dloss_ori / sum_non_ignore_weight`).
+- A mean over D = 0 keeps torch's rule for the cross-entropy part (0/0 is NaN, +-inf when
+  mixed-sign weights sum to 0; the gradient is NaN at every kept position), and adding the
+  z-loss part leaves it so. Liger returns 0 when every position is ignored (it skips the rows and
+  divides nothing): there losscheck follows torch, as for the rest of the cross-entropy part.
+- Case families `ce.softcap_saturation`, `ce.z_loss_large_lse`, `ce.llm_padding` and
+  `ce.llm_edges` use dyadic z-loss scales (2^-13 ~ PaLM's 1e-4, 2^-7, 1), which every format
+  holds exactly, and caps 1 and 30 (Gemma-2's; also 5 and 50 in `full`).
+- Both options need class-index targets (Liger has no probability targets: refused, naming the
+  option) and apply per position to any shape torch's cross_entropy takes (Liger's (BT, V) rows,
+  also spatial and unbatched inputs). nll_loss takes log-probabilities and has neither option.
 """
+
+    def option_family(self, args, kwargs):
+        """The class losses' tags, plus ``softcap`` and ``z_loss`` when those are in play."""
+        fam = super().option_family(args, kwargs)
+        llm = [n for n in LLM_OPTIONS if _llm_active(n, kwargs)]
+        if not llm:
+            return fam
+        if fam in ("spatial", "unbatched"):
+            return "+".join([fam, *llm])
+        return "+".join(sorted(([] if fam == "plain" else fam.split("+")) + llm))
 
     def strategy(self, dtype=None, max_classes: int = 16, max_batch: int = 8, reductions=("none", "sum", "mean"),
                  label_smoothing=(0.0, 0.1, 0.2, 1.0), weights: bool = True, ignore_index: bool = True,
-                 probability_targets: bool = True, max_abs: float = 100.0):
-        """cross_entropy on (B, C) logits in [-max_abs, max_abs]; class or probability targets."""
+                 probability_targets: bool = True, max_abs: float = 100.0,
+                 softcap=(None,), z_loss=(0.0,)):
+        """cross_entropy on (B, C) logits in [-max_abs, max_abs]; class or probability targets.
+        ``softcap`` / ``z_loss``: the values to draw them from with class-index targets, e.g.
+        ``softcap=(None, 1.0, 30.0), z_loss=(0.0, 2**-13)`` (default: neither, since torch and
+        its drop-ins take neither option)."""
         return self._strategy(dtype, max_classes, max_batch, reductions, label_smoothing, weights,
-                              ignore_index, probability_targets, max_abs)
+                              ignore_index, probability_targets, max_abs, softcap, z_loss)
 
     def numpy_value(self, nx, input, target, weight=None, ignore_index=-100, reduction="mean",
-                    label_smoothing=0.0):
+                    label_smoothing=0.0, softcap=None, z_loss=0.0):
         layout = ClassLayout(np.shape(input))
         C = layout.classes
         eps = float(label_smoothing)
-        logp = nx.log_softmax(nx.work(layout.flat(np.asarray(input))), axis=-1)
+        z = nx.work(layout.flat(np.asarray(input)))
+        if softcap is not None:
+            z = np_capped(z, float(softcap))
+        logp = nx.log_softmax(z, axis=-1)
         if is_float_array(target):
             T = smoothed_probabilities(nx, target, eps, layout)
             wT = T * nx.work(weight) if weight is not None else T
@@ -626,15 +914,26 @@ class CrossEntropy(_ClassLoss):
             if reduction == "none":
                 return per.reshape(layout.positions)
             return reduce_elementwise(nx, per, reduction)
-        return _reduce_nll(nx, nll_parts(nx, logp, target, weight, ignore_index, eps), eps, C, reduction, layout)
+        parts = nll_parts(nx, logp, target, weight, ignore_index, eps)
+        ce = _reduce_nll(nx, parts, eps, C, reduction, layout)
+        if not z_loss:
+            return ce
+        zl = np.where(parts.valid, float(z_loss) * np.square(_lse(z, logp)), 0)
+        if reduction == "none":
+            return ce + zl.reshape(layout.positions)
+        # the z-loss part is unweighted: its mean is over the kept positions (Liger's n_non_ignore)
+        return ce + reduce_elementwise(nx, zl, reduction, count=int(parts.valid.sum()))
 
     def numpy_grads(self, nx, input, target, grad_output, weight=None, ignore_index=-100, reduction="mean",
-                    label_smoothing=0.0):
-        """p - onehot, weighted and smoothed; p_t - 1 as expm1(logp_t) so the small stays small."""
+                    label_smoothing=0.0, softcap=None, z_loss=0.0):
+        """p - onehot, weighted and smoothed; p_t - 1 as expm1(logp_t) so the small stays small;
+        plus 2 s lse p for the z-loss, times sech^2(x/c) formed without 1 - tanh^2's cancellation."""
         layout = ClassLayout(np.shape(input))
         C = layout.classes
         eps = float(label_smoothing)
-        logp = nx.log_softmax(nx.work(layout.flat(np.asarray(input))), axis=-1)
+        x = nx.work(layout.flat(np.asarray(input)))
+        z = x if softcap is None else np_capped(x, float(softcap))
+        logp = nx.log_softmax(z, axis=-1)
         p = np.exp(logp)
         if is_float_array(target):
             T = smoothed_probabilities(nx, target, eps, layout)
@@ -652,7 +951,13 @@ class CrossEntropy(_ClassLoss):
         up = _upstream(nx, grad_output, reduction, nx.total(parts.wt))
         # an ignored position is absent from the loss: exactly 0, even when up is inf (D = 0)
         with np.errstate(invalid="ignore"):
-            return {"input": layout.unflat(np.where(parts.valid[:, None], g * up[..., None], 0.0))}
+            g = g * up[..., None]
+            if z_loss:  # its mean is over the kept count N, not D (and NaN with the rest when D = 0)
+                up_z = _upstream(nx, grad_output, reduction, int(parts.valid.sum()))
+                g = g + (2 * float(z_loss)) * _lse(z, logp)[:, None] * p * up_z[..., None]
+            if softcap is not None:
+                g = g * np_sech2(x, float(softcap))
+            return {"input": layout.unflat(np.where(parts.valid[:, None], g, 0.0))}
 
 
     def brute(self, args, kwargs, *, grad_output=None, wrt=None):
@@ -661,8 +966,16 @@ class CrossEntropy(_ClassLoss):
         nothing at an ignored position), reduced as the NLL and smoothing parts each over fsum and D;
         probability targets a_c = w_c ((1-eps) p_c + eps/C), l_n = -fsum(a_c logp_c), mean over
         positions.  Gradients: g_n (A softmax_c - a_c) with A = fsum(a_c) (exactly 0 at an ignored
-        position), and for probability targets -(1-eps) w_c logp_c g_n."""
+        position), and for probability targets -(1-eps) w_c logp_c g_n.
+
+        softcap c: every logit replaced by c tanh(x/c) (mpmath.tanh) before the above, and each
+        input-gradient entry multiplied by mpmath.sech(x/c)^2; z_loss s: s lse_n^2 added at each
+        kept position, lse_n = m + log(fsum(exp(z - m))), summed by fsum and divided by the kept
+        count N for the mean; its gradient 2 s lse_n softmax_c times grad_output (over N for the
+        mean)."""
         mpf = mpmath.mpf
+        cap = kwargs.get("softcap")
+        zl = mpf(float(kwargs.get("z_loss", 0.0) or 0.0))
         x = np.asarray(args[0]).astype(np.float64)
         target = np.asarray(args[1])
         prob = is_float_array(target)
@@ -675,8 +988,16 @@ class CrossEntropy(_ClassLoss):
         red = kwargs.get("reduction", "mean")
         zero = mpf(0)
         rows = []  # (position, index fn, logp, p, coefficients a_c or None when ignored)
+        lses = {}  # position -> log-sum-exp of its (capped) logits, for the z-loss
         for pos, at in self._brute_positions(x):
-            logp, p = self._brute_softmax_row([mpf(float(x[at(c)])) for c in range(C)])
+            row = [mpf(float(x[at(c)])) for c in range(C)]
+            if cap is not None:
+                row = [mpf(cap) * mpmath.tanh(v / mpf(cap)) for v in row]
+            logp, p = self._brute_softmax_row(row)
+            if zl:
+                m = max(row) if row else mpf("-inf")
+                lses[pos] = (mpf("nan") if any(mpmath.isnan(v) for v in logp) else
+                             m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in row)))
             if prob:
                 a = [w[c] * ((1 - eps) * mpf(float(tf[at(c)])) + eps / C) if eps else w[c] * mpf(float(tf[at(c)]))
                      for c in range(C)]
@@ -687,6 +1008,7 @@ class CrossEntropy(_ClassLoss):
                 a = [((1 - eps) * w[c] if c == t else zero) + (eps / C * w[c] if eps else zero) for c in range(C)]
             rows.append((pos, at, logp, p, a))
         pos_shape = () if x.ndim == 1 else (x.shape[0],) + tuple(x.shape[2:])
+        kept = mpf(sum(1 for *_, a in rows if a is not None))  # the z-loss mean's denominator
         if prob:
             denom = mpf(len(rows))
         else:
@@ -704,6 +1026,7 @@ class CrossEntropy(_ClassLoss):
                     nll[pos] = -(w[t] * logp[t])
                     smooth[pos] = -mpmath.fsum(w[c] * logp[c] for c in range(C)) if eps else zero
             keep, spread = (1 - eps, eps / C) if eps and not prob else (mpf(1), zero)
+            zsq = {pos: (zl * lses[pos] ** 2 if a is not None else zero) for pos, _, _, _, a in rows} if zl else {}
 
             def combine(n, s):
                 return n if not eps or prob else keep * n + spread * s
@@ -711,13 +1034,16 @@ class CrossEntropy(_ClassLoss):
             if red == "none":
                 out = np.empty(pos_shape, dtype=object)
                 for pos, *_ in rows:
-                    out[pos] = combine(nll[pos], smooth[pos])
+                    out[pos] = combine(nll[pos], smooth[pos]) + (zsq[pos] if zl else zero)
                 return out
             tot_n, tot_s = mpmath.fsum(nll.values()), mpmath.fsum(smooth.values())
+            tot_z = mpmath.fsum(zsq.values()) if zl else zero
             if red == "mean":
                 tot_n, tot_s = self._brute_div(tot_n, denom), self._brute_div(tot_s, denom)
-            return np.array(combine(tot_n, tot_s), dtype=object)
+                tot_z = self._brute_div(tot_z, kept)
+            return np.array(combine(tot_n, tot_s) + tot_z, dtype=object)
         gof = self._brute_go(grad_output, pos_shape if red == "none" else (), red, denom)
+        gof_z = self._brute_go(grad_output, pos_shape if red == "none" else (), red, kept)
         out = np.empty(x.shape, dtype=object)
         for pos, at, logp, p, a in rows:
             g = gof(pos)
@@ -730,7 +1056,12 @@ class CrossEntropy(_ClassLoss):
             else:
                 big_a = mpmath.fsum(a)
                 for c in range(C):
-                    out[at(c)] = g * (big_a * p[c] - a[c])
+                    d = g * (big_a * p[c] - a[c])
+                    if zl:
+                        d += gof_z(pos) * 2 * zl * lses[pos] * p[c]
+                    if cap is not None:
+                        d *= mpmath.sech(mpf(float(x[at(c)])) / mpf(cap)) ** 2
+                    out[at(c)] = d
         return out
 
 
@@ -1147,6 +1478,11 @@ def ce_spatial(rng, dtype, size):
 def ce_unbatched(rng, dtype, size):
     """Unbatched (C,) input with a 0-d int64 target."""
     return _unbatched_cases(CE, "ce.unbatched", rng, dtype, size, _bind(dtype, _logits()))
+
+
+# softcap / z_loss (reference/losses/_softcap.py), after the families above: suites keep their order
+for _name, _fn in LLM_FAMILIES:
+    CE_LOSS.family(_name)(_fn)
 
 
 # ---------------------------------------------------------------- nll_loss
