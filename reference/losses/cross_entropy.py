@@ -805,6 +805,15 @@ class _ClassLoss(LossDef):
         return lambda pos: g
 
 
+def _exact_mpf(v) -> mpmath.mpf:
+    """A logit as an mpf without rounding to the current precision (a float, or an exact mpf)."""
+    if isinstance(v, mpmath.mpf):
+        out = mpmath.mpf.__new__(mpmath.mpf)
+        out._mpf_ = v._mpf_
+        return out
+    return mpmath.mpf(float(v))
+
+
 def _fmt_row(a: np.ndarray, n: int = 8) -> str:
     flat = np.asarray(a).reshape(-1)
     parts = [f"{float(v):.6g}" for v in flat[:n]]
@@ -976,7 +985,10 @@ unsupported). A call without them is exactly torch's cross_entropy, with the sam
         mpf = mpmath.mpf
         cap = kwargs.get("softcap")
         zl = mpf(float(kwargs.get("z_loss", 0.0) or 0.0))
-        x = np.asarray(args[0]).astype(np.float64)
+        # logits as floats, or as exact mpf (linear_cross_entropy's brute force passes the exact
+        # products, which float64 may not hold)
+        x = np.asarray(args[0])
+        x = x if x.dtype == object else x.astype(np.float64)
         target = np.asarray(args[1])
         prob = is_float_array(target)
         tf = target.astype(np.float64) if prob else target.astype(np.int64)
@@ -990,7 +1002,7 @@ unsupported). A call without them is exactly torch's cross_entropy, with the sam
         rows = []  # (position, index fn, logp, p, coefficients a_c or None when ignored)
         lses = {}  # position -> log-sum-exp of its (capped) logits, for the z-loss
         for pos, at in self._brute_positions(x):
-            row = [mpf(float(x[at(c)])) for c in range(C)]
+            row = [_exact_mpf(x[at(c)]) for c in range(C)]
             if cap is not None:
                 row = [mpf(cap) * mpmath.tanh(v / mpf(cap)) for v in row]
             logp, p = self._brute_softmax_row(row)
@@ -1060,7 +1072,7 @@ unsupported). A call without them is exactly torch's cross_entropy, with the sam
                     if zl:
                         d += gof_z(pos) * 2 * zl * lses[pos] * p[c]
                     if cap is not None:
-                        d *= mpmath.sech(mpf(float(x[at(c)])) / mpf(cap)) ** 2
+                        d *= mpmath.sech(_exact_mpf(x[at(c)]) / mpf(cap)) ** 2
                     out[at(c)] = d
         return out
 

@@ -52,7 +52,8 @@ class LinearCrossEntropy(LossDef):
                Arg("z_loss", "float", 0.0))
     # float64 hidden states make logits that rarely fit float64 pairs: not checked (yet)
     dtypes = ("float16", "bfloat16", "float32")
-    option_families = ("plain", "bias", "ignore_index", "label_smoothing", "ignore_index+label_smoothing")
+    option_families = ("plain", "bias", "ignore_index", "label_smoothing", "ignore_index+label_smoothing",
+                       "softcap", "z_loss", "softcap+z_loss", "ignore_index+label_smoothing+softcap+z_loss")
     summary = "cross_entropy(hidden @ weight.T + bias, target): the fused linear cross-entropy"
     notes = """\
 - input: the hidden states (N, D); weight (V, D) (the classifier / LM head, *not* class weights), target (N,) int64
@@ -329,8 +330,7 @@ class LinearCrossEntropy(LossDef):
 
     # -- the independent formulation (reference/audit.py) -----------------------------------------
     def brute(self, args, kwargs, *, grad_output=None, wrt=None):
-        """Logits by mpmath fsum of exact products (refused unless each is a float64 number: the
-        cross_entropy brute force it reuses takes float64 logits), cross_entropy's brute force on
+        """Logits by mpmath fsum of exact products (exact mpfs), cross_entropy's brute force on
         them, and the gradients contracted with fsum."""
         h = np.asarray(args[0]).astype(np.float64)
         w = np.asarray(args[1]).astype(np.float64)
@@ -338,14 +338,12 @@ class LinearCrossEntropy(LossDef):
         b = kwargs.get("bias")
         b = None if b is None else np.asarray(b).astype(np.float64)
         n, v = h.shape[0], w.shape[0]
-        z = np.empty((n, v))
-        for i in range(n):
-            for j in range(v):
-                s = mpmath.fsum([mpmath.mpf(float(x)) * mpmath.mpf(float(y)) for x, y in zip(h[i], w[j])]
-                                + ([mpmath.mpf(float(b[j]))] if b is not None else []))
-                z[i, j] = float(s)
-                if mpmath.mpf(z[i, j]) != s:
-                    raise NotImplementedError("linear_cross_entropy.brute: a logit is not a float64 number")
+        z = np.empty((n, v), dtype=object)
+        with mpmath.workprec(4300):  # exact: D products of 53-bit numbers over float64's range
+            for i in range(n):
+                for j in range(v):
+                    z[i, j] = mpmath.fsum([mpmath.mpf(float(x)) * mpmath.mpf(float(y)) for x, y in zip(h[i], w[j])]
+                                          + ([mpmath.mpf(float(b[j]))] if b is not None else []))
         ce_kw = self._ce_kwargs(kwargs)
         if wrt is None:
             return CE_LOSS.brute((z, t), ce_kw, grad_output=grad_output)
@@ -561,4 +559,24 @@ def lce_norms(rng, dtype, size):
     for i, scale in enumerate((2.0 ** -12, 2.0 ** 6)):
         h, w = _problem(rng, dtype, size.batch, 16, 32, h_scale=scale)
         out.append(Call((h, w, class_targets(rng, (size.batch,), 32)), {"reduction": reduction(i)}))
+    return out
+
+
+@LOSS.family("lce.softcap_zloss")
+def lce_softcap_zloss(rng, dtype, size):
+    """Gemma-style soft-capping (logits far past the cap and near it) and PaLM-style z-loss on
+    large logits, alone and together with padding and label smoothing."""
+    out = []
+    for i, (cap, zl) in enumerate(((30.0, 0.0), (5.0, 0.0), (None, 1e-4), (30.0, 1e-4))):
+        h, w = _problem(rng, dtype, size.batch, 16, 48, h_scale=8.0)
+        t = class_targets(rng, (size.batch,), 48)
+        kw = {"reduction": reduction(i)}
+        if cap is not None:
+            kw["softcap"] = cap
+        if zl:
+            kw["z_loss"] = zl
+        if i == 3:
+            t[0] = -100
+            kw["label_smoothing"] = 0.1
+        out.append(Call((h, w, t), kw))
     return out
