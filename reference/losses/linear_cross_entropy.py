@@ -53,7 +53,7 @@ class LinearCrossEntropy(LossDef):
     # float64 hidden states make logits that rarely fit float64 pairs: not checked (yet)
     dtypes = ("float16", "bfloat16", "float32")
     option_families = ("plain", "bias", "ignore_index", "label_smoothing", "ignore_index+label_smoothing",
-                       "softcap", "z_loss", "softcap+z_loss", "ignore_index+label_smoothing+softcap+z_loss")
+                       "softcap", "z_loss", "ignore_index+label_smoothing+softcap+z_loss")
     summary = "cross_entropy(hidden @ weight.T + bias, target): the fused linear cross-entropy"
     notes = """\
 - input: the hidden states (N, D); weight (V, D) (the classifier / LM head, *not* class weights), target (N,) int64
