@@ -17,10 +17,10 @@ from reference.registry import LOSSES
 from .base import Backend, BackendLoadError, ForeignBackend, one_line
 
 ENTRY_POINT_GROUP = "losscheck.backends"
-BUILTIN = ("torch", "numpy", "numpy-naive", "jax")
+BUILTIN = ("torch", "numpy", "numpy-naive", "jax", "inductor", "liger", "cce", "cce-compile")
 
 
-def _builtin(spec: str) -> Backend:
+def _builtin(spec: str, device: str = "cpu") -> Backend:
     if spec == "torch":
         import torch.nn.functional
 
@@ -29,6 +29,15 @@ def _builtin(spec: str) -> Backend:
     if spec in ("numpy", "numpy-naive"):
         from .numpy_backend import NumpyBackend
         return NumpyBackend(naive=spec == "numpy-naive")
+    if spec == "inductor":
+        from .inductor_backend import InductorBackend
+        return InductorBackend(device=device)
+    if spec == "liger":
+        from .liger_backend import LigerBackend
+        return LigerBackend(device=device)
+    if spec in ("cce", "cce-compile"):
+        from .cce_backend import CCEBackend
+        return CCEBackend(spec, device=device)
     from .jax_backend import JaxBackend
     return JaxBackend()
 
@@ -146,6 +155,11 @@ def available() -> dict[str, str]:
                 if jax_v and optax_v else
                 "unavailable: pip install 'losscheck[jax]' (installs jax[cpu] and optax)"),
     }
+    from . import cce_backend, liger_backend  # the kernel libraries' lines: installed? a GPU?
+    out["inductor"] = (f"torch.compile (inductor) of torch.nn.functional (torch {torch_v})" if torch_v
+                       else "unavailable: torch is not installed")
+    out["liger"] = liger_backend.available_line()
+    out.update((name, cce_backend.available_line(name)) for name in cce_backend.IMPLS)
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"entry point {ep.value}")
     return out
