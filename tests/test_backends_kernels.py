@@ -369,6 +369,18 @@ def test_inductor_reports_a_fallback_as_an_error_not_as_unsupported():
         b.evaluate(case("softmax", [X], {"dim": 1}))
 
 
+def test_inductor_known_failures_ship_with_the_package():
+    from harness.knownfail import BUILTIN_FILES, KnownFailures
+
+    own = KnownFailures.load(BUILTIN_FILES[1])
+    assert own.entries and all(e.match.startswith("inductor:") for e in own.entries)
+    kf = KnownFailures.builtin()
+    rec = {"type": "result", "backend": "inductor", "loss": "cross_entropy", "family": "ce.absorption",
+           "dtype": "float32", "check": "value", "case_id": "cc4c3243d1ee2a42", "status": "ok", "verdict": "fail"}
+    assert kf.apply(rec)["verdict"] == "xfail" and "8 partial sums" in kf.apply(rec)["xfail_reason"]
+    assert kf.apply({**rec, "family": "ce.random"})["verdict"] == "fail"
+
+
 def test_inductor_end_to_end_through_the_cli(tmp_path):
     """A small slice through `run --backend inductor`: every check evaluated by compiled code
     (a fallback would be an error record), values and gradients judged.  Cold, on 2 cores, this
