@@ -299,6 +299,55 @@ def test_cce_gradients_of_hidden_weight_bias(rec, monkeypatch):
     assert set(obs.grads) == {"hidden", "weight", "bias"} and not obs.missing
 
 
+# --- the real libraries, where installed (not in CI: they pull Triton) -----------------------------
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@pytest.mark.skipif(not _importable("liger_kernel") or not _importable("triton"), reason="liger-kernel not installed")
+def test_real_liger_signatures_take_the_adapters_arguments():
+    """Every call the adapters make binds to the installed Liger's signatures (no GPU needed)."""
+    import inspect
+
+    import liger_kernel.transformers.functional as lf
+
+    class Binder:
+        def __getattr__(self, name):
+            sig = inspect.signature(getattr(lf, name))
+            return lambda *a, **k: (sig.bind(*a, **k), name)[1]
+
+    a = liger_backend.LigerFunctions(Binder())
+    x, t = _t(X), _t(T)
+    assert a.cross_entropy(x, t, weight=_t(np.ones(7)), reduction="sum", label_smoothing=0.1, softcap=3.0,
+                           z_loss=1e-3) == "liger_cross_entropy"
+    assert a.linear_cross_entropy(_t(H), _t(W), t, bias=_t(B), z_loss=1e-4) == "liger_fused_linear_cross_entropy"
+    assert a.kl_div(x, x.softmax(-1), reduction="batchmean", log_target=False) == "liger_kl_div"
+    assert a.softmax(x, -1) == "liger_softmax"
+
+
+@pytest.mark.skipif(not _importable("cut_cross_entropy") or not _importable("triton"),
+                    reason="cut-cross-entropy not installed")
+@pytest.mark.parametrize("reduction, softcap", [("mean", None), ("none", 2.0)])
+def test_real_cce_compile_on_cpu_against_float64(reduction, softcap):
+    """cce-compile is cut-cross-entropy's torch.compile implementation: it runs here, on the CPU."""
+    b = load("cce-compile")
+    h, w = _t(H).float().requires_grad_(True), _t(W).float().requires_grad_(True)
+    out = b.functions.linear_cross_entropy(h, w, _t(T), reduction=reduction, softcap=softcap)
+    go = torch.rand(out.shape) + 0.5
+    out.backward(go)
+    h64, w64 = _t(H).requires_grad_(True), _t(W).requires_grad_(True)
+    z = h64 @ w64.T
+    z = z if softcap is None else softcap * torch.tanh(z / softcap)
+    F.cross_entropy(z, _t(T), reduction=reduction).backward(go.double())
+    # float32 arithmetic against float64: a few float32 ulps of the O(1) values
+    for got, want in ((h.grad, h64.grad), (w.grad, w64.grad)):
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
 # --- unavailable -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec, dist, module, extra", [
