@@ -10,6 +10,7 @@ to load with one line where the package or a GPU is missing.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -30,6 +31,7 @@ from harness.backends import (
     available,
     cce_backend,
     inductor_backend,
+    kernel_libraries,
     liger_backend,
     load,
 )
@@ -146,6 +148,11 @@ def rec():
     return Recorder()
 
 
+def _allow_cpu(monkeypatch, name):
+    lib = kernel_libraries.LIBRARIES[name]
+    monkeypatch.setitem(kernel_libraries.LIBRARIES, name, dataclasses.replace(lib, devices=("cuda", "cpu")))
+
+
 @pytest.fixture
 def liger(rec, monkeypatch):
     """The liger backend over the fake library, allowed on CPU (the device check is what the
@@ -154,13 +161,13 @@ def liger(rec, monkeypatch):
     for name in ("liger_kernel", "liger_kernel.transformers"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "liger_kernel.transformers.functional", functional)
-    monkeypatch.setattr(liger_backend.LigerBackend, "devices", ("cuda", "cpu"))
+    _allow_cpu(monkeypatch, "liger")
     return liger_backend.LigerBackend(device="cpu")
 
 
 def _cce(rec, monkeypatch, name="cce", with_bias=True):
     monkeypatch.setitem(sys.modules, "cut_cross_entropy", fake_cce(rec, with_bias))
-    monkeypatch.setitem(cce_backend.IMPLS, "cce", ("cce", ("cuda", "cpu")))
+    _allow_cpu(monkeypatch, name)
     return cce_backend.CCEBackend(name, device="cpu")
 
 

@@ -22,14 +22,11 @@ import inspect
 from typing import Any
 
 from .base import Unsupported
-from .kernel_backend import GPU_DEVICES, KernelBackend, availability, package_version
+from .kernel_backend import KernelBackend
+from .kernel_libraries import package_version
 
-DIST, MODULE, EXTRA = "cut-cross-entropy", "cut_cross_entropy", "cce"
-#: backend name -> (cut-cross-entropy's impl, devices it runs on; None: any)
-IMPLS: dict[str, tuple[str, tuple[str, ...] | None]] = {
-    "cce": ("cce", GPU_DEVICES),
-    "cce-compile": ("torch_compile", None),
-}
+#: backend name -> cut-cross-entropy's impl (the devices each runs on: kernel_libraries.LIBRARIES)
+IMPLS = {"cce": "cce", "cce-compile": "torch_compile"}
 
 
 class CCEFunctions:
@@ -54,7 +51,7 @@ class CCEFunctions:
         kwargs: dict[str, Any] = {}
         if bias is not None:
             if not self._has_bias:
-                raise Unsupported(f"backend {self._name!r}: cut-cross-entropy {package_version(DIST)} "
+                raise Unsupported(f"backend {self._name!r}: cut-cross-entropy {package_version('cut-cross-entropy')} "
                                   "has no bias (its GitHub version 25.6+ has)")
             kwargs["bias"] = bias
         # filter_eps: the library's default, on purpose (module docstring)
@@ -63,19 +60,11 @@ class CCEFunctions:
 
 
 class CCEBackend(KernelBackend):
-    dist, module, extra = DIST, MODULE, EXTRA
-
     def __init__(self, name: str = "cce", device: str = "cpu"):
         if name not in IMPLS:
             raise ValueError(f"name: {name!r} is not one of {', '.join(IMPLS)}")
-        self._impl, self.devices = IMPLS[name]
+        self._impl = IMPLS[name]
         super().__init__(name, device)
 
     def adapters(self, name: str, library: Any) -> CCEFunctions:
         return CCEFunctions(name, library, self._impl)
-
-
-def available_line(name: str) -> str:
-    impl, devices = IMPLS[name]
-    what = f"cut-cross-entropy's linear_cross_entropy, impl={impl!r}"
-    return availability(DIST, MODULE, EXTRA, devices, what)

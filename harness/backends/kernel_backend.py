@@ -15,50 +15,11 @@ package is not imported before those checks pass.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from importlib import metadata
 from typing import Any, ClassVar
 
 from .base import BackendLoadError, Observation, one_line
+from .kernel_libraries import LIBRARIES, Library, not_installed, wrong_device
 from .torch_backend import TorchFunctionalBackend
-
-#: the device types Triton kernels run on (torch names them cuda on ROCm too)
-GPU_DEVICES = ("cuda",)
-
-
-def package_version(dist: str) -> str | None:
-    """The installed version of distribution ``dist`` (no import), or None."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def not_installed(dist: str, module: str, extra: str) -> str | None:
-    """Why ``dist`` cannot be used (one clause), or None when it is installed."""
-    if package_version(dist) is not None or module in sys.modules:
-        return None
-    try:
-        if importlib.util.find_spec(module) is not None:  # importable without metadata (a checkout)
-            return None
-    except (ImportError, ValueError):
-        pass
-    return f"{dist} is not installed (pip install 'losscheck[{extra}]')"
-
-
-def wrong_device(device: str, devices: tuple[str, ...] | None) -> str | None:
-    """Why ``device`` will not do for a library running on ``devices`` (None: any), or None."""
-    if devices is None:
-        return None
-    kind = str(device).partition(":")[0]
-    if kind not in devices:
-        return "needs a CUDA device, run with --device cuda"
-    import torch
-
-    if kind == "cuda" and not torch.cuda.is_available():
-        return f"needs a CUDA device, and torch {torch.__version__} sees none (torch.cuda.is_available() is False)"
-    return None
 
 
 def import_library(name: str, module: str) -> Any:
@@ -80,18 +41,17 @@ class KernelBackend(TorchFunctionalBackend):
     unsupported ("backend returned no grad:target"), not failed as a cut-off gradient.
     """
 
-    dist: str = ""  # the distribution users install, e.g. "liger-kernel"
-    module: str = ""  # its top-level import name
+    devices: tuple[str, ...] | None = None  # set from the library's entry in LIBRARIES
     entry: str = ""  # the module the adapters wrap (imported only once the checks pass)
-    extra: str = ""  # losscheck's extra that installs it
-    devices: tuple[str, ...] | None = GPU_DEVICES  # None: any device
     not_differentiated: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, name: str, device: str = "cpu"):
-        why = not_installed(self.dist, self.module, self.extra) or wrong_device(device, self.devices)
+        lib: Library = LIBRARIES[name]
+        self.devices = lib.devices
+        why = not_installed(lib) or wrong_device(device, self.devices)
         if why:
             raise BackendLoadError(f"backend {name!r}: unavailable: {why}")
-        library = import_library(name, self.entry or self.module)
+        library = import_library(name, self.entry or lib.module)
         super().__init__(name, self.adapters(name, library))
         self.device = device
 
@@ -109,17 +69,3 @@ class KernelBackend(TorchFunctionalBackend):
             return obs
         return Observation(obs.value, grads={n: g for n, g in obs.grads.items() if n not in skip},
                            missing={n: w for n, w in obs.missing.items() if n not in skip})
-
-
-def availability(dist: str, module: str, extra: str, devices: tuple[str, ...] | None, what: str) -> str:
-    """The line ``available()`` shows for a kernel backend: what it maps, or why it cannot run."""
-    why = not_installed(dist, module, extra)
-    if why:
-        return f"unavailable: {why}"
-    if devices is not None:
-        import torch
-
-        if not torch.cuda.is_available():
-            return f"unavailable: needs a CUDA device, torch sees none ({dist} {package_version(dist)} is installed)"
-        return f"{what} ({dist} {package_version(dist)}); run with --device cuda"
-    return f"{what} ({dist} {package_version(dist)})"

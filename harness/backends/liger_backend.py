@@ -27,10 +27,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .base import Unsupported
-from .kernel_backend import GPU_DEVICES, KernelBackend, availability
-
-DIST, MODULE, EXTRA = "liger-kernel", "liger_kernel", "liger"
-WHAT = "Liger-Kernel's Triton kernels: cross_entropy, linear_cross_entropy, kl_div, softmax"
+from .kernel_backend import KernelBackend
 
 
 def _rows(loss: str, name: str, x: Any, target: Any = None) -> None:
@@ -77,7 +74,6 @@ class LigerFunctions:
 
 
 class LigerBackend(KernelBackend):
-    dist, module, extra, devices = DIST, MODULE, EXTRA, GPU_DEVICES
     entry = "liger_kernel.transformers.functional"
     not_differentiated: ClassVar[dict[str, tuple[str, ...]]] = {"kl_div": ("target",)}
 
@@ -86,7 +82,3 @@ class LigerBackend(KernelBackend):
 
     def adapters(self, name: str, library: Any) -> LigerFunctions:
         return LigerFunctions(library)
-
-
-def available_line() -> str:
-    return availability(DIST, MODULE, EXTRA, GPU_DEVICES, WHAT)

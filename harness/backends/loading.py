@@ -155,11 +155,10 @@ def available() -> dict[str, str]:
                 if jax_v and optax_v else
                 "unavailable: pip install 'losscheck[jax]' (installs jax[cpu] and optax)"),
     }
-    from . import cce_backend, liger_backend  # the kernel libraries' lines: installed? a GPU?
+    from .kernel_libraries import LIBRARIES, available_line  # installed? a GPU? (no torch import otherwise)
     out["inductor"] = (f"torch.compile (inductor) of torch.nn.functional (torch {torch_v})" if torch_v
                        else "unavailable: torch is not installed")
-    out["liger"] = liger_backend.available_line()
-    out.update((name, cce_backend.available_line(name)) for name in cce_backend.IMPLS)
+    out.update((name, available_line(name)) for name in LIBRARIES)
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"entry point {ep.value}")
     return out
