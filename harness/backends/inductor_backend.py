@@ -9,8 +9,9 @@ Settings, chosen so that every record is inductor's own code and reproducible:
 - ``dynamic=True``: one graph per (loss, dtype, options, grad mode), whatever the shapes.  With
   torch's default (``dynamic=None``) the first shape a process sees compiles static and later
   ones dynamic, so a case's result would depend on which case its worker met first, and ``show``
-  (a fresh process) could disagree with the run.  ``dynamic=False`` compiles once per shape:
-  103 graphs instead of 59 for the gate's float32 cross_entropy cases, at 0.2-3 s each on 2 cores.
+  (a fresh process) could disagree with the run.  ``dynamic=False`` compiles once per shape: about
+  100 graphs for the gate's 135 float32 cross_entropy cases, where dynamic=True took 38 compiles
+  (3-6 s each on an idle 2-core machine, up to a minute on a loaded one).
 - ``fullgraph=True`` and ``fail_on_recompile_limit_hit``: a graph break or a hit recompile limit
   raises instead of running eager torch in inductor's name; :class:`CompileFallback` says so (an
   error record).  The recompile limits are raised far above what a suite needs (each option
