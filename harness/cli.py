@@ -79,7 +79,8 @@ def _version() -> str:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", default=[], metavar="SPEC",
-                   help="torch, numpy, numpy-naive, jax, an entry point, or pkg.mod (a module or object "
+                   help="torch, numpy, numpy-naive, jax, inductor, liger, cce, cce-compile, an entry point, "
+                        "or pkg.mod (a module or object "
                         "whose attributes are the loss functions, like torch.nn.functional) or "
                         "pkg.mod:attr; repeatable (default: torch)")
     p.add_argument("--suite", default=DEFAULT_SUITE, help="case suite (see `losscheck suites`)")

@@ -16,9 +16,10 @@ File format (TOML or JSON, chosen by the extension; ``.json`` is JSON, anything 
 ``"backend:loss:family:dtype:check"``.  A record of a drop-in whose function *is* torch's own
 (``delegates: "torch"``, see TorchFunctionalBackend.delegates_to) is matched as torch's too.
 
-Torch's own known failures ship with the package (``known_failures_torch.toml``): :meth:`builtin`
-gives them, and every gate (CLI, pytest plugin, library) applies them before the user's file, so a
-plain ``losscheck gate`` passes in any directory.  A built-in entry is reported unmatched only
+Torch's own known failures ship with the package (``known_failures_torch.toml``), and so do those of
+the built-in ``inductor`` backend (``known_failures_inductor.toml``; each pattern names its
+backend): :meth:`builtin` gives them, and every gate (CLI, pytest plugin, library) applies them
+before the user's file, so a plain ``losscheck gate`` passes in any directory.  A built-in entry is reported unmatched only
 when it met its checks and none failed (a fixed torch); a user's entry whenever it matched nothing.
 """
 from __future__ import annotations
@@ -40,6 +41,8 @@ __all__ = ["KnownFailure", "KnownFailures"]
 
 
 BUILTIN = Path(__file__).with_name("known_failures_torch.toml")
+#: every file of shipped known failures: torch's, then the inductor backend's
+BUILTIN_FILES = (BUILTIN, Path(__file__).with_name("known_failures_inductor.toml"))
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,10 @@ class KnownFailures:
 
     @classmethod
     def builtin(cls) -> KnownFailures:
-        """Torch's known failures as shipped with losscheck."""
-        got = cls.load(BUILTIN)
-        return cls([KnownFailure(e.match, e.reason, builtin=True) for e in got.entries], source="built-in")
+        """The known failures shipped with losscheck (torch's and inductor's)."""
+        entries = [KnownFailure(e.match, e.reason, builtin=True)
+                   for path in BUILTIN_FILES for e in cls.load(path).entries]
+        return cls(entries, source="built-in")
 
     @classmethod
     def combined(cls, path: str | Path | None) -> KnownFailures:

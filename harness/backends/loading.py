@@ -18,7 +18,7 @@ from .base import Backend, BackendLoadError, ForeignBackend, one_line
 from .device import device_name
 
 ENTRY_POINT_GROUP = "losscheck.backends"
-BUILTIN = ("torch", "numpy", "numpy-naive", "jax")
+BUILTIN = ("torch", "numpy", "numpy-naive", "jax", "inductor", "liger", "cce", "cce-compile")
 
 
 def _builtin(spec: str, device: str = "cpu") -> Backend:
@@ -30,6 +30,15 @@ def _builtin(spec: str, device: str = "cpu") -> Backend:
     if spec in ("numpy", "numpy-naive"):
         from .numpy_backend import NumpyBackend
         return NumpyBackend(naive=spec == "numpy-naive", device=device)
+    if spec == "inductor":
+        from .inductor_backend import InductorBackend
+        return InductorBackend(device=device)
+    if spec == "liger":
+        from .liger_backend import LigerBackend
+        return LigerBackend(device=device)
+    if spec in ("cce", "cce-compile"):
+        from .cce_backend import CCEBackend
+        return CCEBackend(spec, device=device)
     from .jax_backend import JaxBackend
     return JaxBackend(device=device)
 
@@ -161,6 +170,10 @@ def available() -> dict[str, str]:
                 if jax_v and optax_v else
                 "unavailable: pip install 'losscheck[jax]' (installs jax[cpu] and optax)"),
     }
+    from .kernel_libraries import LIBRARIES, available_line  # installed? a GPU? (no torch import otherwise)
+    out["inductor"] = (f"torch.compile (inductor) of torch.nn.functional (torch {torch_v})" if torch_v
+                       else "unavailable: torch is not installed")
+    out.update((name, available_line(name)) for name in LIBRARIES)
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"entry point {ep.value}")
     return out
