@@ -261,8 +261,8 @@ def test_liger_linear_cross_entropy_gradients_of_hidden_weight_bias(liger, rec):
                               grad=True, grad_output=go))
     h, w, b = (_t(a).requires_grad_(True) for a in (H, W, B))
     F.cross_entropy(h @ w.T + b, _t(T), reduction="none").float().backward(_t(go).float())
-    assert set(obs.grads) == {"hidden", "weight", "bias"} and not obs.missing
-    for name, leaf in (("hidden", h), ("weight", w), ("bias", b)):
+    assert set(obs.grads) == {"input", "weight", "bias"} and not obs.missing
+    for name, leaf in (("input", h), ("weight", w), ("bias", b)):
         np.testing.assert_allclose(obs.grads[name], leaf.grad.numpy(), rtol=1e-6, atol=1e-7)
     assert rec.devices() == {liger.device}
 
@@ -303,7 +303,7 @@ def test_cce_unsupported_options(rec, monkeypatch):
 def test_cce_gradients_of_hidden_weight_bias(rec, monkeypatch):
     b = _cce(rec, monkeypatch)
     obs = b.evaluate(case("linear_cross_entropy", [H, W, T], {"bias": B}, grad=True, grad_output=np.asarray(1.0)))
-    assert set(obs.grads) == {"hidden", "weight", "bias"} and not obs.missing
+    assert set(obs.grads) == {"input", "weight", "bias"} and not obs.missing
 
 
 # --- the real libraries, where installed (not in CI: they pull Triton) -----------------------------

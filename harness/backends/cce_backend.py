@@ -12,7 +12,7 @@ installed version has no ``bias`` parameter, hidden that is not (N, D).
 ``filter_eps`` is left at the library's default ("high" in 25.1.1, "auto" in 25.6: both
 finfo(dtype).eps / 32): the cce backward then skips every (token, vocabulary) block whose
 entries of |softmax - one-hot| all lie below it (cce_backward.py), an approximation by design.  The backend checks what users get
-by default, so a ``grad:hidden``/``grad:weight`` verdict includes what that filtering drops; the
+by default, so a ``grad:input``/``grad:weight`` verdict (input: the hidden states) includes what that filtering drops; the
 value is not filtered.  (``impl="torch_compile"`` ignores ``filter_eps``.)  A project that runs
 with ``filter_eps=None`` checks that with a drop-in module of its own.
 """

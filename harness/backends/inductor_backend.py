@@ -75,8 +75,7 @@ class InductorBackend(TorchFunctionalBackend):
 
     def __init__(self, device: str = "cpu"):
         _configure()
-        super().__init__("inductor", CompiledFunctional())
-        self.device = device
+        super().__init__("inductor", CompiledFunctional(), device=device)
 
     def delegates_to(self, loss: str) -> str | None:
         """Never torch: inductor's kernels are its own, so torch's known failures do not apply."""

@@ -52,8 +52,7 @@ class KernelBackend(TorchFunctionalBackend):
         if why:
             raise BackendLoadError(f"backend {name!r}: unavailable: {why}")
         library = import_library(name, self.entry or lib.module)
-        super().__init__(name, self.adapters(name, library))
-        self.device = device
+        super().__init__(name, self.adapters(name, library), device=device)
 
     def adapters(self, name: str, library: Any) -> Any:
         """The adapter object over the imported ``entry`` module."""
