@@ -168,6 +168,21 @@ def _scale2(a: np.ndarray, k: np.ndarray) -> np.ndarray:
     return a * np.ldexp(1.0, k1) * np.ldexp(1.0, k - k1)
 
 
+def _bfloat16_via_odd(v: np.ndarray) -> np.ndarray:
+    """float64 -> bfloat16, correctly rounded: first to float32 rounded *to odd* (an inexact result
+    gets an odd last bit, which keeps the sticky information), then ml_dtypes' round-half-even
+    float32 -> bfloat16 cast; to-odd with 16 spare bits makes the second rounding exact RNE.
+    Pinned against the frexp/rint path on midpoints by tests/test_reference_formats.py."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = v.astype(np.float32)
+        inexact = (r.astype(np.float64) != v) & np.isfinite(r) & np.isfinite(v)
+        even = (r.view(np.uint32) & 1) == 0
+        toward = np.where(v > r, np.float32(np.inf), np.float32(-np.inf))
+        r = np.where(inexact & even, np.nextafter(r, toward), r)
+        # beyond float32's range: bfloat16 shares float32's exponent range, so it is inf there too
+        return r.astype(ml_dtypes.bfloat16).astype(np.float64)
+
+
 def round_float(values: np.ndarray, dtype) -> np.ndarray:
     """Correctly round float64, long double or quad (numpy-quaddtype) values to ``dtype``, vectorised.
 
@@ -185,6 +200,8 @@ def round_float(values: np.ndarray, dtype) -> np.ndarray:
     if fmt.name in _CAST_EXACT and work == np.float64:
         with np.errstate(all="ignore"):
             return v.astype(fmt.np_dtype).astype(np.float64)
+    if fmt.name == "bfloat16" and work == np.float64:
+        return _bfloat16_via_odd(v)
     finite = np.isfinite(v) & (v != 0)
     a = np.where(finite, np.abs(v), work.type(1))
     with np.errstate(over="ignore"):

@@ -29,24 +29,25 @@ def slice_bits(k: int) -> int:
     return (53 - max(1, math.ceil(math.log2(max(k, 2))))) // 2
 
 
-def _exponents(a: np.ndarray) -> np.ndarray:
-    """e with 2^(e-1) <= |a| < 2^e for normal float64 entries, from the exponent bits (fast);
-    float64 subnormals get e = -1022 - 52 + 1, a safe lower end; zeros get a huge sentinel."""
-    biased = (np.abs(a).view(np.int64) >> 52).astype(np.int64)
-    return np.where(a == 0, 1 << 20, np.where(biased == 0, -1073, biased - 1022))
+def _exponent(m: np.ndarray) -> np.ndarray:
+    """e with 2^(e-1) <= m < 2^e for positive finite float64 m (exact: frexp)."""
+    return np.frexp(m)[1].astype(np.int64)
 
 
 def _row_span(a: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(top, low) per row: max |a| < 2^top and every entry a multiple of 2^low (an entry of at
-    most ``bits`` significant bits with |x| >= 2^(e-1) is a multiple of 2^(e-bits))."""
-    e = _exponents(a)
-    nz = a != 0
-    top = np.max(np.where(nz, e, -(1 << 20)), axis=1) if a.shape[1] else np.zeros(a.shape[0], np.int64)
-    low = np.min(np.where(nz, e, 1 << 20), axis=1) - bits if a.shape[1] else np.zeros(a.shape[0], np.int64)
-    empty = ~np.any(nz, axis=1) if a.shape[1] else np.ones(a.shape[0], bool)
-    top = np.where(empty, 0, top)
-    low = np.where(empty, 0, np.maximum(low, -1074))
-    return top.astype(np.int64), low.astype(np.int64)
+    most ``bits`` significant bits with |x| >= 2^(e-1) is a multiple of 2^(e-bits)); only the
+    row's largest and smallest nonzero magnitudes are needed, two reductions over the matrix."""
+    if not a.shape[1]:
+        z = np.zeros(a.shape[0], np.int64)
+        return z, z
+    mag = np.abs(a)
+    big = np.max(mag, axis=1)
+    small = np.min(np.where(mag > 0, mag, np.inf), axis=1)
+    empty = big == 0
+    top = _exponent(np.where(empty, 1.0, big))
+    low = np.maximum(_exponent(np.where(empty, 1.0, small)) - bits, -1074)
+    return np.where(empty, 0, top), np.where(empty, 0, low)
 
 
 def _times_pow2(a: np.ndarray, k: np.ndarray) -> np.ndarray:
