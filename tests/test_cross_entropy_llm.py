@@ -381,6 +381,31 @@ def mp_value(x, t, kw):
     return np.array(mpmath.fsum(per_ce) / d + mpmath.fsum(per_z) / nk, dtype=object)
 
 
+def test_kernel_takes_logits_beyond_float64_at_the_mpmath_stage():
+    """The row-form kernel as a building block (linear_cross_entropy's logits are exact products,
+    not float64 numbers): rows["x"] may hold mpf objects, which the mpmath namespace uses as they
+    are -- per-row values and d loss / d logits with softcap and z_loss applied."""
+    kw = {"softcap": 3.0, "z_loss": 0.25, "label_smoothing": 0.1, "reduction": "none"}
+    t = np.array([0, 2, -100])
+    with mpmath.workprec(300):
+        x = np.array([[mpmath.mpf(1) / 3, mpmath.mpf(2) / 7, mpmath.pi], [mpmath.e, -mpmath.mpf(5) / 3, 0],
+                      [1, 2, 3]], dtype=object)
+        p = CE.prepare((np.zeros((3, 3)), t), kw)  # the call's shape and options; the logits below
+        rows = {**p.rows, "x": x}
+        k = CE.kernel(p)
+        per_row = sum(mult(MP) * val for mult, val, _ in k.parts(MP, rows))
+        want = mp_value(x, t, kw)
+        assert all(abs(a - b) < mpmath.mpf(2) ** -280 for a, b in zip(per_row, want))
+        g, _ = k.grad(MP, rows, MP.asarray(np.ones(3)))
+        for n, j in ((0, 0), (1, 2), (0, 2)):
+            def f(v, n=n, j=j):
+                xx = x.copy()
+                xx[n, j] = v
+                return mp_value(xx, t, kw)[n]
+            assert abs(mpmath.diff(f, x[n, j]) - g[n, j]) < mpmath.mpf(10) ** -60
+        assert all(v == 0 for v in g[2])  # an ignored row
+
+
 # ------------------------------------------------------------------------------ torch in float64, as Liger's test
 
 def liger_reference(x, t, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..formats import dtype_name
 from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array, int_option, is_float_array
-from ..numerics import F64, shifted_lse
+from ..numerics import F64, MP, shifted_lse
 from ..sampling import (
     cast,
     class_targets,
@@ -342,12 +342,15 @@ class LlmClassKernel(ClassKernel):
 
     # -- shared pieces ------------------------------------------------------------------------
     def _capped(self, ns, rows):
-        """(the logits the softmax sees in ``ns``, their float64 copy for masks and the argmax)."""
+        """(the logits the softmax sees in ``ns``, their float64 copy for masks and the argmax).
+        ``rows["x"]`` may hold mpf objects (logits formed beyond float64, e.g. a product computed
+        exactly): mpmath takes them as they are, the masks their float64 roundings."""
         x = ns.asarray(rows["x"])
+        xf = rows["x"] if rows["x"].dtype != object else MP.to_float64(rows["x"])
         if self.cap is None:
-            return x, rows["x"]
+            return x, xf
         with np.errstate(all="ignore"):
-            zf = capped(F64, rows["x"], self.cap)
+            zf = capped(F64, xf, self.cap)
             return (zf if ns is F64 else capped(ns, x, self.cap)), zf
 
     def _kept(self, rows):
