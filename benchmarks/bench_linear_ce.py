@@ -48,7 +48,7 @@ def main() -> None:
     del plain, hi, lo, ok
     total = 0.0
     go = np.asarray(0.75, dt) if a.reduction != "none" else rng.normal(size=a.n).astype(dt)
-    for check in ("value", "grad:hidden", "grad:weight", "grad:bias"):
+    for check in ("value", "grad:input", "grad:weight", "grad:bias"):
         t0 = time.perf_counter()
         e = api.evaluate_check("linear_cross_entropy", check, h, w, t, bias=b, reduction=a.reduction,
                                grad_output=None if check == "value" else go)

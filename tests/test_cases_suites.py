@@ -79,7 +79,9 @@ def test_gate_covers_every_reduction_and_family_per_dtype(gate):
 
 
 def test_gate_size_budget_and_large_classes(gate):
-    assert 1000 <= len(gate) <= 2500
+    # 2600: cross_entropy's softcap/z_loss families and linear_cross_entropy added ~160 small
+    # cases (2372 -> 2528); the element budget below and the gate's wall time are what bound its cost
+    assert 1000 <= len(gate) <= 2600
     assert sum(c.args[0].size for c in gate) <= 250_000
     for loss in ("cross_entropy", "softmax", "log_softmax"):
         for dt in registry.DTYPES:
