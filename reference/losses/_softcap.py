@@ -6,8 +6,9 @@
   logits (Liger-Kernel's ``lse_square_scale``, PaLM's z-loss), unweighted; ``mean`` divides it by
   the number of kept positions N, while the cross-entropy part keeps torch's D = sum of w[t].
 
-The pieces here are written against a numeric namespace ``ns`` (reference/numerics.py) like the
-kernels that use them, plus their float64/input-dtype twins for the NumPy backend.  sech^2 is
+Here: the options' validators, the pieces the kernel (reference/losses/cross_entropy.py,
+``LlmClassKernel``) writes against a numeric namespace ``ns`` (reference/numerics.py), their
+float64/input-dtype twins for the NumPy backend, and the extensions' case families.  sech^2 is
 formed as 4 e / (1 + e)^2 with e = exp(-2|x/c|), never as 1 - tanh^2: the latter cancels where
 tanh rounds to +-1 (|x| >~ 19 c in float64), the former keeps full relative precision there.
 """
