@@ -95,9 +95,10 @@ def regression(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks (not tests): the oracle's throughput and the gate's wall time."""
+    """Benchmarks (not tests): the oracle's throughput, the gate's wall time and the exact matrix
+    product of linear_cross_entropy at an LLM shape."""
     session.install("-c", CONSTRAINTS, "-e", ".[fast]")
-    for script in ("benchmarks/bench_oracle.py", "benchmarks/bench_gate.py"):
+    for script in ("benchmarks/bench_oracle.py", "benchmarks/bench_gate.py", "benchmarks/bench_linear_ce.py"):
         if Path(script).is_file():
             session.run("python", script, *session.posargs)
         else:
