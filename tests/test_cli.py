@@ -315,7 +315,7 @@ def test_resume_after_kill_finishes_without_recomputing(capsys, tmp_path, cache_
 
 def test_interrupt_exits_130_and_keeps_what_was_written(tmp_path, cache_dir):
     path = tmp_path / "r.jsonl"
-    proc = _start_slow_run(path, cache_dir, delay="0.5")
+    proc = _start_slow_run(path, cache_dir, delay="1.0")  # 30 s of work left: ^C lands mid-run even under load
     try:
         _wait_for_lines(path, proc, 1 + 1)
         os.kill(proc.pid, signal.SIGINT)
