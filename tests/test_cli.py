@@ -260,7 +260,7 @@ def _slow_run_args(path: Path) -> list[str]:
 
 def _start_slow_run(path: Path, cache_dir: Path, delay: str) -> subprocess.Popen:
     env = {**os.environ, "LOSSCHECK_CACHE_DIR": str(cache_dir), "LOSSCHECK_TEST_DELAY": delay}
-    cmd = [sys.executable, "-m", "harness", *_slow_run_args(path)]
+    cmd = [sys.executable, "-c", _AS_FROM_A_SHELL, *_slow_run_args(path)]
     return subprocess.Popen(
         cmd,
         cwd=REPO,
@@ -270,6 +270,14 @@ def _start_slow_run(path: Path, cache_dir: Path, delay: str) -> subprocess.Popen
         text=True,
         start_new_session=True,
     )
+
+
+# ^C reaches the run as it does from a terminal: SIGINT handled and unblocked.  A child inherits
+# an ignored or blocked SIGINT from its parent, and Python then installs no KeyboardInterrupt
+# handler; under the CI's pytest-xdist workers the run once ignored the ^C and finished with 0.
+_AS_FROM_A_SHELL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+                    "sys.argv = ['losscheck', *sys.argv[1:]]; runpy.run_module('harness', run_name='__main__')")
 
 
 def _wait_for_lines(path: Path, proc: subprocess.Popen, n: int, limit: float = 90.0) -> None:
