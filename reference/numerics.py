@@ -223,6 +223,19 @@ def _quad_namespace():
 QUAD = _quad_namespace()
 
 
+def ieee_div(ns, a, b):
+    """a / b with IEEE rules for b == 0 in every namespace (mpmath raises): 0/0 and NaN/0 are NaN,
+    else +-inf; the one such division the settling and the kernels share."""
+    if ns.exact:
+        if b == 0:
+            if mpmath.isnan(a) or a == 0:
+                return ns.const("nan")
+            return ns.const("inf") if a > 0 else ns.const("-inf")
+        return a / b
+    with np.errstate(all="ignore"):
+        return a / b
+
+
 def shifted_lse(ns, x, xf=None):
     """Row-wise pieces of log-sum-exp along the last axis, accurate *relative to the result*.
 

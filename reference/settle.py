@@ -24,7 +24,7 @@ import numpy as np
 from mpmath import libmp
 
 from .formats import Format, round_float, round_mpf, round_raw, ulp_of_value
-from .numerics import F64, LD, MP, QUAD
+from .numerics import F64, LD, MP, QUAD, ieee_div
 
 FIGURE_ULP_EXP = -10
 FIGURE_ULP = 2.0 ** FIGURE_ULP_EXP  # a stored exact value is within this many ulps: figures right to 1e-3 ulp
@@ -34,18 +34,6 @@ EXACT_CAP = 20000  # the most bits an exact (polynomial) evaluation may take
 GUARD = 12  # bits the working precision must keep beyond the output precision
 PROGRESS_ELEMENTS = 1_000_000  # calls this big say how settling goes (logger "losscheck.oracle", INFO)
 LOG = logging.getLogger("losscheck.oracle")
-
-
-def _div(ns, a, b):
-    """a / b with IEEE semantics for b == 0 in every namespace (mpmath would raise)."""
-    if ns is MP:
-        if b == 0:
-            if mpmath.isnan(a) or a == 0:
-                return mpmath.mpf("nan")
-            return mpmath.mpf("inf") if a > 0 else mpmath.mpf("-inf")
-        return a / b
-    with np.errstate(all="ignore"):
-        return a / b
 
 
 class Evaluation:
@@ -85,9 +73,9 @@ class Evaluation:
                 # +-inf), its derivative undefined -- NaN, as torch's autograd gives
                 go = np.array([ns.const("nan")] * n, dtype=object) if ns is MP else np.full(n, np.nan, ns.dtype)
             elif ns is MP:
-                go = np.array([_div(ns, g, d) for g in go], dtype=object)
+                go = np.array([ieee_div(ns, g, d) for g in go], dtype=object)
             else:
-                go = _div(ns, go, d)
+                go = ieee_div(ns, go, d)
         return go
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -115,7 +103,7 @@ class Evaluation:
         for mult, val, mg in parts:
             tot = ns.sum(val)
             if d is not None:
-                tot = _div(ns, tot, d)
+                tot = ieee_div(ns, tot, d)
             mlt = mult(ns)
             v = v + mlt * tot
             mag += float(abs(mlt)) * float(np.sum(ns.to_float64(mg)))
@@ -246,7 +234,7 @@ def _round_quotient(v: mpmath.mpf, d, fmt: Format, bits: int, grad: bool = False
         q = mpmath.mpf("nan")
         return q, round_mpf(q, fmt)
     if d == 0 or not mpmath.isfinite(v):
-        q = _div(MP, v, d)
+        q = ieee_div(MP, v, d)
         return q, round_mpf(q, fmt)
     prec = bits + 64 + max(int(abs(mpmath.mpf(d)._mpf_[1])).bit_length(), 1)
     with mpmath.workprec(prec):

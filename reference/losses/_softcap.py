@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-import mpmath
 import numpy as np
 
 from ..lossdef import Call, fail
@@ -59,18 +58,6 @@ def llm_options(kwargs, prob: bool) -> dict:
         fail(name, "is not supported with probability targets (Liger-Kernel's soft-capped / z-loss "
                    "cross-entropy takes class indices only)")
     return out
-
-
-def ieee_div(ns, a, b):
-    """a / b with IEEE rules for b == 0 in every namespace (mpmath raises): 0/0 is NaN, else +-inf."""
-    if ns.exact:
-        if b == 0:
-            if mpmath.isnan(a) or a == 0:
-                return ns.const("nan")
-            return ns.const("inf") if a > 0 else ns.const("-inf")
-        return a / b
-    with np.errstate(all="ignore"):
-        return a / b
 
 
 def capped(ns, x, c: float):

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..formats import dtype_name
 from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array, int_option, is_float_array
-from ..numerics import F64, MP, shifted_lse
+from ..numerics import F64, MP, ieee_div, shifted_lse
 from ..sampling import (
     cast,
     class_targets,
@@ -40,7 +40,7 @@ from ._families import absorption_rows, fits, lead, reduction
 from ._numpy import reduce_elementwise
 from ._softcap import FAMILIES as LLM_FAMILIES
 from ._softcap import OPTIONS as LLM_OPTIONS
-from ._softcap import capped, ieee_div, llm_options, np_capped, np_sech2, sech2
+from ._softcap import capped, llm_options, np_capped, np_sech2, sech2
 
 CE, NLL = "cross_entropy", "nll_loss"
 

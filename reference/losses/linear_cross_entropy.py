@@ -29,6 +29,7 @@ from ..numerics import F64
 from ..sampling import cast, class_targets, normal
 from ..settle import FIGURE_ULP, Evaluation, settle
 from ._families import reduction
+from ._softcap import np_capped
 from .cross_entropy import CE_LOSS
 
 # d loss / d logits (and a value over logits that are float64 pairs) is settled in this 36-bit
@@ -193,7 +194,7 @@ class LinearCrossEntropy(LossDef):
         x = cp.rows["x"]
         kept = cp.rows["t"] != o.get("ignore_index", -100)
         with np.errstate(all="ignore"):
-            zc = x if c is None else c * np.tanh(x / c)
+            zc = x if c is None else np_capped(x, c)
             top = np.max(np.where(np.isfinite(zc), np.abs(zc), 0.0), axis=1)
             lse = top + math.log(x.shape[1]) + 1.0  # >= |lse(z)| for finite rows
             mx = np.max(zc, axis=1, keepdims=True)
@@ -261,7 +262,7 @@ class LinearCrossEntropy(LossDef):
             scale_m = self._logit_scale(problem)
             x = cp.rows["x"]
             c = problem.options["ce"].get("softcap")
-            zc = x if c is None else c * np.tanh(x / c)
+            zc = x if c is None else np_capped(x, c)
             pr = np.exp(zc - np.max(zc, axis=1, keepdims=True))
             pr = pr / np.sum(pr, axis=1, keepdims=True)
             s_z = float(problem.options["ce"].get("z_loss") or 0.0)
@@ -468,7 +469,8 @@ def _round_interval(p, b, fmt, bad):
         # |p - r| is exact in float64 for these formats' values), away from zero's sign question
         m, _ = np.frexp(np.where(fin, np.abs(r), 1.0))
         half = np.where((m == 0.5) & (np.abs(r) > np.ldexp(1.0, fmt.emin)), ulp / 4, ulp / 2)
-        ok = fin & (np.abs(p - r) + b2 < half) & ((r != 0) | (b2 == 0))
+        # |p - r| is exact; the sum with b2 is inflated by its own rounding, as in settle.py
+        ok = fin & ((np.abs(p - r) + b2) * (1 + 2.0 ** -50) + 2.0 ** -1074 < half) & ((r != 0) | (b2 == 0))
         slow = np.flatnonzero(fin & ~ok & (b2 > 0))
         if slow.size:
             pf, bf = p.reshape(-1)[slow], b2.reshape(-1)[slow]
