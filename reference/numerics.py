@@ -41,6 +41,12 @@ class FloatNS:
         """log(1 + exp(a)) without overflow."""
         return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
 
+    def softplus2(self, a):
+        """(softplus(a), softplus(-a)), the same values as two softplus calls, sharing their
+        log1p(exp(-|a|))."""
+        t = np.log1p(np.exp(-np.abs(a)))
+        return np.maximum(a, 0) + t, np.maximum(-a, 0) + t
+
     def tanh(self, a):
         """The format's own tanh: glibc's for float64 and long double (measured within 2 and 4
         units of u), SLEEF's tanhq_u10 for quad (within 1; tests/test_reference_quad.py)."""
@@ -153,6 +159,9 @@ class MpNS:
 
     def softplus(self, a):
         return _as_obj(_mp_softplus(a))
+
+    def softplus2(self, a):
+        return self.softplus(a), self.softplus(-a)
 
     def tanh(self, a):
         return _as_obj(_mp_tanh(a))  # +-1 at +-inf, NaN at NaN, like NumPy's

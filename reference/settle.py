@@ -14,6 +14,7 @@ tiny term lies below both precisions is never decided by the tie rule.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ PREC_CAP = 32768  # e^-20000 (±1e4 logits in the *.extreme families) is visible
 WORK_CAP = 2 ** 26  # past 4096 bits, escalate only while rows x columns x bits stays below this
 EXACT_CAP = 20000  # the most bits an exact (polynomial) evaluation may take
 GUARD = 12  # bits the working precision must keep beyond the output precision
+CHUNK_ROWS = 1 << 15  # unreduced calls settle this many rows at a time: the temporaries stay in cache
 PROGRESS_ELEMENTS = 1_000_000  # calls this big say how settling goes (logger "losscheck.oracle", INFO)
 LOG = logging.getLogger("losscheck.oracle")
 
@@ -297,6 +299,50 @@ def _float_stages(fmt: Format) -> list:
     return [ns for ns in (LD, QUAD) if ns is not None and ns.bits >= fmt.p + 20]
 
 
+# The float64 stage (formats of at most 24 bits, kernels with ``stage64``): float64's u, times 4
+# because NumPy's float64 exp/log/log1p/expm1/tanh err by up to 4 ulp where they are its own SIMD
+# or SVML code (glibc's are within 1-2; tests/test_reference_fastpath.py measures them), an
+# absolute slack for intermediates that underflow float64 (exp below e^-708: 2^-1074 each, scaled
+# by at most a few input-format factors afterwards), and acceptance only when an enclosure
+# MARGIN64 times as wide rounds to one value: a bound wrong by less than that changes no answer,
+# and what lies closer to a boundary goes on to long double with float64 as its second opinion.
+U64 = 4 * 2.0 ** -53
+ABS64 = 2.0 ** -600
+MARGIN64 = 2.0 ** 8
+STAGE64_MAX_P = 24
+
+
+def _rows_of(todo: np.ndarray, ncols: int) -> np.ndarray:
+    """The distinct rows of sorted flat indices ``todo`` (np.flatnonzero's), in O(n): no sort."""
+    if ncols == 1:
+        return todo
+    r = todo // ncols
+    if r.size < 2:
+        return r
+    return r[np.concatenate(([True], r[1:] != r[:-1]))]
+
+
+def _f64_stage(ev, fmt, cflat, depth, v64, hi, lo, rounded, done) -> None:
+    """Settle what the float64 evaluation alone can, for formats of at most 24 bits (see U64):
+    b = (18 + 4 log2 n) U64 (cond + |v|) (1 + 2^-48) + ABS64, accepted when [v - MARGIN64 b,
+    v + MARGIN64 b] rounds to one value and b is within FIGURE_ULP of an ulp; v is stored as the
+    pair (v, 0).  Non-finite values are left to the next stage (they need two precisions)."""
+    v = v64()
+    with np.errstate(all="ignore"):
+        fin = np.isfinite(v)
+        b = (18 + 4 * depth) * U64 * (cflat + np.abs(v)) * (1 + 2.0 ** -48) + ABS64
+        b = np.where((cflat == 0) & (v == 0), 0.0, b)  # no terms, no error: an exact zero
+        fin &= np.isfinite(b)
+        zero = np.zeros(v.shape)
+        ok, r_v, ulp = _round_enclosure(v, MARGIN64 * b, v, zero, fmt, fin, F64)
+        ok &= (b <= ulp * FIGURE_ULP) | (b == 0)
+    k = np.flatnonzero(ok)
+    hi[k] = v[k]
+    lo[k] = 0.0
+    rounded[k] = r_v[k]
+    done[k] = True
+
+
 def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, rounded, done) -> None:
     """Settle what a vectorised evaluation in ``ns`` can.  The kernels' evaluation error is at
     most (16 + 4 log2 n) u (cond + |v|); the enclosure [v - b, v + b] uses
@@ -307,8 +353,8 @@ def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, ro
     is within FIGURE_ULP of an ulp, and, for formats of at most 24 bits, the float64 evaluation
     rounds alike (a second opinion from another precision)."""
     if ev.separable:
-        rows = np.unique(todo // ncols)
-        idx = (rows[:, None] * ncols + np.arange(ncols)[None, :]).reshape(-1)
+        rows = _rows_of(todo, ncols)
+        idx = rows if ncols == 1 else (rows[:, None] * ncols + np.arange(ncols)[None, :]).reshape(-1)
         with np.errstate(all="ignore"):
             v = np.asarray(ev.compute(ns, rows)[0], ns.dtype).reshape(-1)
     else:
@@ -394,8 +440,90 @@ def _round_enclosure(v, b, h, low, fmt, fin, ns):
     return ok, r_v, ulp
 
 
+def _split_stage(ev, fmt, todo, values, rounded, done) -> None:
+    """Elements a kernel can write as exact + coef * tail (``Kernel.split``: exact and coef sums
+    and products of the inputs, exact at ``split_bits``; tail one transcendental with relative
+    error at most 4 u at that precision, u = 2^-bits).  The enclosure is the exact sum
+    exact + coef * tail widened by |coef * tail| 2^-(bits-4): its width is relative to the tail,
+    not to the value, so a dyadic exact part on a rounding midpoint next to a tail far below any
+    precision the mpmath stage could afford (e^-11000 next to 8000) is decided by the tail's sign.
+    The stored value is that sum rounded to bits + 32 bits towards the tail's side (never onto the
+    midpoint the exact part sits on); it must round to the same value."""
+    rows = todo
+    rd = ev._rows(rows)
+    gof = np.asarray(ev._gof(F64, rows), np.float64) if ev.want_grad else None
+    bits = ev.k.split_bits(rd, ev.wrt, gof)
+    if bits is None or bits > EXACT_CAP:
+        return
+    bits = max(bits, 128)
+    with mpmath.workprec(bits):
+        mask, ex, co, tl = ev.k.split(MP, rd, ev.wrt, ev._gof(MP, rows) if ev.want_grad else None)
+    for j in np.flatnonzero(mask):
+        t = libmp.mpf_mul(co[j]._mpf_, tl[j]._mpf_)  # exact products and sums (no precision given)
+        c = libmp.mpf_add(ex[j]._mpf_, t)
+        if c in (libmp.fnan, libmp.finf, libmp.fninf):
+            continue
+        err = libmp.mpf_shift(libmp.mpf_abs(t), -(bits - 4))
+        r = _interval_round(_wrap(c), _wrap(err), fmt)
+        if r is None or not math.isfinite(r):
+            continue
+        if r != 0:
+            q = max(math.frexp(abs(r))[1] - fmt.p, fmt.qmin)  # ulp(r) = 2^q
+            if libmp.mpf_cmp(err, libmp.from_man_exp(1, q + FIGURE_ULP_EXP)) > 0:
+                continue
+        if t == libmp.fzero:
+            stored = c
+        else:
+            mode = libmp.round_floor if t[0] else libmp.round_ceiling
+            stored = libmp.mpf_pos(c, bits + 32, mode)
+        got = round_raw(stored, fmt)
+        if got == r or (got == 0 and r == 0):
+            i = rows[j]
+            values[i], rounded[i], done[i] = _wrap(stored), r, True
+
+
+def _chunks(ev: Evaluation):
+    """Evaluations of consecutive row blocks of an unreduced ``ev`` (each element depends on its
+    own row only), or None when ``ev`` is reduced or small.  Settling block by block keeps the
+    vectorised stages' temporaries in cache; the mpmath stage's WORK_CAP then counts a block's
+    rows, not the call's."""
+    m = ev.p.m
+    if not ev.separable or ev.reduced or m <= 2 * CHUNK_ROWS:
+        return None
+    rows_go = None if ev.go is None else np.asarray(ev.p.go_rows(ev.go), np.float64)
+    out = []
+    for a in range(0, m, CHUNK_ROWS):
+        sl = slice(a, min(a + CHUNK_ROWS, m))
+        p = dataclasses.replace(ev.p, rows={k: v[sl] for k, v in ev.p.rows.items()},
+                                grad_output_rows=_identity)
+        out.append(Evaluation(p, ev.k, grad_output=None if rows_go is None else rows_go[sl], wrt=ev.wrt))
+    return out
+
+
+def _identity(a):
+    return a
+
+
 def settle(ev: Evaluation, fmt: Format) -> Settled:
     """Settle every element of ``ev`` for ``fmt`` (see :class:`Settled`)."""
+    chunks = _chunks(ev)
+    if chunks is not None:
+        t0 = time.perf_counter()
+        out, a = None, 0
+        for j, sub in enumerate(chunks):
+            part = _settle(sub, fmt)
+            if out is None:
+                out = Settled(*(np.empty((ev.p.m,) + f.shape[1:], f.dtype) for f in part))
+            for whole, f in zip(out, part):
+                whole[a:a + len(f)] = f
+            a += len(part.values)
+            if ev.p.m >= PROGRESS_ELEMENTS and (j + 1) % 32 == 0:
+                LOG.info("settled %d of %d row blocks (%.1f s)", j + 1, len(chunks), time.perf_counter() - t0)
+        return out
+    return _settle(ev, fmt)
+
+
+def _settle(ev: Evaluation, fmt: Format) -> Settled:
     cond, scale, nterms = ev.scales()
     shape = cond.shape
     n = cond.size
@@ -417,6 +545,11 @@ def settle(ev: Evaluation, fmt: Format) -> Settled:
     if big:
         LOG.info("settling %s elements for %s", f"{n:,}", fmt.name)
     if _fpu_is_clean():
+        if fmt.p <= STAGE64_MAX_P and getattr(ev.k, "stage64", False):
+            _f64_stage(ev, fmt, cflat, depth, v64, hi, lo, rounded, done)
+            if big:
+                LOG.info("53-bit stage: %s of %s settled (%.1f s)", f"{int(done.sum()):,}", f"{n:,}",
+                         time.perf_counter() - t0)
         for ns in _float_stages(fmt):
             todo = np.flatnonzero(~done)
             if not todo.size:
@@ -439,10 +572,10 @@ def settle(ev: Evaluation, fmt: Format) -> Settled:
         need[zero] = (np.log2((72 + 8 * depth[zero]) * cflat[zero]) - fmt.qmin + 1 - 32
                       - fmt.p - GUARD - 8 + 2)
     todo = np.flatnonzero(~done)
-    exact = ev.exact_prec(np.unique(todo // ncols) if ev.separable else None) if todo.size else None
+    exact = ev.exact_prec(_rows_of(todo, ncols) if ev.separable else None) if todo.size else None
     if exact is not None and exact[0] <= EXACT_CAP:
         bits, d, mask = exact
-        rows = np.unique(todo // ncols) if ev.separable else np.array([0])
+        rows = _rows_of(todo, ncols) if ev.separable else np.array([0])
         if mask is not None and ev.separable:
             rows = rows[np.asarray(mask, bool)]
         ev.undivided = True
@@ -458,12 +591,16 @@ def settle(ev: Evaluation, fmt: Format) -> Settled:
                     got = _round_quotient(vx[j, c], d, fmt, bits, ev.want_grad)
                     if got is not None:
                         values[i], rounded[i], done[i] = got[0], got[1], True
+    todo = np.flatnonzero(~done)
+    if (todo.size and ncols == 1 and hasattr(ev.k, "split") and ev.separable
+            and (not ev.reduced or ev.p.reduction == "sum")):  # a mean's seed is no product of inputs
+        _split_stage(ev, fmt, todo, values, rounded, done)
     # at least 64 bits: every float64 input, grad_output and option converts exactly
     prec = max(64, fmt.p + GUARD + 20)
     while not done.all():
         todo = np.flatnonzero(~done)
         if ev.separable:
-            rows = np.unique(todo // ncols)
+            rows = _rows_of(todo, ncols)
             idx = rows
         else:
             rows, idx = np.array([0]), None

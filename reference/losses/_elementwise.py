@@ -45,8 +45,22 @@ def prepare_pair(lossdef, args: tuple, kwargs: dict) -> Problem:
 class TermsKernel:
     """l = sum_k coef_k * term_k per element; subclasses give ``terms``, ``d`` and the scales."""
 
+    # settle.py may accept float64 values on their own for formats of at most 24 bits (its
+    # float64 stage): these kernels treat float64 like any working format (no stand-in values)
+    stage64 = True
+
     def __init__(self, problem: Problem):
         self.problem = problem
+        self._memo = None
+
+    def terms_of(self, ns, rows) -> list[tuple]:
+        """``terms(ns, rows)``, the float64 ones computed once per rows object: the value, the
+        scales and the float64 second opinion all start from them (the arrays are never written)."""
+        if ns is not F64:
+            return self.terms(ns, rows)
+        if self._memo is None or self._memo[0] is not rows:
+            self._memo = (rows, self.terms(F64, rows))  # holds rows: its id cannot be reused
+        return self._memo[1]
 
     def denominator(self, ns, rows):
         return ns.const(rows["x"].shape[0]), 0.0
@@ -60,7 +74,7 @@ class TermsKernel:
 
     def parts(self, ns, rows):
         val = mag = None
-        for c, t in self.terms(ns, rows):
+        for c, t in self.terms_of(ns, rows):
             v = c * t  # IEEE: 0 * inf is NaN, as in the documented formula and in torch
             val = v if val is None else val + v
             mag = np.abs(v) if mag is None else mag + np.abs(v)
@@ -68,7 +82,7 @@ class TermsKernel:
 
     def term_magnitude(self, rows) -> np.ndarray:
         """sum_k |coef_k| |term_k| in float64 (0 * inf counted as 0)."""
-        return sum(safe_mul(np.abs(c), np.abs(t)) for c, t in self.terms(F64, rows))
+        return sum(safe_mul(np.abs(c), np.abs(t)) for c, t in self.terms_of(F64, rows))
 
     def grad(self, ns, rows, gof, wrt):
         g = ns.asarray(gof) * self.d(ns, rows, wrt)

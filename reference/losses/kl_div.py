@@ -90,6 +90,7 @@ def _finite(a):
 
 
 class KlKernel(TermsKernel):
+    stage64 = False  # its float stages abstain with a float64 stand-in 0 (_abstain): a second opinion only
     """The value, both gradients and their scales; masks come from the float64 row copies."""
 
     def __init__(self, problem):
