@@ -3,9 +3,13 @@
 An element is accepted only when an enclosure of its exact value rounds to a single value of the
 output format; the rest is reported undetermined, never guessed (docs/oracle.md, "Settling").
 
-Stage 0 (vectorised): float64 and long double; accepted when the long-double value +- the kernel's
-error bound (16 + 4 log2 n) u_ld (cond + |v|) rounds to one value (and, for formats of at most 24
-bits, the float64 value rounds to it too).  The exact path: rows a kernel can evaluate exactly
+Stage 0 (vectorised): for formats of at most 24 bits and kernels that allow it (``stage64``),
+float64 alone first, with u = 4 * 2^-53, an absolute slack and a 2^8-wide margin; then long double
+(and quad); accepted when the value +- the kernel's error bound (16 + 4 log2 n) u (cond + |v|)
+rounds to one value (and, for formats of at most 24 bits, the float64 value rounds to it too).
+Unreduced calls are settled in blocks of CHUNK_ROWS rows.  The split stage: an element a kernel
+writes as an exact dyadic part plus a tail of known sign (``Kernel.split``) is decided from that
+sum, so a midpoint next to a tail no precision can see is settled by the tail's sign.  The exact path: rows a kernel can evaluate exactly
 (``Kernel.exact_prec``) are computed once without rounding and rounded directly, so a dyadic value
 on a midpoint is decided correctly.  Stage 1 (mpmath): the rest at P and P + 32 bits; accepted
 when [v - b, v + b] with b = (64 + 8 log2 n) 2^-(P+32) (cond + |v|) rounds to one value that the
@@ -324,22 +328,27 @@ def _rows_of(todo: np.ndarray, ncols: int) -> np.ndarray:
 
 def _f64_stage(ev, fmt, cflat, depth, v64, hi, lo, rounded, done) -> None:
     """Settle what the float64 evaluation alone can, for formats of at most 24 bits (see U64):
-    b = (18 + 4 log2 n) U64 (cond + |v|) (1 + 2^-48) + ABS64, accepted when [v - MARGIN64 b,
-    v + MARGIN64 b] rounds to one value and b is within FIGURE_ULP of an ulp; v is stored as the
-    pair (v, 0).  Non-finite values are left to the next stage (they need two precisions)."""
+    b = (18 + 4 log2 n) U64 (cond + |v|) (1 + 2^-48) + ABS64; accepted when both ends of
+    [v - w, v + w], w = MARGIN64 b (1 + 2^-10), formed in float64, round to one value of the format
+    with one sign and neither end is 0 (an end's own rounding moves it by at most 2^-53 of it,
+    less than the 2^-10 w of room, so every point of [v - MARGIN64 b, v + MARGIN64 b] lies between
+    them and rounds alike: rounding is monotone), and b <= 2^-10 max(2^-p |r|, 2^qmin) <= 2^-10
+    ulp(r) (FIGURE_ULP).  v is stored as the pair (v, 0).  Non-finite values go on to the next
+    stage (two precisions decide them)."""
     v = v64()
     with np.errstate(all="ignore"):
-        fin = np.isfinite(v)
         b = (18 + 4 * depth) * U64 * (cflat + np.abs(v)) * (1 + 2.0 ** -48) + ABS64
         b = np.where((cflat == 0) & (v == 0), 0.0, b)  # no terms, no error: an exact zero
-        fin &= np.isfinite(b)
-        zero = np.zeros(v.shape)
-        ok, r_v, ulp = _round_enclosure(v, MARGIN64 * b, v, zero, fmt, fin, F64)
-        ok &= (b <= ulp * FIGURE_ULP) | (b == 0)
+        w = b * (MARGIN64 * (1 + 2.0 ** -10))
+        e_lo, e_hi = v - w, v + w
+        r = round_float(e_lo, fmt)
+        ok = (r == round_float(e_hi, fmt)) & (np.signbit(e_lo) == np.signbit(e_hi)) & np.isfinite(r)
+        ok &= ((e_lo != 0) & (e_hi != 0)) | (b == 0)
+        ok &= b * 2.0 ** (fmt.p - FIGURE_ULP_EXP) <= np.maximum(np.abs(r), 2.0 ** (fmt.qmin + fmt.p))
     k = np.flatnonzero(ok)
     hi[k] = v[k]
     lo[k] = 0.0
-    rounded[k] = r_v[k]
+    rounded[k] = r[k]
     done[k] = True
 
 
@@ -482,6 +491,12 @@ def _split_stage(ev, fmt, todo, values, rounded, done) -> None:
             values[i], rounded[i], done[i] = _wrap(stored), r, True
 
 
+def _ceil_log2(n: np.ndarray) -> np.ndarray:
+    """ceil(log2(max(n, 1))) of term counts, as float64: the bit length of n - 1 (frexp's exponent;
+    exact below 2^53), without a logarithm per element."""
+    return np.frexp(np.maximum(n, 1) - 1)[1].astype(np.float64)
+
+
 def _chunks(ev: Evaluation):
     """Evaluations of consecutive row blocks of an unreduced ``ev`` (each element depends on its
     own row only), or None when ``ev`` is reduced or small.  Settling block by block keeps the
@@ -536,7 +551,7 @@ def _settle(ev: Evaluation, fmt: Format) -> Settled:
     ncols = shape[1]
     cflat, nflat = cond.reshape(-1), nterms.reshape(-1)
     # sums are pairwise (FloatNS.sum) or exact (MpNS.sum), so the term count enters through log2 n
-    depth = np.ceil(np.log2(np.maximum(nflat, 1)))
+    depth = _ceil_log2(nflat)
     v64 = _Lazy(lambda: np.asarray(ev.compute(F64)[0], np.float64).reshape(-1))
     hi = np.full(n, np.nan)  # float-backed stored values hi + lo (values[i] stays None)
     lo = np.zeros(n)
@@ -559,19 +574,22 @@ def _settle(ev: Evaluation, fmt: Format) -> Settled:
                 LOG.info("%d-bit stage: %s of %s settled (%.1f s)", ns.bits, f"{int(done.sum()):,}", f"{n:,}",
                          time.perf_counter() - t0)
 
-    est = np.abs(v64()) if not done.all() else np.ones(n)
-    need = np.zeros(n)
-    with np.errstate(all="ignore"):
-        ratio = (16 + 2 * nflat) * cflat / est
-        good = np.isfinite(ratio) & (ratio > 1)
-        need[good] = np.log2(ratio[good])
-        # a float64 estimate of exactly 0 next to terms (total cancellation): no precision below
-        # the one whose enclosure fits inside the format's zero-rounding range can settle it, so
-        # start there instead of doubling through every smaller one (each a full re-evaluation)
-        zero = (est == 0) & (cflat > 0) & np.isfinite(cflat)
-        need[zero] = (np.log2((72 + 8 * depth[zero]) * cflat[zero]) - fmt.qmin + 1 - 32
-                      - fmt.p - GUARD - 8 + 2)
     todo = np.flatnonzero(~done)
+    need = np.zeros(n)
+    if todo.size:  # only the elements left need it (the float stages settle most)
+        est, c_t, n_t, d_t = np.abs(v64()[todo]), cflat[todo], nflat[todo], depth[todo]
+        nd = np.zeros(todo.size)
+        with np.errstate(all="ignore"):
+            ratio = (16 + 2 * n_t) * c_t / est
+            good = np.isfinite(ratio) & (ratio > 1)
+            nd[good] = np.log2(ratio[good])
+            # a float64 estimate of exactly 0 next to terms (total cancellation): no precision below
+            # the one whose enclosure fits inside the format's zero-rounding range can settle it, so
+            # start there instead of doubling through every smaller one (each a full re-evaluation)
+            zero = (est == 0) & (c_t > 0) & np.isfinite(c_t)
+            nd[zero] = (np.log2((72 + 8 * d_t[zero]) * c_t[zero]) - fmt.qmin + 1 - 32
+                        - fmt.p - GUARD - 8 + 2)
+        need[todo] = nd
     exact = ev.exact_prec(_rows_of(todo, ncols) if ev.separable else None) if todo.size else None
     if exact is not None and exact[0] <= EXACT_CAP:
         bits, d, mask = exact

@@ -171,8 +171,7 @@ class BcelKernel(_BinaryKernel):
             pw, w = self._w(ns, rows, "pos_weight"), self._w(ns, rows, "weight")
             dy = -x if pw is None else pw * ns.softplus(-x) - ns.softplus(x)
             return dy if w is None else w * dy
-        x, _, c1, c2 = self._coefs(ns, rows)
-        sp_pos, sp_neg = ns.softplus2(x)
+        (c1, sp_neg), (c2, sp_pos) = self.terms_of(ns, rows)  # the float64 ones computed once
         s_pos = ns.exp(-sp_neg)  # sigmoid(x)
         s_neg = ns.exp(-sp_pos)  # sigmoid(-x)
         return c2 * s_pos - c1 * s_neg
