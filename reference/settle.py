@@ -328,7 +328,7 @@ def _rows_of(todo: np.ndarray, ncols: int) -> np.ndarray:
 
 def _f64_stage(ev, fmt, cflat, depth, v64, hi, lo, rounded, done) -> None:
     """Settle what the float64 evaluation alone can, for formats of at most 24 bits (see U64):
-    b = (18 + 4 log2 n) U64 (cond + |v|) (1 + 2^-48) + ABS64; accepted when both ends of
+    b = (18 + 4 log2 n) U64 (cond + |v|) (1 + 2^-48) + ABS64 (never 0); accepted when both ends of
     [v - w, v + w], w = MARGIN64 b (1 + 2^-10), formed in float64, round to one value of the format
     with one sign and neither end is 0 (an end's own rounding moves it by at most 2^-53 of it,
     less than the 2^-10 w of room, so every point of [v - MARGIN64 b, v + MARGIN64 b] lies between
@@ -337,13 +337,15 @@ def _f64_stage(ev, fmt, cflat, depth, v64, hi, lo, rounded, done) -> None:
     stage (two precisions decide them)."""
     v = v64()
     with np.errstate(all="ignore"):
+        # no exact-zero rule here (cond = v = 0): float64 cond and v both underflow where every
+        # term is below 2^-1074 (-e^-745.5 reads 0 next to cond 0), so b >= ABS64 always and the
+        # sign of a zero is left to long double
         b = (18 + 4 * depth) * U64 * (cflat + np.abs(v)) * (1 + 2.0 ** -48) + ABS64
-        b = np.where((cflat == 0) & (v == 0), 0.0, b)  # no terms, no error: an exact zero
         w = b * (MARGIN64 * (1 + 2.0 ** -10))
         e_lo, e_hi = v - w, v + w
         r = round_float(e_lo, fmt)
         ok = (r == round_float(e_hi, fmt)) & (np.signbit(e_lo) == np.signbit(e_hi)) & np.isfinite(r)
-        ok &= ((e_lo != 0) & (e_hi != 0)) | (b == 0)
+        ok &= (e_lo != 0) & (e_hi != 0)
         ok &= b * 2.0 ** (fmt.p - FIGURE_ULP_EXP) <= np.maximum(np.abs(r), 2.0 ** (fmt.qmin + fmt.p))
     k = np.flatnonzero(ok)
     hi[k] = v[k]

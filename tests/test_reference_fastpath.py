@@ -52,6 +52,11 @@ def _calls(loss, x, t, check, **kw):
     return R.evaluate_grad(loss, x, t, grad_output=np.ones(x.shape, x.dtype), wrt=check, reduction="none", **kw)
 
 
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+
+
 def _compare(loss, args, check, **kw):
     """Fast vs previous path: the same rounding where both settle, no element undetermined that
     was settled before, and each newly settled one as the brute force decides it."""
@@ -59,8 +64,8 @@ def _compare(loss, args, check, **kw):
     with previous_path():
         old = _calls(loss, *args, check, **kw)
     both = ~new.undetermined & ~old.undetermined
-    a, b = new.rounded.astype(np.float64)[both], old.rounded.astype(np.float64)[both]
-    assert np.array_equal(a, b, equal_nan=True), (loss, check, np.flatnonzero(a != b)[:5])
+    a, b = (_bits(e.rounded)[both] for e in (new, old))  # bit patterns: the sign of a zero counts
+    assert np.array_equal(a, b), (loss, check, np.flatnonzero(a != b)[:5])
     assert not np.any(new.undetermined & ~old.undetermined)
     gained = np.flatnonzero(old.undetermined & ~new.undetermined)
     if gained.size:
@@ -69,7 +74,9 @@ def _compare(loss, args, check, **kw):
         go = None if wrt is None else np.ones(len(sub[0]))
         brute = settle_brute(loss, sub, dict(kw, reduction="none"), args[0].dtype, grad_output=go, wrt=wrt)
         ok = brute.decided
-        assert np.array_equal(brute.rounded[ok], new.rounded.reshape(-1)[gained[:8]].astype(np.float64)[ok])
+        got = new.rounded.reshape(-1)[gained[:8]].astype(np.float64)[ok]
+        assert np.array_equal(np.signbit(brute.rounded[ok]), np.signbit(got))
+        assert np.array_equal(brute.rounded[ok], got)
     return new, old
 
 
@@ -122,6 +129,10 @@ def test_bcel_float16_sample_matches_the_previous_path(check):
     x, t = _grid(_float16_values(step=29, lim=60), TARGETS16)
     new, _ = _compare(BCEL, (x, t), check)
     assert not new.undetermined.any()
+    # where every term underflows float64 (-e^-745.5 next to cond 0): the sign of a zero
+    x, t = _grid(np.array([700, 745.5, 800, 3000, -745.5, -3000], np.float16), TARGETS16)
+    new, _ = _compare(BCEL, (x, t), check)
+    assert not new.undetermined.any()
 
 
 @pytest.mark.parametrize("check", ["value", "input"])
@@ -171,7 +182,8 @@ def test_split_agrees_with_the_brute_force_where_it_can_decide():
         brute = settle_brute(BCEL, (x, t), {"reduction": "none"}, "float16",
                              grad_output=None if wrt is None else np.ones(x.shape), wrt=wrt)
         assert brute.decided.all() and not new.undetermined.any()
-        assert np.array_equal(brute.rounded, new.rounded.astype(np.float64).reshape(-1))
+        got = new.rounded.astype(np.float64).reshape(-1)
+        assert np.array_equal(brute.rounded, got) and np.array_equal(np.signbit(brute.rounded), np.signbit(got))
 
 
 def test_row_blocks_give_the_answers_of_one_block():
