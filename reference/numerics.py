@@ -23,7 +23,14 @@ class FloatNS:
         self.exact = False
 
     def asarray(self, a):
-        return np.asarray(a).astype(self.dtype)
+        """``a`` in this format; an array already in it comes back as a read-only view, not a copy
+        (float64 rows in the float64 namespace: the kernels never write into their operands)."""
+        a = np.asarray(a)
+        if a.dtype != self.dtype:
+            return a.astype(self.dtype)
+        v = a.view()
+        v.flags.writeable = False
+        return v
 
     def const(self, c):
         return self.dtype.type(c)

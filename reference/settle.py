@@ -496,6 +496,8 @@ def _split_stage(ev, fmt, todo, values, rounded, done) -> None:
 def _ceil_log2(n: np.ndarray) -> np.ndarray:
     """ceil(log2(max(n, 1))) of term counts, as float64: the bit length of n - 1 (frexp's exponent;
     exact below 2^53), without a logarithm per element."""
+    if n.size and n.min() == n.max():  # one term count (elementwise kernels): one frexp
+        return np.full(n.shape, float(np.frexp(max(int(n.flat[0]), 1) - 1)[1]))
     return np.frexp(np.maximum(n, 1) - 1)[1].astype(np.float64)
 
 

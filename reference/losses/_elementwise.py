@@ -19,9 +19,15 @@ def one(ns):
 
 
 def safe_mul(a, b):
-    """a * b with 0 * inf := 0, for float64 scale arithmetic."""
+    """a * b with 0 * inf := 0, for float64 scale arithmetic (the product's NaNs are looked at
+    only where there are any: most calls have none)."""
     with np.errstate(invalid="ignore"):
-        return np.where((a == 0) | (b == 0), 0.0, a * b)
+        p = np.multiply(a, b, dtype=np.float64)
+        p += 0.0  # a zero product is +0, as np.where's 0.0 was
+        bad = np.isnan(p)
+        if bad.any():
+            p = np.where(bad & ((np.asarray(a) == 0) | (np.asarray(b) == 0)), 0.0, p)
+        return p
 
 
 def prepare_pair(lossdef, args: tuple, kwargs: dict) -> Problem:
