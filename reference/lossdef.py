@@ -145,6 +145,13 @@ class Kernel(Protocol):
     def grad_scales(self, rows, gof, wrt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(cond, natural scale, nterms) of the gradient w.r.t. ``wrt``."""
 
+    # Optional, read by settle.py with getattr (docs/oracle.md, "Settling"):
+    #   exact_prec(rows, wrt, grad_output) -> bits | (bits, row mask) | None: rows that are sums and
+    #     products of the inputs, exact at that precision;
+    #   stage64 = True: float64 values may be accepted on their own for formats of <= 24 bits;
+    #   split_bits(rows, wrt, gof) and split(ns, rows, wrt, gof) -> (mask, exact, coef, tail): an
+    #     element as an exact part plus coef times a tail of relative error <= 4 u (the split stage).
+
 
 # ------------------------------------------------------------------------------ validation helpers
 

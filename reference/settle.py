@@ -451,14 +451,17 @@ def _round_enclosure(v, b, h, low, fmt, fin, ns):
     return ok, r_v, ulp
 
 
+SPLIT_TAIL_PREC = 128  # bits of the split stage's tails: far more than a 24-bit format needs
+
+
 def _split_stage(ev, fmt, todo, values, rounded, done) -> None:
     """Elements a kernel can write as exact + coef * tail (``Kernel.split``: exact and coef sums
-    and products of the inputs, exact at ``split_bits``; tail one transcendental with relative
-    error at most 4 u at that precision, u = 2^-bits).  The enclosure is the exact sum
-    exact + coef * tail widened by |coef * tail| 2^-(bits-4): its width is relative to the tail,
+    and products of the inputs, exact at ``split_bits``; tail(ns) one transcendental with relative
+    error at most 4 u, evaluated at P = SPLIT_TAIL_PREC bits, u = 2^-P).  The enclosure is the
+    exact sum exact + coef * tail widened by |coef * tail| 2^-(P-4): its width is relative to the tail,
     not to the value, so a dyadic exact part on a rounding midpoint next to a tail far below any
     precision the mpmath stage could afford (e^-11000 next to 8000) is decided by the tail's sign.
-    The stored value is that sum rounded to bits + 32 bits towards the tail's side (never onto the
+    The stored value is that sum rounded to P + 32 bits towards the tail's side (never onto the
     midpoint the exact part sits on); it must round to the same value."""
     rows = todo
     rd = ev._rows(rows)
@@ -466,9 +469,11 @@ def _split_stage(ev, fmt, todo, values, rounded, done) -> None:
     bits = ev.k.split_bits(rd, ev.wrt, gof)
     if bits is None or bits > EXACT_CAP:
         return
-    bits = max(bits, 128)
     with mpmath.workprec(bits):
-        mask, ex, co, tl = ev.k.split(MP, rd, ev.wrt, ev._gof(MP, rows) if ev.want_grad else None)
+        mask, ex, co, tail = ev.k.split(MP, rd, ev.wrt, ev._gof(MP, rows) if ev.want_grad else None)
+    with mpmath.workprec(SPLIT_TAIL_PREC):
+        tl = tail(MP)
+    bits = SPLIT_TAIL_PREC  # the tail's precision: its relative error is within 4 * 2^-bits
     for j in np.flatnonzero(mask):
         t = libmp.mpf_mul(co[j]._mpf_, tl[j]._mpf_)  # exact products and sums (no precision given)
         c = libmp.mpf_add(ex[j]._mpf_, t)

@@ -134,8 +134,9 @@ class BcelKernel(_BinaryKernel):
 
     def split(self, ns, rows, wrt, gof):
         """(mask, exact, coef, tail): where ``mask`` (every input finite), the element is exactly
-        exact + coef * tail, with exact and coef sums and products of the inputs and tail > 0 one
-        transcendental whose relative error in ``ns`` is at most 4 u (see settle._split_stage).
+        exact + coef * tail(ns), with exact and coef sums and products of the inputs (exact in
+        ``ns`` at split_bits) and tail(ns) > 0 one transcendental whose relative error in ``ns`` is
+        at most 4 u, at the precision settle._split_stage picks for it.
         With c1 = w p y, c2 = w (1 - y) and L = log1p(e^-|x|): softplus(x) = max(x, 0) + L, so the
         value is c2 max(x, 0) + c1 max(-x, 0) + (c1 + c2) L; the gradient, with
         sigmoid(+-x) = 1 - sigmoid(-|x|) on the side of x's sign, is g (c2 or -c1) -+ g (c1 + c2)
@@ -149,15 +150,23 @@ class BcelKernel(_BinaryKernel):
             mask &= np.isfinite(np.asarray(ns.to_float64(gof), np.float64))
         xs = np.where(mask, x, zero)
         pos, neg = xf > 0, xf < 0
-        e = ns.exp(-np.abs(xs))
+
+        def e(ns2):
+            return ns2.exp(-np.abs(xs))
+
         if wrt is None:
             exact = c2 * np.where(pos, xs, zero) - c1 * np.where(neg, xs, zero)
-            return mask, exact, c1 + c2, ns.log1p(e)
+            return mask, exact, c1 + c2, lambda ns2: ns2.log1p(e(ns2))
         go = ns.asarray(gof)
         exact = go * np.where(pos, c2, np.where(neg, -c1, (c2 - c1) / ns.const(2)))
         both = go * (c1 + c2)
         coef = np.where(pos, -both, np.where(neg, both, zero))
-        return mask, exact, coef, e / (ns.const(1) + e)
+
+        def sigmoid_neg(ns2):  # sigmoid(-|x|) = e / (1 + e)
+            t = e(ns2)
+            return t / (ns2.const(1) + t)
+
+        return mask, exact, coef, sigmoid_neg
 
     def extra_scale(self, rows, terms):
         # the logit is the natural unit too: (1-y)*x - lw*log_sigmoid(x), torch's documented-stable
