@@ -7,11 +7,11 @@ Stage 0 (vectorised): for formats of at most 24 bits and kernels that allow it (
 float64 alone first, with u = 4 * 2^-53, an absolute slack and a 2^8-wide margin; then long double
 (and quad); accepted when the value +- the kernel's error bound (16 + 4 log2 n) u (cond + |v|)
 rounds to one value (and, for formats of at most 24 bits, the float64 value rounds to it too).
-Unreduced calls are settled in blocks of CHUNK_ROWS rows.  The split stage: an element a kernel
-writes as an exact dyadic part plus a tail of known sign (``Kernel.split``) is decided from that
-sum, so a midpoint next to a tail no precision can see is settled by the tail's sign.  The exact path: rows a kernel can evaluate exactly
-(``Kernel.exact_prec``) are computed once without rounding and rounded directly, so a dyadic value
-on a midpoint is decided correctly.  Stage 1 (mpmath): the rest at P and P + 32 bits; accepted
+Unreduced calls are settled in blocks of CHUNK_ROWS rows.  The exact path: rows a kernel can
+evaluate exactly (``Kernel.exact_prec``) are computed once without rounding and rounded directly,
+so a dyadic value on a midpoint is decided correctly.  The split stage: an element a kernel writes
+as an exact dyadic part plus a tail of known sign (``Kernel.split``) is decided from that sum, so a
+midpoint next to a tail no precision can see is settled by the tail's sign.  Stage 1 (mpmath): the rest at P and P + 32 bits; accepted
 when [v - b, v + b] with b = (64 + 8 log2 n) 2^-(P+32) (cond + |v|) rounds to one value that the
 P value agrees with; P doubles up to :data:`PREC_CAP`.  A value exactly on a midpoint because a
 tiny term lies below both precisions is never decided by the tie rule.
