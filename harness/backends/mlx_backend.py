@@ -98,7 +98,7 @@ class MlxBackend(FrameworkBackend):
         if logits:
             self._no(kwargs, loss, "pos_weight")
         w = kwargs.pop("weight", None)
-        w = None if w is None else self._to_lib(np.ascontiguousarray(np.broadcast_to(w, np.shape(args[0]))))
+        w = None if w is None else self._to_lib(np.array(np.broadcast_to(w, np.shape(args[0])), order="C"))
         r = self._reduction(kwargs)
         return lambda a: self._L.binary_cross_entropy(a["input"], a["target"], weights=w, with_logits=logits,
                                                       reduction=r)

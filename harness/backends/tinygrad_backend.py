@@ -53,7 +53,7 @@ class TinygradBackend(FrameworkBackend):
     def _to_lib(self, a: np.ndarray) -> Any:
         if a.dtype == BFLOAT16:  # through float32 (exact), then tinygrad's own bfloat16
             return self._Tensor(a.astype(np.float32)).cast(self._dtypes.bfloat16)
-        return self._Tensor(np.ascontiguousarray(a))
+        return self._Tensor(np.array(a, order="C", copy=True))  # not ascontiguousarray: 0-d stays 0-d
 
     def _to_numpy(self, a: Any) -> np.ndarray:
         if a.dtype == self._dtypes.bfloat16:
