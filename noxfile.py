@@ -45,9 +45,11 @@ def install_browser(session: nox.Session) -> bool:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite (what .ci/run runs); under CI it first installs Chromium for the browser test."""
+    """The test suite (what .ci/run runs); under CI it first installs Chromium for the browser test.
+    The mlx extra is the one non-torch library backend CI runs end to end (37 MB, seconds to
+    install); the keras / tensorflow / tinygrad tests skip, saying so, without theirs."""
     install_browser(session)
-    session.install("-c", CONSTRAINTS, "-e", ".[test,fast]")
+    session.install("-c", CONSTRAINTS, "-e", ".[test,fast,mlx]")
     session.run("pytest", "-n", "2", "-q", *session.posargs)
 
 

@@ -79,8 +79,8 @@ def _version() -> str:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", default=[], metavar="SPEC",
-                   help="torch, numpy, numpy-naive, jax, inductor, liger, cce, cce-compile, an entry point, "
-                        "or pkg.mod (a module or object "
+                   help="torch, numpy, numpy-naive, jax, inductor, liger, cce, cce-compile, mlx, keras, "
+                        "tensorflow, tinygrad, an entry point, or pkg.mod (a module or object "
                         "whose attributes are the loss functions, like torch.nn.functional) or "
                         "pkg.mod:attr; repeatable (default: torch)")
     p.add_argument("--suite", default=DEFAULT_SUITE, help="case suite (see `losscheck suites`)")
@@ -138,7 +138,8 @@ def device_arg(text: str) -> str:
 def _add_device_option(p: argparse.ArgumentParser, default_text: str = "[tool.losscheck] device, else cpu") -> None:
     p.add_argument("--device", type=device_arg, metavar="DEVICE",
                    help="torch device for the torch-tensor backends (torch and drop-ins): cpu, cuda, cuda:N, "
-                        f"mps, xpu; numpy, numpy-naive and jax ignore it (default: {default_text})")
+                        f"mps, xpu; numpy, numpy-naive, jax and the other non-torch libraries ignore it "
+                        f"(default: {default_text})")
 
 
 def build_parser() -> argparse.ArgumentParser:

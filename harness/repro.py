@@ -47,6 +47,7 @@ def snippet(case, backend_spec: str, check: str = "value", out_dtype: str | None
     """Python source reproducing ``case`` (``check``: "value" or "grad:<arg>") with ``backend_spec``;
     ``out_dtype``: the format the backend returned instead of the input's, which the exact answer
     printed beside it is then settled in."""
+    from harness.backends.loading import BUILTIN, is_dropin
     from reference import registry
 
     checks = registry.get(case.loss).checks_for(case.args, case.kwargs)
@@ -54,7 +55,8 @@ def snippet(case, backend_spec: str, check: str = "value", out_dtype: str | None
         raise ValueError(f"check must be one of {', '.join(checks)}, got {check!r}")
     literal = all(np.size(a) <= MAX_LITERAL for a in _arrays(case))
     embed = sum(np.asarray(a).nbytes for a in _arrays(case)) <= MAX_EMBED
-    module_like = backend_spec == "torch" or "." in backend_spec or ":" in backend_spec
+    module_like = backend_spec == "torch" or (("." in backend_spec or ":" in backend_spec)
+                                              and backend_spec not in BUILTIN and is_dropin(backend_spec))
     lines = [(f"# losscheck repro: case {case.id} ({case.loss}, family {case.family}, "
               f"{case.dtype}, check {check}, backend {backend_spec})")]
     lines.append(_TORCH_HEADER)
@@ -180,7 +182,8 @@ def _call_module(case, spec: str, check: str) -> list[str]:
 
 
 def _call_backend(case, spec: str, check: str, literal: bool) -> list[str]:
-    """Built-in non-torch backends (numpy, jax, entry points) take a Case, not tensors."""
+    """Built-in non-torch backends (numpy, jax, entry points) and Backend classes or objects
+    (``pkg.mod:MyBackend``) take a Case, not tensors: ``load(spec)`` builds them as the run did."""
     lines = ["from harness.backends import load"]
     if literal:
         go = "np_grad_output" if case.grad_output is not None else "None"

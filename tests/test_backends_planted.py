@@ -149,3 +149,18 @@ def test_not_implemented_is_unsupported_for_bfloat16_only():
             b.evaluate(case(loss, [args[0].astype(ml_dtypes.bfloat16), *args[1:]], kw))
         assert same_bits(b.evaluate(case(loss, args, kw)).value,
                          np_of(getattr(F, loss)(*(torch_of(a) for a in args), **kw)))
+
+
+def test_lse_minus_dot_is_right_only_for_rows_of_unit_mass():
+    x = np.array([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0]])
+    unit = np.array([[0.25, 0.5, 0.25], [1.0, 0.0, 0.0]])
+    for kwargs in ({"reduction": "none"}, {"reduction": "none", "label_smoothing": 0.2}):
+        bad, good = _both("lse_minus_dot", "cross_entropy", [x, unit], kwargs)
+        np.testing.assert_allclose(bad.value, good.value, rtol=1e-14)
+    lse = np.log(np.exp(x).sum(axis=1))
+    bad, good = _both("lse_minus_dot", "cross_entropy", [x, 2 * unit], {"reduction": "none"})
+    np.testing.assert_allclose(bad.value, good.value - lse, rtol=1e-14)  # off by (s - 1) lse, s = 2
+    bad, good = _both("lse_minus_dot", "cross_entropy", [x, 2 * unit], {"reduction": "sum"}, grad=True,
+                      grad_output=np.float64(1.5))
+    np.testing.assert_allclose(bad.grads["target"], good.grads["target"], rtol=1e-14)  # torch's target gradient
+    assert not np.allclose(bad.grads["input"], good.grads["input"])

@@ -55,7 +55,9 @@ def test_smoke_is_small_and_has_every_loss_and_dtype(smoke):
     assert 30 <= len(smoke) <= 160  # 2 cases per family: 66 families over 13 losses
     assert {c.loss for c in smoke} == set(registry.LOSSES)
     assert {c.dtype for c in smoke} == set(registry.DTYPES)
-    assert sum(c.args[0].size for c in smoke) < 5000
+    # 5500: a family added before others rotates their smoke dtype, so the element count moves by
+    # more than the new family's share (ce.probability_mass: 4982 -> 5025 elements)
+    assert sum(c.args[0].size for c in smoke) < 5500
 
 
 def test_gate_covers_every_declared_cell(gate):
@@ -80,7 +82,8 @@ def test_gate_covers_every_reduction_and_family_per_dtype(gate):
 
 def test_gate_size_budget_and_large_classes(gate):
     # 2600: cross_entropy's softcap/z_loss families and linear_cross_entropy added ~160 small
-    # cases (2372 -> 2528); the element budget below and the gate's wall time are what bound its cost
+    # cases (2372 -> 2528); the element budget below and the gate's wall time are what bound its cost;
+    # ce.probability_mass (targets of mass != 1, zeros, entries > 1) 36 more (2564, 249,080 elements)
     assert 1000 <= len(gate) <= 2600
     assert sum(c.args[0].size for c in gate) <= 250_000
     for loss in ("cross_entropy", "softmax", "log_softmax"):

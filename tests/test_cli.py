@@ -126,6 +126,7 @@ DEFECTS = [  # (planted module, loss, family, dtype): the slice of the gate suit
     ("bcewl_via_sigmoid", "binary_cross_entropy_with_logits", "bcel.edges", "float32"),
     ("backward_ignores_grad_output", "cross_entropy", "ce.random", "float64"),
     ("lse_rounded", "cross_entropy", "ce.extreme", "bfloat16"),
+    ("lse_minus_dot", "cross_entropy", "ce.probability_mass", "float32"),
 ]
 
 

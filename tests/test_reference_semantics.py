@@ -268,3 +268,27 @@ def test_targets_must_be_int64_and_ignore_index_an_integer():
         R.cross_entropy(x, big)
     with pytest.raises(ValueError, match="^ignore_index: must be an integer, got nan"):
         R.cross_entropy(x, np.array([0, 1]), ignore_index=float("nan"))
+
+
+def test_probability_targets_of_any_mass_match_torch_element_by_element():
+    """torch does not normalise probability targets (rows of mass 0, 0.5, 3, counts above 1): the
+    oracle's -sum_c w_c ((1-eps) y_c + eps/C) log p_c agrees with float64 torch on every element,
+    value and both gradients, with smoothing and class weights (ce.probability_mass's cases)."""
+    import torch
+    import torch.nn.functional as F
+
+    import cases
+    suite = [c for c in cases.build_suite("gate") if c.family == "ce.probability_mass" and c.dtype == "float64"]
+    assert len(suite) >= 8
+    for case in suite:
+        x, y = (torch.from_numpy(np.array(a)).requires_grad_() for a in case.args)
+        kw = {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in case.kwargs.items()}
+        out = F.cross_entropy(x, y, **kw)
+        out.backward(torch.from_numpy(np.array(case.grad_output)))
+        want = {"value": out.detach().numpy(), "input": x.grad.numpy(), "target": y.grad.numpy()}
+        got = {"value": R.evaluate("cross_entropy", *case.args, **case.kwargs).rounded}
+        for wrt in ("input", "target"):
+            got[wrt] = R.evaluate_grad("cross_entropy", *case.args, grad_output=case.grad_output, wrt=wrt,
+                                       **case.kwargs).rounded
+        for k, w in want.items():
+            np.testing.assert_allclose(got[k], w, rtol=1e-12, atol=1e-12, err_msg=f"{case.id} {k}")

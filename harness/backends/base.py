@@ -45,6 +45,15 @@ class Observation:
     missing: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # a NumPy scalar (np.float32(...), what ``arr.sum()`` gives) is a 0-d output of its dtype;
+        # a Python float is not (it has no format to judge it in)
+        if isinstance(self.value, np.generic):
+            object.__setattr__(self, "value", np.asarray(self.value))
+        if isinstance(self.grad, np.generic):
+            object.__setattr__(self, "grad", np.asarray(self.grad))
+        if any(isinstance(g, np.generic) for g in self.grads.values()):
+            object.__setattr__(self, "grads", {k: np.asarray(g) if isinstance(g, np.generic) else g
+                                               for k, g in self.grads.items()})
         if self.grad is not None and "input" not in self.grads:
             object.__setattr__(self, "grads", {**self.grads, "input": self.grad})
         elif self.grad is None and "input" in self.grads:

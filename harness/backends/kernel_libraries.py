@@ -44,7 +44,7 @@ def package_version(dist: str) -> str | None:
 
 def not_installed(lib: Library) -> str | None:
     """Why ``lib`` cannot be imported (one clause), or None when it is installed."""
-    if package_version(lib.dist) is not None or lib.module in sys.modules:
+    if package_version(lib.dist) is not None or sys.modules.get(lib.module) is not None:
         return None
     try:
         if importlib.util.find_spec(lib.module) is not None:  # importable without metadata (a checkout)

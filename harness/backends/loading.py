@@ -18,7 +18,12 @@ from .base import Backend, BackendLoadError, ForeignBackend, one_line
 from .device import device_name
 
 ENTRY_POINT_GROUP = "losscheck.backends"
-BUILTIN = ("torch", "numpy", "numpy-naive", "jax", "inductor", "liger", "cce", "cce-compile")
+BUILTIN = ("torch", "numpy", "numpy-naive", "jax", "inductor", "liger", "cce", "cce-compile", "mlx", "keras",
+           "tensorflow", "tinygrad")
+#: the non-torch library backends: name -> (module, class), each an optional extra (framework.py)
+FRAMEWORKS = {"mlx": ("mlx_backend", "MlxBackend"), "keras": ("keras_backend", "KerasBackend"),
+              "tensorflow": ("tensorflow_backend", "TensorflowBackend"),
+              "tinygrad": ("tinygrad_backend", "TinygradBackend")}
 
 
 def _builtin(spec: str, device: str = "cpu") -> Backend:
@@ -36,6 +41,9 @@ def _builtin(spec: str, device: str = "cpu") -> Backend:
     if spec == "liger":
         from .liger_backend import LigerBackend
         return LigerBackend(device=device)
+    if spec in FRAMEWORKS:
+        module, cls = FRAMEWORKS[spec]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(device=device)
     if spec in ("cce", "cce-compile"):
         from .cce_backend import CCEBackend
         return CCEBackend(spec, device=device)
@@ -80,6 +88,19 @@ def from_object(name: str, obj: Any, device: str = "cpu") -> Backend:
         from .torch_backend import TorchFunctionalBackend
         return TorchFunctionalBackend(name, obj, device=device)
     raise BackendLoadError(f"backend {name!r}: provides none of {', '.join(LOSSES)}")
+
+
+def is_dropin(spec: str) -> bool:
+    """Whether ``pkg.mod[:attr]`` names a drop-in for torch.nn.functional (called ``F.loss(tensors)``)
+    rather than a Backend class or instance, or an object with supports/evaluate (called with a
+    Case): how a repro snippet calls it.  An unimportable spec counts as a drop-in."""
+    try:
+        obj = _import_object(spec)
+    except BackendLoadError:
+        return True
+    if isinstance(obj, Backend) or (isinstance(obj, type) and issubclass(obj, Backend)):
+        return False
+    return not (callable(getattr(obj, "evaluate", None)) and callable(getattr(obj, "supports", None)))
 
 
 def _takes_device(cls: type) -> bool:
@@ -174,6 +195,8 @@ def available() -> dict[str, str]:
     out["inductor"] = (f"torch.compile (inductor) of torch.nn.functional (torch {torch_v})" if torch_v
                        else "unavailable: torch is not installed")
     out.update((name, available_line(name)) for name in LIBRARIES)
+    from . import framework  # the same, for mlx / keras / tensorflow / tinygrad
+    out.update((name, framework.available_line(name)) for name in FRAMEWORKS)
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"entry point {ep.value}")
     return out

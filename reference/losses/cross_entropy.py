@@ -1483,6 +1483,43 @@ def ce_prob(rng, dtype, size):
     return out
 
 
+@CE_LOSS.family("ce.probability_mass")
+def ce_prob_mass(rng, dtype, size):
+    """Probability targets whose rows do not sum to 1 (mass 0.5, 2, 3, 0), sparse rows with exact zeros, entries above 1.
+
+    torch takes any float target as -sum_c w_c y_c log p_c without normalising it (its docs ask
+    for entries in [0, 1] and check nothing), so lse - sum y x, which holds only for unit mass,
+    is a semantic error that ce.probability_target (Dirichlet rows, mass ~1) cannot show.
+    Negative entries are left out: nothing documents them."""
+    out = []
+    B, C = 4, 5
+
+    def soft(mass, shape=(B, C), axis=-1):
+        return cast(np.asarray(mass, np.float64) * probabilities(rng, shape, "float64", axis), dtype)
+
+    sparse = probabilities(rng, (B, C), "float64") * (rng.random((B, C)) < 0.5)
+    sparse[np.arange(B), rng.integers(0, C, B)] += 0.25
+    counts = rng.integers(0, 4, (B, C)).astype(np.float64)
+    counts[0] = [3, 0, 0, 0, 0][:C]  # a one-hot scaled by 3
+    variants = [
+        ("rows of mass 0.5", soft(0.5), {}),
+        ("rows of mass 2", soft(2.0), {}),
+        ("masses 0 (an all-zero row), 0.25, 1, 4", soft(np.array([[0.0], [0.25], [1.0], [4.0]])), {}),
+        ("sparse rows with exact zeros, mass 1", cast(sparse / sparse.sum(-1, keepdims=True), dtype), {}),
+        ("sparse rows with exact zeros + label_smoothing", cast(sparse / sparse.sum(-1, keepdims=True), dtype),
+         {"label_smoothing": 0.1}),
+        ("counts 0..3 (entries above 1)", cast(counts, dtype), {}),
+        ("counts 0..3 + weight + label_smoothing", cast(counts, dtype),
+         {"weight": _weights(rng, C, dtype, "positive"), "label_smoothing": 0.2}),
+        ("rows of mass 3, spatial (2, C, 3)", soft(3.0, (2, C, 3), 1), {}),
+        ("unbatched (C,) of mass 1.5 + weight", soft(1.5, (C,), 0), {"weight": _weights(rng, C, dtype, "positive")}),
+    ]
+    for i, (note, y, kw) in enumerate(variants):
+        out.append(Call((normal(rng, 4.0, y.shape, dtype), y), {**kw, "reduction": reduction(i)},
+                        meta={"note": note}))
+    return out
+
+
 @CE_LOSS.family("ce.spatial")
 def ce_spatial(rng, dtype, size):
     """Spatial inputs (N, C, d1..dk), k = 1..3, plain, weighted and with ignored targets."""
