@@ -222,7 +222,8 @@ class ClassKernel:
         (A - a_j) p_j - a_j (S - e_j) / S, where S - e_j is summed from the other classes (for the
         argmax it is ``rest``; elsewhere S - e_j >= S/2, so the subtraction is benign) and A - a_j
         is exact when a row has a single nonzero coefficient (class-index targets, no smoothing).
-        Returns (g, magnitude of the terms) -- the magnitude bounds the evaluation error.
+        Returns (g, magnitude of the terms) -- the magnitude bounds the evaluation error; it is
+        formed in float64 only (the scales' namespace: the stages read values alone), None elsewhere.
         """
         if wrt == "target":
             return self.grad_target(ns, rows, gof)
@@ -287,7 +288,7 @@ class ClassKernel:
             g[rows_i, tc] = t1[rows_i, tc] - gof[:, 0] * t2_t
             if dead.any():
                 g = np.where(dead, ns.const(0), g)
-            if ns.exact:  # magnitudes only feed float scales and the stage-0 bound
+            if ns is not F64:  # magnitudes only feed the float64 scales (the bound's cond)
                 return g, None, a, y, lns
             mag = np.abs(t1)
             mag[rows_i, tc] = mag[rows_i, tc] + np.abs(gof[:, 0] * t2_t)
@@ -299,7 +300,7 @@ class ClassKernel:
         t1 = a_excl * p
         t2 = a * (s_excl / s)
         g = np.where(dead, ns.const(0), gof * (t1 - t2))
-        if ns.exact:
+        if ns is not F64:
             return g, None, a, y, lns
         suma = ns.sum(np.abs(a), axis=1, keepdims=True)
         mag = np.abs(gof) * (suma * p + np.abs(t2))
@@ -494,7 +495,7 @@ class LlmClassKernel(ClassKernel):
                 lost = ~dead & np.isfinite(rows["x"]) & (h == 0)
                 if lost.any():
                     g = np.where(lost, ns.const(0) if ns is F64 else ns.const("nan"), g)
-        if ns.exact:
+        if mag is None:  # ClassKernel gives magnitudes in float64 only (the scales' namespace)
             return g, None, None
         mag_z = mag if zt is None else mag + np.abs(zt)
         return g, (mag_z if h is None else mag_z * h), mag_z
