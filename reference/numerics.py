@@ -319,7 +319,45 @@ def ieee_div(ns, a, b):
         return a / b
 
 
+LSE_MEMO_MAX = 1 << 20  # elements: a shifted_lse this size or smaller is remembered (see below)
+_LSE_MEMO: dict = {}  # namespace -> (x, xf, pieces) of its last shifted_lse
+
+
+def forget() -> None:
+    """Drop the remembered log-sum-exp pieces (benchmarks time cold calls with it)."""
+    _LSE_MEMO.clear()
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-identical arrays (same dtype and shape); unequal padding only costs a recomputation."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return bool(np.array_equal(np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8)))
+
+
 def shifted_lse(ns, x, xf=None):
+    """See :func:`_shifted_lse`.  In the vectorised stages' namespaces (more bits than float64: they
+    run only under the oracle's clean floating-point state) the pieces of the last call are
+    remembered per namespace, keyed by the bits of ``x`` and ``xf`` (compared in full, not hashed):
+    a loss's value and its gradient for the same case -- the harness asks for them one after the
+    other -- then exponentiate the logits once.  The pieces are the same numbers either way (a
+    pure function of those bits) and are returned read-only, so no caller can change them."""
+    xf_ = x if xf is None else xf
+    memo = not ns.exact and ns.bits > 53 and 0 < np.size(x) <= LSE_MEMO_MAX and np.asarray(xf_).dtype != object
+    if memo:
+        got = _LSE_MEMO.get(ns)
+        if got is not None and _same_bits(got[0], x) and _same_bits(got[1], np.asarray(xf_)):
+            return got[2]
+    out = _shifted_lse(ns, x, xf)
+    if memo:
+        for a in out:
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False
+        _LSE_MEMO[ns] = (np.array(x, copy=True), np.array(xf_, copy=True), out)
+    return out
+
+
+def _shifted_lse(ns, x, xf=None):
     """Row-wise pieces of log-sum-exp along the last axis, accurate *relative to the result*.
 
     y = x - max, e = exp(y); the first argmax contributes exactly 1 to S, so S = 1 + rest with

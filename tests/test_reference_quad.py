@@ -161,3 +161,42 @@ def test_bit_level_conversions_are_correctly_rounded():
             else:  # the cast (outside [2^-900, 2^1001)): within an ulp
                 assert abs(vq - hh) <= 2 * abs(vq - want) + abs(want) * 2.0 ** -52
             assert ll == libmp.to_float((vq - mpmath.mpf(hh))._mpf_, rnd=libmp.round_nearest)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_value_and_gradient_share_the_exponentials_without_changing_an_answer(dtype):
+    """shifted_lse remembers its last pieces per vectorised namespace (keyed by the bits): the
+    gradient after the value reuses them, and every answer is the one a cold call gives."""
+    from reference import numerics
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 50)).astype(dtype)
+    t = rng.integers(0, 50, 6)
+
+    def both():
+        v = R.evaluate("cross_entropy", x, t, reduction="none")
+        g = R.evaluate_grad("cross_entropy", x, t, reduction="none", grad_output=np.ones(6))
+        return v, g
+
+    numerics.forget()
+    warm = both()
+    assert numerics._LSE_MEMO  # the stages remembered their pieces
+    pieces = next(iter(numerics._LSE_MEMO.values()))[2]
+    assert all(not a.flags.writeable for a in pieces if isinstance(a, np.ndarray))
+    cold = []
+    for f in (lambda: R.evaluate("cross_entropy", x, t, reduction="none"),
+              lambda: R.evaluate_grad("cross_entropy", x, t, reduction="none", grad_output=np.ones(6))):
+        numerics.forget()
+        cold.append(f())
+    for a, b in zip(warm, cold):
+        assert np.array_equal(a.rounded.view(np.uint8), b.rounded.view(np.uint8))
+        for p, q in zip(a.hilo(), b.hilo()):
+            assert np.array_equal(p.view(np.uint64), q.view(np.uint64))
+    # one bit changed: a miss, not a stale answer
+    x2 = x.copy()
+    x2[3, 7] = np.nextafter(x2[3, 7], np.inf, dtype=x2.dtype)
+    g2 = R.evaluate_grad("cross_entropy", x2, t, reduction="none", grad_output=np.ones(6))
+    numerics.forget()
+    g3 = R.evaluate_grad("cross_entropy", x2, t, reduction="none", grad_output=np.ones(6))
+    assert np.array_equal(g2.rounded.view(np.uint8), g3.rounded.view(np.uint8))
+    assert not np.array_equal(g2.hilo()[0], cold[1].hilo()[0])
