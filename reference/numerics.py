@@ -75,9 +75,10 @@ class FloatNS:
         return np.asarray(a).astype(np.float64)
 
     def split_pair(self, v):
-        """(h, low) for finite values ``v`` of this format: h = float64(v) (round to nearest even;
-        +-inf where v is beyond float64's range) and low = float64(v - h), v - h being exact in the
-        format wherever h is finite (h is within an ulp of v): the float64 pair the settling stores."""
+        """(h, low) for finite values ``v`` of this format: h = the format's cast to float64 (within
+        an ulp of v, +-inf beyond float64's range: round to nearest for long double; numpy-quaddtype's
+        rounds twice, see QuadNS) and low = float64(v - h), v - h being exact in the format wherever
+        h is finite: the float64 pair the settling stores, within 2^-53 |low| of v."""
         with np.errstate(all="ignore"):
             h = v.astype(np.float64)
             d = v - np.where(np.isfinite(h), h, 0.0).astype(self.dtype)
@@ -86,8 +87,12 @@ class FloatNS:
 
 class QuadNS(FloatNS):
     """:class:`FloatNS` over IEEE binary128 (numpy-quaddtype), with the float64 <-> quad conversions
-    done on the bits where the values allow (numpy-quaddtype's casts cost more than its products):
-    the same values as its casts, which tests/test_reference_quad.py pins on ties and edges."""
+    done on the bits where the values allow (numpy-quaddtype's casts cost more than its products).
+    float64 -> quad is its exact cast; split_pair's h is v rounded once to the nearest float64,
+    where numpy-quaddtype's cast rounds twice (a value 2^-55 ulp past a float64 midpoint lands on
+    the even side): the pair h + low is as exact either way, but with the nearest h stage 0's fast
+    rounding check decides such elements instead of sending them end by end.
+    tests/test_reference_quad.py pins both on ties, edges and specials against mpmath."""
 
     def asarray(self, a):
         a = np.asarray(a)

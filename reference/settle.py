@@ -307,10 +307,11 @@ def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, ro
     is within FIGURE_ULP of an ulp, and, for formats of at most 24 bits, the float64 evaluation
     rounds alike (a second opinion from another precision)."""
     if ev.separable:
-        rows = np.arange(cflat.size // ncols) if todo.size == cflat.size else np.unique(todo // ncols)
+        every = todo.size == cflat.size  # no np.unique, no copy of the rows
+        rows = np.arange(cflat.size // ncols) if every else np.unique(todo // ncols)
         idx = (rows[:, None] * ncols + np.arange(ncols)[None, :]).reshape(-1)
         with np.errstate(all="ignore"):
-            v = np.asarray(ev.compute(ns, rows)[0], ns.dtype).reshape(-1)
+            v = np.asarray(ev.compute(ns, None if every else rows)[0], ns.dtype).reshape(-1)
     else:
         idx = np.arange(cflat.size)
         with np.errstate(all="ignore"):
