@@ -284,7 +284,7 @@ class ClassKernel:
             t2_t = a_t * (s_excl_t / s[:, 0])
             t1 = e * ((gof * big_a) / s)
             t1[rows_i, tc] = np.where(a_t != 0, ns.const(0), t1[rows_i, tc])
-            g = t1.copy()
+            g = t1.copy() if ns is F64 else t1  # t1 is read again for the float64 magnitudes only
             g[rows_i, tc] = t1[rows_i, tc] - gof[:, 0] * t2_t
             if dead.any():
                 g = np.where(dead, ns.const(0), g)
