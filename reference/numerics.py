@@ -324,7 +324,7 @@ def ieee_div(ns, a, b):
         return a / b
 
 
-LSE_MEMO_MAX = 1 << 20  # elements: a shifted_lse this size or smaller is remembered (see below)
+LSE_MEMO_MAX = 1 << 18  # elements: a shifted_lse this size or smaller is remembered (some 60 bytes each)
 _LSE_MEMO: dict = {}  # namespace -> (x, xf, pieces) of its last shifted_lse
 
 
