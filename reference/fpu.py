@@ -6,11 +6,23 @@ precision, ``np.seterr(all="raise")`` or ``mpmath.mp.prec``; none of it may chan
 (round to nearest, subnormals kept, x87 extended precision: ``fesetenv(FE_DFL_ENV)``), ignores
 NumPy floating-point errors and gives mpmath its default precision, then restores all of it.
 Where the C library offers no ``fesetenv``, settle.py's own probe sends every element to mpmath.
+
+It also keeps glibc's heap from shrinking between the oracle's NumPy temporaries (a few hundred KiB
+each, freed and allocated again dozens of times a call, and again by the next call): with glibc's
+default top pad of 128 KiB the heap is trimmed after them and grown again, and every page grown
+again is a page fault -- 2,000 or so for a (32, 1000) cross-entropy gradient, 10-40 % of its time
+(more on a loaded machine).  The first :func:`oracle_state` of a process asks glibc to keep
+``TOP_PAD`` bytes (``$LOSSCHECK_TOP_PAD``, default 32 MiB; 0 leaves malloc alone) at the top of the
+heap, for the rest of the process: a process that uses the oracle keeps up to that much freed
+memory for reuse, and glibc's mmap threshold stops adapting (it keeps the one reached so far).
+Set back after each call, the pad would be trimmed away between calls and buy nothing.  No number
+depends on it.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from contextlib import contextmanager
 
 import mpmath
@@ -39,6 +51,26 @@ def _libm():
 
 _LIBM = _libm()
 
+_M_TOP_PAD = -2  # glibc's mallopt parameter
+TOP_PAD = int(os.environ.get("LOSSCHECK_TOP_PAD") or 32 << 20)
+_PADDED = [False]
+
+
+def _pad_heap() -> None:
+    """Once a process: glibc keeps TOP_PAD bytes at the top of the heap (see the module's doc)."""
+    if _PADDED[0]:
+        return
+    _PADDED[0] = True
+    if _LIBM is None or TOP_PAD <= 0:  # not glibc, or not wanted
+        return
+    try:
+        f = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    f.argtypes = [ctypes.c_int, ctypes.c_int]
+    f.restype = ctypes.c_int
+    f(_M_TOP_PAD, TOP_PAD)
+
 
 @contextmanager
 def oracle_state():
@@ -48,6 +80,7 @@ def oracle_state():
         buf = ctypes.create_string_buffer(_FENV_BYTES)
         if _LIBM.fegetenv(buf) == 0 and _LIBM.fesetenv(_FE_DFL_ENV) == 0:
             saved = buf
+    _pad_heap()
     try:
         with np.errstate(all="ignore"), mpmath.workprec(53):
             yield

@@ -364,10 +364,11 @@ def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, ro
     is within FIGURE_ULP of an ulp, and, for formats of at most 24 bits, the float64 evaluation
     rounds alike (a second opinion from another precision)."""
     if ev.separable:
+        every = todo.size == cflat.size  # every row left: compute on the problem's own rows, no copy
         rows = _rows_of(todo, ncols)
         idx = rows if ncols == 1 else (rows[:, None] * ncols + np.arange(ncols)[None, :]).reshape(-1)
         with np.errstate(all="ignore"):
-            v = np.asarray(ev.compute(ns, rows)[0], ns.dtype).reshape(-1)
+            v = np.asarray(ev.compute(ns, None if every else rows)[0], ns.dtype).reshape(-1)
     else:
         idx = np.arange(cflat.size)
         with np.errstate(all="ignore"):
@@ -378,9 +379,7 @@ def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, ro
         vf = np.where(fin_v, v, zero)
         # the float64 pair h + low that will hold v: v - h is exact in ns (h is within an ulp of
         # v), its float64 rounding errs by 2^-53 |v - h| at most (0 for long double: 64 bits fit)
-        h = vf.astype(np.float64)
-        d = vf - np.where(np.isfinite(h), h, 0.0).astype(ns.dtype)
-        low = d.astype(np.float64)
+        h, low = ns.split_pair(vf)
         b = (18 + 4 * depth[idx]) * ns.u * (cflat[idx] + np.abs(h)) * (1 + 2.0 ** -48) + 2.0 ** -1070
         b = np.where((cflat[idx] == 0) & (vf == zero), 0.0, b)  # no terms, no error: an exact zero
         fin = fin_v & np.isfinite(h) & np.isfinite(b)
@@ -583,6 +582,9 @@ def _settle(ev: Evaluation, fmt: Format) -> Settled:
                 LOG.info("%d-bit stage: %s of %s settled (%.1f s)", ns.bits, f"{int(done.sum()):,}", f"{n:,}",
                          time.perf_counter() - t0)
 
+    if done.all():  # no headroom to estimate, nothing left for the exact stages
+        return Settled(values.reshape(shape), hi.reshape(shape), lo.reshape(shape), rounded.reshape(shape),
+                       ~done.reshape(shape), cond, scale, nterms)
     todo = np.flatnonzero(~done)
     need = np.zeros(n)
     if todo.size:  # only the elements left need it (the float stages settle most)

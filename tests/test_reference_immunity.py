@@ -82,3 +82,25 @@ def test_rounding_mode_changes_nothing(clean):
     finally:
         libm.fesetround(old)
     assert got == clean
+
+
+def test_heap_top_pad_changes_nothing():
+    """fpu.py asks glibc to keep 32 MiB at the top of the heap (fewer page faults); the same call
+    in a process that leaves malloc alone (LOSSCHECK_TOP_PAD=0) gives the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, reference as R\n"
+            "x = np.random.default_rng(1).standard_normal((8, 300)); t = np.arange(8) * 7\n"
+            "e = R.evaluate_grad('cross_entropy', x, t, reduction='none', grad_output=np.ones(8))\n"
+            "v = R.evaluate('cross_entropy', x.astype(np.float32), t)\n"
+            "h, lo = e.hilo()\n"
+            "print(h.tobytes().hex()[:4000], lo.tobytes().hex()[:4000], e.rounded.tobytes().hex(), v.rounded.tobytes().hex())\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    outs = []
+    for pad in ("0", ""):
+        env = {**os.environ, "LOSSCHECK_TOP_PAD": pad, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        outs.append(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                   check=True).stdout)
+    assert outs[0] == outs[1] and len(outs[0]) > 100

@@ -2,9 +2,12 @@
 answer (the same roundings as the mpmath-only path, stored values within FIGURE_ULP)."""
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
 import pytest
+from mpmath import libmp
 
 import reference as R
 from reference import settle
@@ -107,3 +110,93 @@ def test_float32_midpoint_from_quad_is_decided_by_the_remainder():
     # exact: 9007199254740988.5 + log1p(e^-9007199254740988.5): above the midpoint, so ...989 --
     # the tiny term lies below every precision (an honest undetermined is allowed, a tie guess not)
     assert ex.undetermined.all() or ex.rounded[0] == 9007199254740989.0
+
+
+def _quad_edges(rng) -> np.ndarray:
+    """Quads around float64's roundings: random values, exact ties both ways (even and odd last
+    bits), values just off them, both signs, zeros, the fast range's edges and values beyond it."""
+    x = rng.standard_normal(4000) * 10.0 ** rng.integers(-300, 300, 4000)
+    q = x.astype(QUAD.dtype)
+    half = (np.spacing(np.abs(x)) * 0.5).astype(QUAD.dtype)
+    tiny = (np.spacing(np.abs(x)) * 2.0 ** -55).astype(QUAD.dtype)
+    odd = np.array([1.0 + 2.0 ** -52, 3.0, 2.0 ** -900, 2.0 ** 1000, 2.0 ** 1000 * (2 - 2.0 ** -52), 2.0 ** -901,
+                    2.0 ** 1001, 1e-310, 5e-324, 1.7976931348623157e308]).astype(QUAD.dtype)
+    third = q * QUAD.const(1) / QUAD.const(3)
+    big = QUAD.const(2) ** QUAD.const(2000) * third[:10]
+    small = QUAD.const(2) ** QUAD.const(-16400) * third[:10]  # binary128 subnormals
+    zeros = np.array([0.0, -0.0]).astype(QUAD.dtype)
+    out = np.concatenate([q, q + half, q - half, q + half + tiny, q - half - tiny, q + tiny, third,
+                          odd, odd + odd * QUAD.const(2.0 ** -53), big, small, zeros])
+    return np.concatenate([out, -out])
+
+
+def test_bit_level_conversions_are_correctly_rounded():
+    """QuadNS moves bits instead of casting: float64 -> quad is the exact cast (specials and
+    subnormals included); split_pair's h is v rounded to the nearest float64 (ties to even) and its
+    low the rounded remainder v - h -- checked against mpmath.  numpy-quaddtype's own quad ->
+    float64 cast is not: it rounds twice (a value 2^-55 ulp past a midpoint goes to the even side),
+    which the pair absorbs (v - h stays exact) but the bits avoid."""
+    from reference.numerics import quad_split_bits
+
+    rng = np.random.default_rng(7)
+    f = np.concatenate([rng.standard_normal(3000) * 10.0 ** rng.integers(-320, 308, 3000),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -2e-310, 2.0 ** -1022, 1.7976931348623157e308]])
+    assert np.array_equal(QUAD.asarray(f).view(np.uint64), f.astype(QUAD.dtype).view(np.uint64))
+    v = _quad_edges(rng)
+    h, low = QUAD.split_pair(v)
+    fast = quad_split_bits(v)[2]
+    assert fast.sum() > 0.9 * v.size and (~fast).sum() > 20
+    with mpmath.workprec(300):
+        neg = (v.view(np.uint64)[1::2] >> np.uint64(63)).astype(bool).tolist()  # mpmath has no -0
+        for vq, hh, ll, bits, sb in zip(_mp(v), h.tolist(), low.tolist(), fast.tolist(), neg):
+            if vq == 0:
+                assert hh == 0 and ll == 0 and math.copysign(1, hh) == (-1 if sb else 1)
+                assert math.copysign(1, ll) == 1  # v - h = +0, as the subtraction gives
+                continue
+            if not math.isfinite(hh) or not mpmath.isfinite(vq) or (vq != 0 and abs(vq) < 2.0 ** -1000):
+                continue  # beyond float64 (the cast's inf) or the pair's range (the settling refuses those)
+            want = libmp.to_float(vq._mpf_, rnd=libmp.round_nearest)
+            if bits:  # the bit path: the nearest float64
+                assert hh == want and math.copysign(1, hh) == math.copysign(1, want), (vq, hh, want)
+            else:  # the cast (outside [2^-900, 2^1001)): within an ulp
+                assert abs(vq - hh) <= 2 * abs(vq - want) + abs(want) * 2.0 ** -52
+            assert ll == libmp.to_float((vq - mpmath.mpf(hh))._mpf_, rnd=libmp.round_nearest)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_value_and_gradient_share_the_exponentials_without_changing_an_answer(dtype):
+    """shifted_lse remembers its last pieces per vectorised namespace (keyed by the bits): the
+    gradient after the value reuses them, and every answer is the one a cold call gives."""
+    from reference import numerics
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 50)).astype(dtype)
+    t = rng.integers(0, 50, 6)
+
+    def both():
+        v = R.evaluate("cross_entropy", x, t, reduction="none")
+        g = R.evaluate_grad("cross_entropy", x, t, reduction="none", grad_output=np.ones(6))
+        return v, g
+
+    numerics.forget()
+    warm = both()
+    assert numerics._LSE_MEMO  # the stages remembered their pieces
+    pieces = next(iter(numerics._LSE_MEMO.values()))[2]
+    assert all(not a.flags.writeable for a in pieces if isinstance(a, np.ndarray))
+    cold = []
+    for f in (lambda: R.evaluate("cross_entropy", x, t, reduction="none"),
+              lambda: R.evaluate_grad("cross_entropy", x, t, reduction="none", grad_output=np.ones(6))):
+        numerics.forget()
+        cold.append(f())
+    for a, b in zip(warm, cold):
+        assert np.array_equal(a.rounded.view(np.uint8), b.rounded.view(np.uint8))
+        for p, q in zip(a.hilo(), b.hilo()):
+            assert np.array_equal(p.view(np.uint64), q.view(np.uint64))
+    # one bit changed: a miss, not a stale answer
+    x2 = x.copy()
+    x2[3, 7] = np.nextafter(x2[3, 7], np.inf, dtype=x2.dtype)
+    g2 = R.evaluate_grad("cross_entropy", x2, t, reduction="none", grad_output=np.ones(6))
+    numerics.forget()
+    g3 = R.evaluate_grad("cross_entropy", x2, t, reduction="none", grad_output=np.ones(6))
+    assert np.array_equal(g2.rounded.view(np.uint8), g3.rounded.view(np.uint8))
+    assert not np.array_equal(g2.hilo()[0], cold[1].hilo()[0])
