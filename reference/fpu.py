@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import warnings
 from contextlib import contextmanager
 
 import mpmath
@@ -52,7 +53,22 @@ def _libm():
 _LIBM = _libm()
 
 _M_TOP_PAD = -2  # glibc's mallopt parameter
-TOP_PAD = int(os.environ.get("LOSSCHECK_TOP_PAD") or 32 << 20)
+
+
+def _top_pad() -> int:
+    """$LOSSCHECK_TOP_PAD in bytes (default 32 MiB); a value that is not an integer leaves malloc
+    alone and says so, once."""
+    raw = os.environ.get("LOSSCHECK_TOP_PAD", "").strip()
+    if not raw:
+        return 32 << 20
+    try:
+        return int(raw)
+    except ValueError:
+        warnings.warn(f"LOSSCHECK_TOP_PAD={raw!r} is not a number of bytes; leaving malloc alone", stacklevel=3)
+        return 0
+
+
+TOP_PAD = _top_pad()
 _PADDED = [False]
 
 
