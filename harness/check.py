@@ -27,8 +27,8 @@ from harness.verdict import (
     record_verdict,
 )
 
-__all__ = ["COUNT_KEYS", "check_observation", "final_verdict", "gate_failed", "json_float", "note_returned_dtype",
-           "returned_format"]
+__all__ = ["COUNT_KEYS", "check_observation", "final_verdict", "gate_failed", "json_float", "magnitude_of",
+           "note_returned_dtype", "policy_labels", "returned_format"]
 
 #: the rungs a record counts elements of (harness/verdict.py's ladder; reports read these names)
 COUNT_KEYS = ("accurate", "stable", "flushed", "recursive", "absolute", "magnitude", "convention", "semantic",
@@ -89,10 +89,9 @@ def check_observation(case, check: str, exact, observed, tol: DtypeTolerance, *,
         return _bad_output(rec, want, got, want_shape)
 
     figs = figures(exact, observed)
-    spec = _spec(case)
-    magnitude = _magnitude(spec, case, check, want_shape)
+    magnitude = magnitude_of(case, check, want_shape)
     rungs = classify(exact, observed, figs, tol, magnitude)
-    rungs, note = _policy_labels(spec, case, check, exact, observed, tol, rungs)
+    rungs, note = policy_labels(case, check, exact, observed, tol, rungs)
     rec["status"] = "ok"
     rec["verdict"] = record_verdict(rungs)
     rec.update(_summary(exact, observed, figs, rungs, tuple(int(d) for d in np.shape(case.args[0]))))
@@ -120,8 +119,9 @@ def _spec(case):
         return None
 
 
-def _magnitude(spec, case, check: str, shape: tuple) -> np.ndarray | None:
+def magnitude_of(case, check: str, shape: tuple) -> np.ndarray | None:
     """The loss's max|x| per element of ``check`` (LossDef.magnitude), None where it declares none."""
+    spec = _spec(case)
     if spec is None:
         return None
     try:
@@ -131,12 +131,13 @@ def _magnitude(spec, case, check: str, shape: tuple) -> np.ndarray | None:
     return None if m is None else np.broadcast_to(np.asarray(m, np.float64), shape)
 
 
-def _policy_labels(spec, case, check: str, exact, observed, tol: DtypeTolerance, rungs: np.ndarray):
+def policy_labels(case, check: str, exact, observed, tol: DtypeTolerance, rungs: np.ndarray):
     """The convention and semantic relabellings (harness/verdict.py), asked of the loss only where
     an element fails: (rungs, the record's note or None).  The note names the other answer (a
     convention) or both formulas (a semantic difference)."""
     failing = np.isin(rungs, ("special", "fail"))
-    if spec is None or not failing.any():
+    spec = _spec(case) if failing.any() else None
+    if spec is None:
         return rungs, None
     notes = []
     conv = spec.conventions(case.args, case.kwargs, check)

@@ -51,16 +51,17 @@ def symptom(worst: dict | None, rung: str | None = None, sizes: tuple[int, ...] 
         return "finite where infinite"
     if mpmath.isinf(e):
         return "wrong sign" if (e > 0) != (o > 0) else "inaccurate"
+    # a warn rung names the diagnosis, even where a tiny value came back with the other sign
+    if rung == "magnitude":  # within a few u * max|x| (no max subtracted first)
+        return "magnitude-dependent"
+    if rung == "recursive":  # within the one-after-another summation bound
+        return "recursive summation"
     if e != 0 and o != 0 and (e > 0) != (o > 0):
         return "wrong sign"
     if rung == "absolute":  # a warn: within the loss's natural unit, however it lost the digits
         return "absolute-only cliff"
     if rung == "flushed":  # a warn: a subnormal result returned as 0 (flush-to-zero)
         return "flushed subnormal"
-    if rung == "magnitude":  # a warn: within a few u * max|x| (no max subtracted first)
-        return "magnitude-dependent"
-    if rung == "recursive":  # a warn: within the one-after-another summation bound
-        return "recursive summation"
     if o == 0 and e != 0:
         return "flushed to zero"
     if e == 0 and o != 0:

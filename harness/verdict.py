@@ -4,14 +4,15 @@ data flow): one rung per output element, the first rung that holds.
 0. undetermined  the oracle could not settle the value: reported, never judged
 1. special       NaN vs number, inf vs finite, wrong sign of inf -> FAIL
 2. accurate      ulp error <= tol.ulp (same NaN/inf on both sides also lands here)
-3. stable        |err| <= (c0 + c1*g(n)) * (u*cond + eta), g(n) = log2 n for the declared pairwise
-                 summation (default), n - 1 under ``--summation recursive`` (eta: the smallest
-                 subnormal, the absolute error every underflowing operation may commit)
+3. stable        |err| <= (c0 + c1*log2 n) * (u*cond + eta): pairwise summation's bound (eta: the
+                 smallest subnormal, the absolute error every underflowing operation may commit);
+                 under ``--summation recursive`` the recursive rung's elements are stable too
 4. flushed       beyond stable, observed +-0 where the correctly rounded value is a nonzero
                  subnormal of the output format -> WARN (flush-to-zero)
-5. recursive     beyond the pairwise bound, within the recursive one (c0 + c1*(n-1)) * (u*cond + eta)
-                 -> WARN (a one-after-another sum; accepted as stable under --summation recursive)
-6. absolute      |err| <= c_abs * u * scale -> WARN (the float32 confident-row cliff)
+5. absolute      |err| <= c_abs * u * scale -> WARN (the float32 confident-row cliff)
+6. recursive     beyond the pairwise bound, within the recursive one
+                 (c0 + c1*(n-1)) * (u_acc*max(cond, scale) + eta) -> WARN (a one-after-another sum;
+                 stable under --summation recursive; u_acc as for magnitude)
 7. magnitude     |err| <= c_mag * u_acc * scale * (1 + max|x|) for losses that declare max|x|
                  (LossDef.magnitude) -> WARN: accurate only relative to the inputs' magnitudes
 8. fail
@@ -45,11 +46,11 @@ __all__ = [
     "record_verdict",
 ]
 
-RUNGS = ("undetermined", "special", "accurate", "stable", "flushed", "recursive", "absolute", "magnitude",
+RUNGS = ("undetermined", "special", "accurate", "stable", "flushed", "absolute", "recursive", "magnitude",
          "convention", "semantic", "fail")
 # order used to pick the worst element: higher is worse; undetermined is never "worst" if
 # anything was judged
-RUNG_SEVERITY = {"undetermined": -1, "accurate": 0, "stable": 1, "recursive": 2, "absolute": 3, "magnitude": 4,
+RUNG_SEVERITY = {"undetermined": -1, "accurate": 0, "stable": 1, "absolute": 2, "recursive": 3, "magnitude": 4,
                  "flushed": 5, "convention": 6, "semantic": 7, "fail": 8, "special": 9}
 #: rungs whose elements make a record warn (FAIL under --strict, as every warn)
 WARN_RUNGS = ("recursive", "absolute", "magnitude", "flushed", "convention")
@@ -60,10 +61,11 @@ FAIL_RUNGS = ("special", "semantic", "fail")
 def bounds(exact, tol: DtypeTolerance, magnitude=None) -> dict[str, np.ndarray]:
     """The ladder's per-element allowances (absolute errors), the one place they are derived:
 
-    ``stable``        (c0 + c1*g(n)) * (u*cond + eta), g(n) = log2 n (pairwise) or n - 1 (recursive)
+    ``stable``        (c0 + c1*log2 n) * (u*cond + eta): pairwise summation's backward-error bound
     ``stable_no_eta`` the same without the underflow allowance eta
-    ``pairwise``      the stable bound with g(n) = log2 n whatever the declared summation
-    ``recursive``     (c0 + c1*(n - 1)) * (u*cond + eta)
+    ``recursive``     (c0 + c1*(n - 1)) * (u_acc*max(cond, scale) + eta): one-after-another
+                      summation's, of the terms (cond) and of the loss's unit (scale: the sum
+                      inside a log, whose error is absolute)
     ``absolute``      c_abs * u * scale
     ``magnitude``     c_mag * u_acc * scale * (1 + max|x|) (NaN where the loss declares no max|x|)
     Calibration (benchmarks/calibrate.py) divides errors by these to measure how much of each
@@ -79,17 +81,15 @@ def bounds(exact, tol: DtypeTolerance, magnitude=None) -> dict[str, np.ndarray]:
     cond = np.asarray(exact.cond, dtype=np.float64).reshape(shape)
     scale = np.asarray(exact.scale, dtype=np.float64).reshape(shape)
     with np.errstate(invalid="ignore", over="ignore"):
-        pairwise = tol.c0 + tol.c1 * np.log2(nterms)
-        recursive = tol.c0 + tol.c1 * (nterms - 1)
-        factor = recursive if tol.summation == "recursive" else pairwise
+        factor = tol.c0 + tol.c1 * np.log2(nterms)
+        recursive = (tol.c0 + tol.c1 * (nterms - 1)) * (u_acc * np.fmax(cond, scale) + eta)
         if magnitude is None:
             mag = np.full(shape, np.nan)
         else:
             m = np.broadcast_to(np.asarray(magnitude, np.float64), shape)
             mag = tol.c_mag * u_acc * scale * (1 + np.where(np.isfinite(m), m, np.nan))
         return {"stable": factor * (u * cond + eta), "stable_no_eta": factor * (u * cond),
-                "pairwise": pairwise * (u * cond + eta), "recursive": recursive * (u * cond + eta),
-                "absolute": tol.c_abs * u * scale, "magnitude": mag}
+                "recursive": recursive, "absolute": tol.c_abs * u * scale, "magnitude": mag}
 
 
 def classify(exact, observed: np.ndarray, figs: dict[str, np.ndarray], tol: DtypeTolerance,
@@ -108,9 +108,10 @@ def classify(exact, observed: np.ndarray, figs: dict[str, np.ndarray], tol: Dtyp
         absolute = abs_err <= b["absolute"]
         mag = abs_err <= b["magnitude"]
     flushed = flushed_subnormal(exact, observed)
+    declared = "stable" if tol.summation == "recursive" else "recursive"
     # np.select takes the first true condition: exactly the ladder's order
-    return np.select([undet, mismatch, accurate, stable, flushed, recursive, absolute, mag],
-                     ["undetermined", "special", "accurate", "stable", "flushed", "recursive", "absolute",
+    return np.select([undet, mismatch, accurate, stable, flushed, absolute, recursive, mag],
+                     ["undetermined", "special", "accurate", "stable", "flushed", "absolute", declared,
                       "magnitude"], default="fail").astype("<U12")
 
 
