@@ -116,8 +116,8 @@ def classify(exact, observed: np.ndarray, figs: dict[str, np.ndarray], tol: Dtyp
 
 
 def _close(observed: np.ndarray, other: np.ndarray, allowance: np.ndarray, dtype: str) -> np.ndarray:
-    """Where ``observed`` is ``other`` (float64, NaN where there is none... compared as values:
-    the same NaN/inf, or within ``allowance`` plus 2 ulp of the output format)."""
+    """Where ``observed`` is ``other`` (float64) as values: the same NaN or inf, or both finite and
+    within ``allowance`` plus 2 ulp (of the output format, at |other|) of each other."""
     from reference import formats
 
     fmt = formats.FORMATS[dtype]
@@ -137,8 +137,7 @@ def match_convention(rungs: np.ndarray, exact, observed: np.ndarray, tol: DtypeT
     shape = rungs.shape
     mask = np.broadcast_to(np.asarray(convention.mask, bool), shape)
     other = np.broadcast_to(np.asarray(convention.values, np.float64), shape)
-    b = bounds(exact, tol)["stable"]
-    hit = mask & np.isin(rungs, ("special", "fail")) & _close(observed, other, np.nan_to_num(b), exact.dtype)
+    hit = mask & np.isin(rungs, ("special", "fail")) & _close(observed, other, _allowance(exact, tol), exact.dtype)
     return np.where(hit, "convention", rungs).astype("<U12")
 
 
@@ -146,9 +145,15 @@ def match_variant(rungs: np.ndarray, exact, observed: np.ndarray, tol: DtypeTole
     """Where a failing element (special or fail) matches a declared variant's answer ``values``
     (float64, output-shaped, NaN where none) within the stable bound: True."""
     other = np.broadcast_to(np.asarray(values, np.float64), rungs.shape)
-    b = bounds(exact, tol)["stable"]
-    return np.isin(rungs, ("special", "fail")) & ~np.isnan(other) & _close(observed, other, np.nan_to_num(b),
+    return np.isin(rungs, ("special", "fail")) & ~np.isnan(other) & _close(observed, other, _allowance(exact, tol),
                                                                           exact.dtype)
+
+
+def _allowance(exact, tol: DtypeTolerance) -> np.ndarray:
+    """The stable bound where it is finite, else 0: at a special point the oracle's cond may be
+    inf or NaN, and an infinite allowance would let any number match the other answer."""
+    b = bounds(exact, tol)["stable"]
+    return np.where(np.isfinite(b), b, 0.0)
 
 
 def flushed_subnormal(exact, observed: np.ndarray) -> np.ndarray:
