@@ -9,8 +9,8 @@ prints, per backend x loss x family x dtype x check, the figures the tolerances 
                 factor by which (c0, c1) would have to grow to call them stable
   need_abs      worst |err| / (u*scale) over elements neither accurate nor stable, i.e. the c_abs
                 that would call them absolute-only
-  need_mag      worst |err| / (u_acc*scale*(1 + max|x|)) over elements neither accurate nor stable
-                nor absolute, for losses that declare max|x| (the c_mag that would call them
+  need_mag      worst |err| / (u_acc*scale*(1 + max|x|)) over the elements on the magnitude or fail
+                rung, for losses that declare max|x| (the c_mag that would call them
                 magnitude-dependent; u_acc: float32's u for half formats)
   used_stable   worst |err| / ((c0 + c1*log2 n)*(u*cond + eta)) over the elements judged stable (<= 1):
                 how much of the stable rung's allowance they use (JSON and --markdown)
@@ -120,7 +120,7 @@ def row_figures(exact, observed, tol, case=None, check="value") -> dict:
             "used_ulp": float(np.max(ulp[acc])) if acc.any() else 0.0,
             "need_stable": worst(stable_ratio, beyond_ulp),
             "need_abs": worst(abs_ratio, beyond_stable),
-            "need_mag": worst(np.where(np.isnan(mag_ratio), 0.0, mag_ratio), beyond_stable & (rungs != "absolute")),
+            "need_mag": worst(np.where(np.isnan(mag_ratio), 0.0, mag_ratio), np.isin(rungs, ("magnitude", "fail"))),
             "used_stable": worst(stable_ratio, rungs == "stable"),
             "escape": escape,
             "counts": {k: int(np.count_nonzero(rungs == k)) for k in COUNT_KEYS}
