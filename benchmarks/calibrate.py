@@ -9,6 +9,9 @@ prints, per backend x loss x family x dtype x check, the figures the tolerances 
                 factor by which (c0, c1) would have to grow to call them stable
   need_abs      worst |err| / (u*scale) over elements neither accurate nor stable, i.e. the c_abs
                 that would call them absolute-only
+  need_mag      worst |err| / (u_acc*scale*(1 + max|x|)) over the elements on the magnitude or fail
+                rung, for losses that declare max|x| (the c_mag that would call them
+                magnitude-dependent; u_acc: float32's u for half formats)
   used_stable   worst |err| / ((c0 + c1*log2 n)*(u*cond + eta)) over the elements judged stable (<= 1):
                 how much of the stable rung's allowance they use (JSON and --markdown)
   used_ulp      worst ulp error over the elements judged accurate (<= ulp)
@@ -17,9 +20,10 @@ prints, per backend x loss x family x dtype x check, the figures the tolerances 
   counts        elements per rung under the tolerances in force (flushed: subnormal results
                 returned as 0, a warn); eta_only (printed "eta"): the stable
                 elements that only the underflow allowance eta makes stable
-  escape        for a failing check: the factor k by which ALL four tolerances (ulp, c0, c1, c_abs)
-                would have to grow before no element fails (inf for special mismatches, bad
-                output or an exception); c_abs alone would have to grow by need_abs / c_abs
+  escape        for a failing check: the factor k by which ALL five tolerances (ulp, c0, c1, c_abs,
+                c_mag) would have to grow before no element fails -- lands on a pass or warn rung,
+                the recursive-summation one included (inf for special mismatches, bad output or an
+                exception); c_abs alone would have to grow by need_abs / c_abs
 
 Failing checks matched by the configured known-failures file (``[tool.losscheck]``, as the gate
 uses it; ``--known-failures PATH`` or ``--no-known-failures``) count as xfail.  When the baseline
@@ -56,7 +60,7 @@ if str(ROOT) not in sys.path:
 from cases import build_suite
 from harness.backends import Unsupported, load
 from harness.cache import OracleCache
-from harness.check import COUNT_KEYS, check_observation
+from harness.check import COUNT_KEYS, check_observation, magnitude_of, policy_labels
 from harness.config import load_config, parse_tolerance_flag
 from harness.knownfail import KnownFailures
 from harness.metrics import figures
@@ -81,17 +85,22 @@ def backend_for(spec: str):
     return load(spec)
 
 
-def row_figures(exact, observed, tol) -> dict:
+def row_figures(exact, observed, tol, case=None, check="value") -> dict:
     """The calibration figures of one check (see the module docstring)."""
     figs = figures(exact, observed)
-    rungs = classify(exact, observed, figs, tol)
-    b = bounds(exact, tol)  # the ladder's own allowances (harness/verdict.py)
+    mag = magnitude_of(case, check, np.shape(exact.rounded)) if case is not None else None
+    rungs = classify(exact, observed, figs, tol, mag)
+    if case is not None:
+        rungs, _ = policy_labels(case, check, exact, observed, tol, rungs)
+    b = bounds(exact, tol, mag)  # the ladder's own allowances (harness/verdict.py)
     det = ~np.asarray(exact.undetermined, bool)
     ulp = figs["ulp"]
     err = figs["abs_err"]
     with np.errstate(divide="ignore", invalid="ignore"):
         stable_ratio = err / b["stable"]
+        rec_ratio = err / b["recursive"]
         abs_ratio = err / (b["absolute"] / tol.c_abs)
+        mag_ratio = err / (b["magnitude"] / tol.c_mag) if tol.c_mag else np.full_like(err, np.nan)
     beyond_ulp = det & (ulp > tol.ulp)
     beyond_stable = beyond_ulp & (rungs != "stable")
 
@@ -99,9 +108,10 @@ def row_figures(exact, observed, tol) -> dict:
         a = np.where(np.isnan(a), np.inf, a)  # 0/0 only where err == 0, and those are accurate
         return float(np.max(a[mask])) if mask.any() else 0.0
 
-    failing = rungs == "fail"
+    failing = np.isin(rungs, ("fail", "semantic"))
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_elem = np.minimum(np.minimum(ulp / tol.ulp, stable_ratio), abs_ratio / tol.c_abs)
+        per_elem = np.fmin(np.fmin(np.fmin(ulp / tol.ulp, stable_ratio), np.fmin(rec_ratio, abs_ratio / tol.c_abs)),
+                           mag_ratio / tol.c_mag if tol.c_mag else np.inf)
     escape = math.inf if np.any(rungs == "special") else worst(per_elem, failing)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         eta_only = (rungs == "stable") & ~(err <= b["stable_no_eta"])
@@ -110,6 +120,7 @@ def row_figures(exact, observed, tol) -> dict:
             "used_ulp": float(np.max(ulp[acc])) if acc.any() else 0.0,
             "need_stable": worst(stable_ratio, beyond_ulp),
             "need_abs": worst(abs_ratio, beyond_stable),
+            "need_mag": worst(np.where(np.isnan(mag_ratio), 0.0, mag_ratio), np.isin(rungs, ("magnitude", "fail"))),
             "used_stable": worst(stable_ratio, rungs == "stable"),
             "escape": escape,
             "counts": {k: int(np.count_nonzero(rungs == k)) for k in COUNT_KEYS}
@@ -148,7 +159,7 @@ def print_headroom(rows: list[dict], tols) -> None:
         tol = tols.for_dtype(dtype)
         parts = []
         for name, key, div in (("accurate", "used_ulp", tol.ulp), ("stable", "used_stable", 1.0),
-                               ("absolute", "need_abs", tol.c_abs)):
+                               ("absolute", "need_abs", tol.c_abs), ("magnitude", "need_mag", tol.c_mag or 1.0)):
             r = max(rs, key=lambda r, key=key: r.get(key, 0.0))
             parts.append(f"{name} {r.get(key, 0.0) / div:.3g} ({r['family']} {r['check']} {r['case_id']})")
         print(f"headroom {spec} {dtype}: " + ", ".join(parts))
@@ -243,7 +254,7 @@ def main(argv=None) -> int:
                     f = {"max_ulp": math.inf, "need_stable": math.inf, "need_abs": math.inf,
                          "escape": math.inf, "counts": {"fail": rec["n"]}}
                 else:
-                    f = row_figures(exact, observed, tol)
+                    f = row_figures(exact, observed, tol, case, ch)
                 a = agg.setdefault(key, {"max_ulp": 0.0, "need_stable": 0.0, "need_abs": 0.0,
                                          "counts": defaultdict(int), "cases": 0, "failing": 0})
                 a["failing"] += rec["verdict"] in ("fail", "error")
@@ -265,8 +276,8 @@ def main(argv=None) -> int:
     for key in sorted(agg):
         a = agg[key]
         c = a["counts"]
-        bad = c.get("fail", 0) + c.get("special", 0)
-        warns = c.get("absolute", 0) + c.get("flushed", 0)
+        bad = c.get("fail", 0) + c.get("special", 0) + c.get("semantic", 0)
+        warns = sum(c.get(k, 0) for k in ("absolute", "flushed", "recursive", "magnitude", "convention"))
         if args.quiet and not bad and not warns:
             continue
         counts = " ".join(f"{k[:3]}={v}" for k, v in sorted(c.items()) if v)

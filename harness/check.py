@@ -18,13 +18,21 @@ import numpy as np
 from harness.metrics import figures
 from harness.symptoms import describe_pair, factor_text, symptom
 from harness.tolerances import DtypeTolerance
-from harness.verdict import RUNG_SEVERITY, classify, record_verdict
+from harness.verdict import (
+    RUNG_SEVERITY,
+    WARN_RUNGS,
+    classify,
+    match_convention,
+    match_variant,
+    record_verdict,
+)
 
-__all__ = ["COUNT_KEYS", "check_observation", "final_verdict", "gate_failed", "json_float", "note_returned_dtype",
-           "returned_format"]
+__all__ = ["COUNT_KEYS", "check_observation", "final_verdict", "gate_failed", "json_float", "magnitude_of",
+           "note_returned_dtype", "policy_labels", "returned_format"]
 
 #: the rungs a record counts elements of (harness/verdict.py's ladder; reports read these names)
-COUNT_KEYS = ("accurate", "stable", "flushed", "absolute", "fail", "special", "undetermined")
+COUNT_KEYS = ("accurate", "stable", "flushed", "recursive", "absolute", "magnitude", "convention", "semantic",
+              "fail", "special", "undetermined")
 
 
 def json_float(x: Any) -> float | str | None:
@@ -81,18 +89,94 @@ def check_observation(case, check: str, exact, observed, tol: DtypeTolerance, *,
         return _bad_output(rec, want, got, want_shape)
 
     figs = figures(exact, observed)
-    rungs = classify(exact, observed, figs, tol)
+    magnitude = magnitude_of(case, check, want_shape)
+    rungs = classify(exact, observed, figs, tol, magnitude)
+    rungs, note = policy_labels(case, check, exact, observed, tol, rungs)
     rec["status"] = "ok"
     rec["verdict"] = record_verdict(rungs)
     rec.update(_summary(exact, observed, figs, rungs, tuple(int(d) for d in np.shape(case.args[0]))))
     if rec["worst"] is not None:
         rec["worst"]["input"] = describe_input(case, check, rec["worst"]["index"])
+        if rec["worst"]["rung"] == "magnitude":
+            _magnitude_figure(rec, exact, magnitude)
+    if note:
+        rec["note"] = note
+        rec["message"] = f"{rec['message']}; {note}"
     if backend is not None and rec["verdict"] not in ("pass", "undetermined"):
         from harness.repro import snippet
 
         # judged in a format the backend returned instead of the input's: the repro settles there too
         rec["repro"] = snippet(case, backend, check, exact.dtype if exact.dtype != case.dtype else None)
     return rec
+
+
+def _spec(case):
+    from reference import registry
+
+    try:
+        return registry.get(case.loss)
+    except (KeyError, ValueError):
+        return None
+
+
+def magnitude_of(case, check: str, shape: tuple) -> np.ndarray | None:
+    """The loss's max|x| per element of ``check`` (LossDef.magnitude), None where it declares none."""
+    spec = _spec(case)
+    if spec is None:
+        return None
+    try:
+        m = spec.magnitude(case.args, case.kwargs, check)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return None if m is None else np.broadcast_to(np.asarray(m, np.float64), shape)
+
+
+def policy_labels(case, check: str, exact, observed, tol: DtypeTolerance, rungs: np.ndarray):
+    """The convention and semantic relabellings (harness/verdict.py), asked of the loss only where
+    an element fails: (rungs, the record's note or None).  The note names the other answer (a
+    convention) or both formulas (a semantic difference)."""
+    failing = np.isin(rungs, ("special", "fail"))
+    spec = _spec(case) if failing.any() else None
+    if spec is None:
+        return rungs, None
+    notes = []
+    conv = spec.conventions(case.args, case.kwargs, check)
+    if conv is not None:
+        relabelled = match_convention(rungs, exact, observed, tol, conv)
+        if np.any(relabelled != rungs):
+            notes.append(f"convention: {conv.text}")
+            rungs = relabelled
+    for variant in spec.variants:
+        if not np.isin(rungs, ("special", "fail")).any():
+            break
+        values = variant.value(case.args, case.kwargs, check)
+        if values is None:
+            continue
+        hit = match_variant(rungs, exact, observed, tol, values)
+        if hit.any():
+            notes.append(f"semantic difference: {variant.name}, {variant.formula} vs torch's {variant.torch_formula}")
+            rungs = np.where(hit, "semantic", rungs).astype(rungs.dtype)
+    return rungs, "; ".join(notes) or None
+
+
+def _magnitude_figure(rec: dict, exact, magnitude) -> None:
+    """The worst element's "error = k x u x max|x|" (u the accumulation format's unit roundoff)."""
+    from harness.tolerances import ACCUMULATION
+    from reference import formats
+
+    idx = tuple(rec["worst"]["index"])
+    m = float(np.asarray(magnitude)[idx]) if magnitude is not None else math.nan
+    acc = ACCUMULATION[exact.dtype]
+    u = float(formats.FORMATS[acc].u)
+    try:
+        err = abs(float(mpmath.mpf(rec["worst"]["exact"]) - mpmath.mpf(rec["worst"]["observed"])))
+    except (ValueError, TypeError):
+        return
+    k = err / (u * m) if m > 0 else math.inf
+    rec["worst"]["max_abs_x"] = json_float(m)
+    rec["worst"]["k"] = json_float(k)
+    p = formats.FORMATS[acc].p
+    rec["message"] += f"; error = {k:.3g} × u × max|x| (u = 2^-{p}, {acc}; max|x| = {m:.3g})"
 
 
 def returned_format(observed, exact) -> str | None:
@@ -157,7 +241,7 @@ def _summary(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray, sizes: 
     worst = _worst(exact, observed, figs, rungs) if n else None
     out["worst"] = worst
     out["message"] = _message(counts, n, worst, out.get("max_ulp"), exact.dtype, sizes)
-    bad = counts["fail"] + counts["special"] + counts["absolute"] + counts["flushed"]
+    bad = counts["fail"] + counts["special"] + counts["semantic"] + sum(counts[k] for k in WARN_RUNGS)
     if bad and worst is not None:
         out["symptom"] = symptom(worst, sizes=sizes)
     return out
@@ -220,20 +304,26 @@ def _message(counts: dict, n: int, worst: dict | None, max_ulp, dtype: str = "",
     where = f"at {worst['index']}: {describe_pair(worst, dtype)}"
     ulp = worst["ulp"]
     ulp_s = ulp if isinstance(ulp, str) else f"{ulp:.3g}"
-    bad = counts["fail"] + counts["special"]
+    bad = counts["fail"] + counts["special"] + counts.get("semantic", 0)
     flushed = counts.get("flushed", 0)
-    if bad or counts["absolute"] or flushed:
+    warned = {k: counts.get(k, 0) for k in WARN_RUNGS}
+    if bad or any(warned.values()):
         name = symptom(worst, sizes=sizes) or "inaccurate"
         factor = factor_text(worst, sizes) if name == "off by a simple factor" else None
         head = f"{name} ({factor})" if factor else name
         flush = f"{flushed}/{n} subnormal results flushed to 0" if flushed else ""
+        warns = [flush] if flush else []
+        for key, text in (("recursive", "within the recursive-summation bound only"),
+                          ("absolute", "only absolutely accurate"),
+                          ("magnitude", "accurate only relative to max|x|"),
+                          ("convention", "the other convention at a special point")):
+            if warned[key]:
+                warns.append(f"{warned[key]}/{n} elements {text}")
         if bad:
             spec = f" ({counts['special']} special mismatch)" if counts["special"] else ""
-            more = f"; {flush} (warn)" if flush else ""
-            return f"{head}: {bad}/{n} elements fail{spec}{more}; worst {ulp_s} ulp {where}{tail}"
-        warns = [flush] if flush else []
-        if counts["absolute"]:
-            warns.append(f"{counts['absolute']}/{n} elements only absolutely accurate")
+            sem = f" ({counts['semantic']} semantic difference)" if counts.get("semantic") else ""
+            more = f"; {', '.join(warns)} (warn)" if warns else ""
+            return f"{head}: {bad}/{n} elements fail{spec}{sem}{more}; worst {ulp_s} ulp {where}{tail}"
         return f"{head}: {', '.join(warns)} (warn); worst {ulp_s} ulp {where}{tail}"
     judged = n - und
     if not judged:

@@ -122,6 +122,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="an output returned in another floating dtype than the input's (float32 for float16) "
                         "fails as bad output, instead of being judged in the dtype returned (default: "
                         "[tool.losscheck] strict_dtype, else off)")
+    p.add_argument("--summation", choices=("pairwise", "recursive"),
+                   help="the sums' declared order: an error within the one-after-another bound but beyond "
+                        "the pairwise one warns (pairwise) or is stable (recursive); docs/verdicts.md "
+                        "(default: [tool.losscheck] summation, else pairwise)")
 
 
 def device_arg(text: str) -> str:
@@ -208,7 +212,8 @@ def _config(args: argparse.Namespace) -> Any:
         flags = dict(parse_tolerance_flag(t) for t in args.tol)
         return load_config().with_flags(tolerances=flags, known_failures=args.known_failures,
                                         jobs=args.jobs, timeout=args.timeout, device=args.device,
-                                        strict_dtype=args.strict_dtype)
+                                        strict_dtype=args.strict_dtype,
+                                        summation=getattr(args, "summation", None))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 

@@ -12,8 +12,10 @@ Recognised keys::
     timeout = 60                                    # per-case seconds (> 0)
     device = "cuda"                                 # torch device of torch-tensor backends (cpu)
     strict_dtype = true                             # an output in another dtype fails (false)
+    summation = "recursive"                         # the sums' declared order: pairwise (default)
+                                                    # or recursive (docs/verdicts.md)
     [tool.losscheck.tolerances.float16]
-    ulp = 2.0                                       # any of ulp, c0, c1, c_abs
+    ulp = 2.0                                       # any of ulp, c0, c1, c_abs, c_mag
 """
 from __future__ import annotations
 
@@ -29,12 +31,12 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from harness.tolerances import DEFAULTS, TOLERANCE_KEYS, Tolerances
+from harness.tolerances import DEFAULTS, SUMMATIONS, TOLERANCE_KEYS, Tolerances
 from reference.registry import DTYPES
 
 __all__ = ["Config", "ConfigError", "find_pyproject", "load_config", "parse_tolerance_flag"]
 
-_KEYS = ("tolerances", "known_failures", "jobs", "timeout", "device", "strict_dtype")
+_KEYS = ("tolerances", "known_failures", "jobs", "timeout", "device", "strict_dtype", "summation")
 
 
 class ConfigError(ValueError):
@@ -85,9 +87,14 @@ class Config:
     def with_flags(self, *, tolerances: Mapping[str, float] | None = None,
                    known_failures: str | Path | None = None, jobs: int | None = None,
                    timeout: float | None = None, device: str | None = None,
-                   strict_dtype: bool | None = None) -> Config:
+                   strict_dtype: bool | None = None, summation: str | None = None) -> Config:
         """Apply command-line flags on top (None = flag not given).  Bad values -> ConfigError."""
         out = self
+        if summation is not None:
+            if summation not in SUMMATIONS:
+                raise ConfigError(f"command line: --summation must be one of {', '.join(SUMMATIONS)}, "
+                                  f"got {summation!r}")
+            out = replace(out, tolerances=out.tolerances.with_summation(summation))
         if tolerances:
             try:
                 out = replace(out, tolerances=out.tolerances.with_overrides(tolerances))
@@ -168,6 +175,11 @@ def _parse(section: Any, path: Path) -> Config:
                 raise ConfigError(f"{name}.{key} must be a finite number >= 0, got {value!r} ({where})")
             overrides[f"{dtype}.{key}"] = float(value)
     tolerances = tolerances.with_overrides(overrides)
+    summation = section.get("summation", "pairwise")
+    if summation not in SUMMATIONS:
+        raise ConfigError(f"tool.losscheck.summation must be one of {', '.join(SUMMATIONS)}, got {summation!r} "
+                          f"({where})")
+    tolerances = tolerances.with_summation(summation)
     known = section.get("known_failures")
     if known is not None:
         if not isinstance(known, str) or not known:

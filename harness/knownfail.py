@@ -131,8 +131,11 @@ class KnownFailures:
         entry matches; other records are returned unchanged.  ``strict`` as in final_verdict."""
         if final_verdict(record, strict) not in ("fail", "error"):
             for i, entry in enumerate(self.entries):
-                if entry.builtin and i not in self._seen and entry.matches(record):
-                    self._seen.add(i)
+                if entry.matches(record):
+                    if entry.builtin:
+                        self._seen.add(i)
+                    if record.get("verdict") == "warn":  # still there, as a named warning: not stale
+                        self._used.add(i)
             return record
         for i, entry in enumerate(self.entries):
             if entry.matches(record):

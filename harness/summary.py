@@ -132,7 +132,8 @@ def worst_note(rec: dict, verdict: str) -> str:
     if verdict == "xfail":
         return "xfail"
     rung = (rec.get("worst") or {}).get("rung") if isinstance(rec.get("worst"), dict) else None
-    if verdict in ("pass", "warn") and rung in ("stable", "absolute", "flushed"):
+    if verdict in ("pass", "warn") and rung in ("stable", "recursive", "absolute", "magnitude", "flushed",
+                                                 "convention"):
         return str(rung)
     return ""
 

@@ -13,7 +13,8 @@ import mpmath
 
 #: symptom names, most telling first (the summary groups failures under these)
 SYMPTOMS = ("nan where finite", "inf where finite", "finite where infinite", "nan expected",
-            "wrong sign", "flushed subnormal", "flushed to zero", "nonzero where exact is 0", "off by a simple factor",
+            "wrong sign", "semantic difference", "convention", "flushed subnormal", "flushed to zero",
+            "nonzero where exact is 0", "off by a simple factor", "magnitude-dependent", "recursive summation",
             "absolute-only cliff", "inaccurate")
 
 _FACTORS = ((2.0, "2"), (0.5, "1/2"), (4.0, "4"), (0.25, "1/4"), (3.0, "3"), (1 / 3, "1/3"))
@@ -36,6 +37,10 @@ def symptom(worst: dict | None, rung: str | None = None, sizes: tuple[int, ...] 
     if e is None or o is None:
         return None
     rung = rung or worst.get("rung")
+    if rung == "convention":  # a warn: the other answer at a special point (the limit, 0/0 := 0)
+        return "convention"
+    if rung == "semantic":  # a fail: another library's formula (a clip, a cap), matched exactly
+        return "semantic difference"
     if mpmath.isnan(o):
         return "nan expected" if mpmath.isnan(e) else "nan where finite"
     if mpmath.isnan(e):
@@ -46,6 +51,11 @@ def symptom(worst: dict | None, rung: str | None = None, sizes: tuple[int, ...] 
         return "finite where infinite"
     if mpmath.isinf(e):
         return "wrong sign" if (e > 0) != (o > 0) else "inaccurate"
+    # a warn rung names the diagnosis, even where a tiny value came back with the other sign
+    if rung == "magnitude":  # within a few u * max|x| (no max subtracted first)
+        return "magnitude-dependent"
+    if rung == "recursive":  # within the one-after-another summation bound
+        return "recursive summation"
     if e != 0 and o != 0 and (e > 0) != (o > 0):
         return "wrong sign"
     if rung == "absolute":  # a warn: within the loss's natural unit, however it lost the digits

@@ -77,6 +77,36 @@ class FamilyDef:
     doc: str
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A known semantic variant of a loss: another library's deliberate formula (a probability
+    clip, a cap on the per-element loss), not an arithmetic error.  The verdict ladder labels an
+    element that fails against torch's semantics but matches this formula "semantic difference"
+    (still FAIL: the answer is another function's), naming both formulas.
+
+    ``value(args, kwargs, check)`` returns the variant's answer for ``check`` in torch's output
+    shape as float64 (NaN where it has none), or None where the variant does not apply to the
+    call (other options, a gradient).  It is evaluated only for a record that already fails.
+    """
+
+    name: str  # "probability clip 1e-7 (Keras)"
+    formula: str  # "-log(clip(p_t, 1e-7, 1 - 1e-7))"
+    torch_formula: str  # "-log p_t"
+    value: Callable[[tuple, Mapping[str, Any], str], np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class Convention:
+    """The answers at a loss's special points where torch's (and the oracle's) answer is a
+    convention and another library may rightly return the other one (the mathematical limit, or
+    a 0/0 := 0 rule).  ``mask``: the elements concerned; ``values``: the other answer there
+    (float64, output-shaped); ``text``: what the two answers are, for the record's note."""
+
+    mask: np.ndarray
+    values: np.ndarray
+    text: str
+
+
 @dataclass
 class Problem:
     """One validated call in row form."""
@@ -336,6 +366,23 @@ class LossDef:
             if spec.name == name:
                 return tuple(np.shape(a))
         return tuple(np.shape(kwargs[name]))
+
+    # -- what the verdict ladder may need beyond the Exact (docs/verdicts.md) --------------------
+    #: known semantic variants (:class:`Variant`): other libraries' deliberate formulas
+    variants: tuple[Variant, ...] = ()
+
+    def magnitude(self, args: tuple, kwargs: Mapping[str, Any], check: str) -> np.ndarray | None:
+        """Per element of ``check``, the largest finite |input| the element depends on (the row's
+        logits for a loss that is invariant under a shift of its rows), or None when the loss's
+        natural ``scale`` already holds the inputs' magnitudes (elementwise losses: the default).
+        The magnitude-dependent rung allows an error of a few u * max|x| * scale where this is
+        given: what an algorithm that does not subtract the row max first commits."""
+        return None
+
+    def conventions(self, args: tuple, kwargs: Mapping[str, Any], check: str) -> Convention | None:
+        """The other answer at the call's special points where torch's is a convention
+        (:class:`Convention`), or None where the call has none (the default)."""
+        return None
 
     def describe(self, args: tuple, kwargs: Mapping[str, Any], check: str, index: tuple) -> str | None:
         """The inputs behind one output element (for the worst element of a record), or None when

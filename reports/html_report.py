@@ -31,12 +31,18 @@ RUNGS = {
     "stable": ("s", ("beyond the ulp tolerance, within what a backward-stable algorithm may commit "
                     "(scaled by the condition number)")),
     "flushed": ("z", "a subnormal result returned as ±0: flush-to-zero (warn)"),
+    "recursive": ("r", "within the one-after-another (recursive) summation bound, beyond the pairwise one (warn)"),
     "absolute": ("a", "only within a few u of the loss's natural unit (warn)"),
+    "magnitude": ("m", "only within a few u × max|x|: accurate relative to the inputs' magnitudes (warn)"),
+    "convention": ("c", "the other answer at a special point where torch's is a convention: the limit (warn)"),
+    "semantic": ("d", "another library's formula (a clip, a cap): a semantic difference (fail)"),
     "fail": ("f", "beyond every rung"),
     "special": ("x", "a special-value mismatch (NaN or inf against a number)"),
     "undetermined": ("u", "the oracle could not settle the exact value"),
 }
 NONFINITE_MARK = "!"
+#: warning rungs whose grid cells carry their mark (which kind of warning it is)
+WARN_MARKED = ("absolute", "flushed", "recursive", "magnitude", "convention")
 #: grid and detail-table cell classes (colours in style.css) and what they mean, for the legend
 CELL_CLASSES = (
     ("v-pass", "0.5", "pass: every element within the ulp tolerance"),
@@ -97,7 +103,8 @@ def _rung(rec: dict, tol: float) -> str | None:
         return rung
     counts = rec.get("counts")
     if isinstance(counts, dict):
-        for name in ("special", "fail", "flushed", "absolute", "stable", "accurate"):
+        for name in ("special", "fail", "semantic", "convention", "flushed", "magnitude", "absolute", "recursive",
+                     "stable", "accurate"):
             if isinstance(counts.get(name), int) and counts[name] > 0:
                 return name
     mx = rec.get("max_ulp")
@@ -144,8 +151,10 @@ class CellView:
                 self.mark = NONFINITE_MARK
             elif self.rung is not None:
                 self.mark = RUNGS[self.rung][0]
-        elif self.verdict == "warn" and self.rung in ("absolute", "flushed"):
-            self.mark = RUNGS[self.rung][0]  # which warning: an absolute-only cliff or a flush
+        elif self.verdict == "warn" and self.rung in WARN_MARKED:
+            self.mark = RUNGS[self.rung][0]  # which warning: an absolute-only cliff, a flush, ...
+        elif self.verdict in FAILING and self.rung == "semantic":
+            self.mark = RUNGS[self.rung][0]
         if self.max_ulp is not None:
             self.text = compact(self.max_ulp)
         else:

@@ -180,11 +180,11 @@ def _normalised_check(obj: dict, version: int, where: str) -> str:
 
 #: record fields the reports use as text: anything else there is a malformed file, said in one line
 _TEXT_FIELDS = ("loss", "family", "dtype", "options", "verdict", "status", "message", "xfail_reason",
-                "repro", "reduction", "delegates")
+                "repro", "reduction", "delegates", "note")
 
 
 #: element counts per rung that files written before a rung existed lack (read as 0)
-_LATER_COUNTS = ("flushed",)
+_LATER_COUNTS = ("flushed", "recursive", "magnitude", "convention", "semantic")
 
 
 def _decode(record: dict) -> dict:

@@ -18,7 +18,7 @@ SEVEN = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entr
 PLANTED = importlib.import_module("tests.planted")
 
 
-@pytest.mark.parametrize("name", PLANTED.DEFECTS + PLANTED.MISBEHAVING)
+@pytest.mark.parametrize("name", PLANTED.DEFECTS + PLANTED.MISBEHAVING + PLANTED.POLICY)
 def test_every_planted_module_is_a_full_dropin(name):
     b = load(f"tests.planted.{name}")
     assert b.name == f"tests.planted.{name}"

@@ -66,7 +66,8 @@ def test_record_fields_for_a_failing_check():
             rec["reduction"], rec["shape"]) == ("mse_loss", "test.hand", "plain", "float32", "value",
                                                  "none", [2, 2])
     assert rec["case_id"] == case.id and rec["n"] == 4
-    assert rec["counts"] == {"accurate": 2, "stable": 0, "absolute": 0, "flushed": 0, "fail": 1, "special": 1,
+    assert rec["counts"] == {"accurate": 2, "stable": 0, "absolute": 0, "flushed": 0, "recursive": 0,
+                             "magnitude": 0, "convention": 0, "semantic": 0, "fail": 1, "special": 1,
                              "undetermined": 0}
     assert rec["ulp_hist"] == [1, 1, 0, 0, 2]  # 0 ulp, 1 ulp (2^-22 at 2 is 1 ulp), >3, inf
     assert rec["max_ulp"] == "inf" and rec["max_bits"] == "inf"

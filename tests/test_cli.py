@@ -522,10 +522,11 @@ def test_a_backend_that_poisons_its_process_changes_no_answer(capsys, tmp_path):
 
 
 def test_torchs_known_failures_ship_with_the_package(capsys, tmp_path, monkeypatch):
-    """issue 10: a plain gate in a directory with no configuration passes on torch's known failures."""
+    """issue 10: a plain gate in a directory with no configuration passes on torch's known failures
+    (the absorption ones warn "recursive summation" by default: --strict makes them failures)."""
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "r.jsonl"
-    code, out, _ = cli(capsys, "gate", "--loss", "softmax", "--loss", "cross_entropy", "--family",
+    code, out, _ = cli(capsys, "gate", "--strict", "--loss", "softmax", "--loss", "cross_entropy", "--family",
                        "softmax.absorption", "--family", "ce.absorption", "--dtype", "float32",
                        "--results", str(path))
     assert code == 0, out
@@ -535,7 +536,7 @@ def test_torchs_known_failures_ship_with_the_package(capsys, tmp_path, monkeypat
 
 def test_a_dropin_reexporting_torch_gets_torchs_known_failures(capsys, tmp_path):
     path = tmp_path / "r.jsonl"
-    code, out, _ = cli(capsys, "gate", "--backend", "tests.planted.reexport", "--loss", "softmax",
+    code, out, _ = cli(capsys, "gate", "--strict", "--backend", "tests.planted.reexport", "--loss", "softmax",
                        "--family", "softmax.absorption", "--dtype", "float32", "--results", str(path))
     assert code == 0, out
     recs = [r for r in results(path) if r["type"] == "result"]

@@ -12,12 +12,13 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
-from ..lossdef import Arg, Call, LossDef
+from ..lossdef import Arg, Call, Convention, LossDef, Variant
 from ..numerics import F64
 from ..sampling import cast, finfo, normal, ordinal_uniform
 from ._elementwise import TermsKernel, brute_reduce, brute_upstream, fail, prepare_pair, safe_mul, span_bits
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise, sigmoid
+from ._policy import VARIANT_PREC, reduce_mp
 
 BCE, BCEL = "binary_cross_entropy", "binary_cross_entropy_with_logits"
 
@@ -214,11 +215,82 @@ _WEIGHT = Arg("weight", "weight", None)
 _REDUCTION = Arg("reduction", "reduction", "mean")
 
 
+# ------------------------------------------------------------------------------ verdict policy data
+
+def _broadcast(kwargs, name: str, shape) -> np.ndarray:
+    v = kwargs.get(name)
+    return np.ones(shape) if v is None else np.broadcast_to(np.asarray(v).astype(np.float64), shape)
+
+
+_KERAS_EPS = 1e-7
+
+
+def _bce_keras_clip(args, kwargs, check):
+    """Keras' binary_crossentropy on probabilities: x clipped to [1e-7, 1 - 1e-7] before the logs
+    (torch clamps each log at -100 instead)."""
+    if check != "value":
+        return None
+    x = np.asarray(args[0]).astype(np.float64)
+    y = np.asarray(args[1]).astype(np.float64)
+    w = _broadcast(kwargs, "weight", x.shape)
+    vals, ws = [], []
+    with mpmath.workprec(VARIANT_PREC):
+        lo, hi = mpmath.mpf(_KERAS_EPS), 1 - mpmath.mpf(_KERAS_EPS)
+        for xv, yv, wv in zip(x.reshape(-1), y.reshape(-1), w.reshape(-1)):
+            c = min(max(mpmath.mpf(float(xv)), lo), hi)
+            ym = mpmath.mpf(float(yv))
+            vals.append(-mpmath.mpf(float(wv)) * (ym * mpmath.log(c) + (1 - ym) * mpmath.log(1 - c)))
+            ws.append(mpmath.mpf(1))
+        return reduce_mp(vals, ws, kwargs.get("reduction", "mean"), x.shape)
+
+
+BCE_VARIANTS = (
+    Variant("probability clip 1e-7 (Keras)", "-w[y log c + (1-y) log(1-c)], c = clip(x, 1e-7, 1 - 1e-7)",
+            "-w[y max(log x, -100) + (1-y) max(log(1-x), -100)]", _bce_keras_clip),
+)
+
+
+def _bcel_conventions(args, kwargs, check):
+    """x = +inf with y = 1, or x = -inf with p y = 0: torch (and the oracle, which follows the
+    formula) multiply an exactly-zero coefficient by an infinite softplus, 0 * inf = NaN; the term
+    is identically 0 in x, so its limit (what a library that drops zero-coefficient terms returns)
+    is 0.  Value only; a reduced value's other answer sums the others exactly."""
+    if check != "value":
+        return None
+    x = np.asarray(args[0]).astype(np.float64)
+    y = np.asarray(args[1]).astype(np.float64)
+    p = _broadcast(kwargs, "pos_weight", x.shape)
+    w = _broadcast(kwargs, "weight", x.shape)
+    mask = ((x == np.inf) & (y == 1)) | ((x == -np.inf) & (p * y == 0))
+    mask &= np.isfinite(w)
+    if not mask.any():
+        return None
+    reduction = kwargs.get("reduction", "mean")
+    vals, ws = [], []
+    with mpmath.workprec(VARIANT_PREC):
+        for xv, yv, pv, wv, m in zip(x.reshape(-1), y.reshape(-1), p.reshape(-1), w.reshape(-1), mask.reshape(-1)):
+            if m:
+                vals.append(mpmath.mpf(0))
+            else:
+                xm, ym = mpmath.mpf(float(xv)), mpmath.mpf(float(yv))
+                sp_neg = mpmath.log1p(mpmath.exp(-xm)) if xm != mpmath.inf else mpmath.mpf(0)
+                sp_pos = mpmath.log1p(mpmath.exp(xm)) if xm != -mpmath.inf else mpmath.mpf(0)
+                vals.append(mpmath.mpf(float(wv)) * (mpmath.mpf(float(pv)) * ym * sp_neg + (1 - ym) * sp_pos))
+            ws.append(mpmath.mpf(1))
+        values = reduce_mp(vals, ws, reduction, x.shape)
+    if reduction == "none":
+        return Convention(mask, np.where(mask, values, np.nan), "0 * inf at a zero-coefficient infinite logit: "
+                          "torch's NaN, or the limit 0")
+    return Convention(np.asarray(True), values, "0 * inf at a zero-coefficient infinite logit: torch's NaN, "
+                      "or the limit 0")
+
+
 class BinaryCrossEntropy(LossDef):
     name = BCE
     positional = (_INPUT, _TARGET)
     options = (_WEIGHT, _REDUCTION)
     option_families = ("plain", "weight")
+    variants = BCE_VARIANTS
     summary = "-w[y log x + (1-y) log(1-x)] with each log clamped at -100"
     notes = """\
 - Each log is clamped at -100 exactly (torch's clamp): inputs 0 and 1 give finite losses, and the
@@ -322,6 +394,9 @@ class BinaryCrossEntropyWithLogits(LossDef):
 
     def prepare(self, args, kwargs):
         return prepare_pair(self, args, kwargs)
+
+    def conventions(self, args, kwargs, check):
+        return _bcel_conventions(args, kwargs, check)
 
     def kernel(self, problem):
         return BcelKernel(problem)

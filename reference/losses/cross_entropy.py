@@ -20,7 +20,19 @@ import mpmath
 import numpy as np
 
 from ..formats import dtype_name
-from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array, int_option, is_float_array
+from ..lossdef import (
+    Arg,
+    Call,
+    Convention,
+    LossDef,
+    Problem,
+    Variant,
+    f64,
+    fail,
+    float_array,
+    int_option,
+    is_float_array,
+)
 from ..numerics import F64, MP, ieee_div, shifted_lse
 from ..sampling import (
     cast,
@@ -38,6 +50,7 @@ from ._elementwise import one as _one
 from ._elementwise import safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits, lead, reduction
 from ._numpy import reduce_elementwise
+from ._policy import VARIANT_PREC, mp_lse_minus, reduce_mp, row_magnitude
 from ._softcap import FAMILIES as LLM_FAMILIES
 from ._softcap import OPTIONS as LLM_OPTIONS
 from ._softcap import capped, llm_options, np_capped, np_sech2, sech2
@@ -861,6 +874,66 @@ _IGNORE = Arg("ignore_index", "int", -100)
 _REDUCTION = Arg("reduction", "reduction", "mean")
 
 
+# ------------------------------------------------------------------------------ verdict policy data
+
+def _plain_class_call(kwargs, args) -> bool:
+    """Class-index targets, no label smoothing, no losscheck extension: where the per-position
+    loss is -w[t] logp[t], which the variants below transform."""
+    return (not is_float_array(args[1]) and not float(kwargs.get("label_smoothing", 0.0) or 0.0)
+            and not any(_llm_active(n, kwargs) for n in LLM_OPTIONS))
+
+
+def _clamped_nll(lo: float, hi: float):
+    """A variant whose per-position loss is w[t] * clamp(lse - x[t], lo, hi), reduced as torch
+    reduces (mean over D = sum of w[t] over kept positions)."""
+    def value(args, kwargs, check):
+        if check != "value" or not _plain_class_call(kwargs, args):
+            return None
+        p = CE_LOSS.prepare(tuple(args), dict(kwargs))
+        x, t = p.rows["x"], p.rows["t"]
+        w = p.options["weight"]
+        ii = p.options["ignore_index"]
+        vals, ws = [], []
+        with mpmath.workprec(VARIANT_PREC):
+            for n in range(x.shape[0]):
+                if t[n] == ii:
+                    vals.append(mpmath.mpf(0))
+                    ws.append(mpmath.mpf(0))
+                    continue
+                wt = mpmath.mpf(1.0 if w is None else float(w[t[n]]))
+                nll = mp_lse_minus(x[n], int(t[n]))
+                if not mpmath.isnan(nll):
+                    nll = min(max(nll, mpmath.mpf(lo)), mpmath.mpf(hi))
+                vals.append(wt * nll)
+                ws.append(wt)
+            return reduce_mp(vals, ws, p.reduction, p.unreduced_shape)
+    return value
+
+
+_PADDLE_CAP = -math.log(1e-28)
+_KERAS_EPS = 1e-7
+CE_VARIANTS = (
+    Variant("per-element cap -log(1e-28) = 64.47 (Paddle)", "min(-log p_t, -log(1e-28))", "-log p_t",
+            _clamped_nll(0.0, _PADDLE_CAP)),
+    Variant("probability clip 1e-7 (Keras)", "-log(clip(p_t, 1e-7, 1 - 1e-7))", "-log p_t",
+            _clamped_nll(-math.log1p(-_KERAS_EPS), -math.log(_KERAS_EPS))),
+)
+
+
+def _ce_conventions(args, kwargs, check):
+    """A weighted mean over D = 0 (every target ignored or of weight 0): torch's 0/0 is NaN, the
+    0/0 := 0 convention (Paddle) gives 0.  Value only."""
+    if check != "value" or is_float_array(args[1]) or CE_LOSS.reduction_of(kwargs) != "mean":
+        return None
+    p = CE_LOSS.prepare(tuple(args), dict(kwargs))
+    kept = p.rows["t"] != p.options["ignore_index"]
+    w = p.options["weight"]
+    d = float(np.sum(w[p.rows["t"][kept]])) if w is not None else float(np.count_nonzero(kept))
+    if d != 0 or (w is not None and np.any(w[p.rows["t"][kept]] != 0)):
+        return None
+    return Convention(np.asarray(True), np.asarray(0.0), "a mean over no weight: torch's 0/0 = NaN, or 0")
+
+
 class CrossEntropy(_ClassLoss):
     name = CE
     positional = (_INPUT, _TARGET)
@@ -918,6 +991,17 @@ unsupported). A call without them is exactly torch's cross_entropy, with the sam
   option) and apply per position to any shape torch's cross_entropy takes (Liger's (BT, V) rows,
   also spatial and unbatched inputs). nll_loss takes log-probabilities and has neither option.
 """
+
+    variants = CE_VARIANTS
+
+    def magnitude(self, args, kwargs, check):
+        """max |logit| of the rows behind the element: CE is invariant under a shift of a row, so
+        an lse(x) - x[t] that does not subtract the row max first errs by u * max|x| (the
+        magnitude-dependent rung, docs/verdicts.md)."""
+        return row_magnitude(self.prepare(tuple(args), dict(kwargs)), check)
+
+    def conventions(self, args, kwargs, check):
+        return _ce_conventions(args, kwargs, check)
 
     def option_family(self, args, kwargs):
         """The class losses' tags, plus ``softcap`` and ``z_loss`` when those are in play."""

@@ -5,11 +5,12 @@ import mpmath
 import numpy as np
 
 from ..formats import dtype_name
-from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array, int_option
+from ..lossdef import Arg, Call, Convention, LossDef, Problem, f64, fail, float_array, int_option
 from ..numerics import F64, shifted_lse
 from ..sampling import cast, exp_edge, finfo, normal
 from ._elementwise import one, safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits
+from ._policy import row_magnitude
 
 
 class SoftmaxKernel:
@@ -128,6 +129,34 @@ class _Softmax(LossDef):
 
     def kernel(self, problem):
         return SoftmaxKernel(problem, self.log)
+
+    def magnitude(self, args, kwargs, check):
+        """max |x| of the row behind the element: softmax is invariant under a shift of a row, so a
+        formula that does not subtract the row max first errs by u * max|x| (docs/verdicts.md)."""
+        return row_magnitude(self.prepare(tuple(args), dict(kwargs)), check)
+
+    def conventions(self, args, kwargs, check):
+        """A row holding +inf (and no NaN): torch and the oracle return NaN for the whole row
+        (x - max is inf - inf); the limit as those entries grow is 1/k (log: -log k) at the k
+        infinite entries and 0 (log: -inf) elsewhere, what SciPy returns.  Value only."""
+        if check != "value":
+            return None
+        p = self.prepare(tuple(args), dict(kwargs))
+        x = p.rows["x"]
+        if not x.size:
+            return None
+        rows = np.any(x == np.inf, axis=1) & ~np.any(np.isnan(x), axis=1)
+        if not rows.any():
+            return None
+        k = np.sum(x == np.inf, axis=1, keepdims=True).astype(np.float64)
+        k = np.maximum(k, 1.0)  # rows without +inf are not used
+        top = -np.log(k) if self.log else 1.0 / k
+        other = -np.inf if self.log else 0.0
+        alt = np.where(x == np.inf, top, other)
+        mask = np.broadcast_to(rows[:, None], x.shape)
+        return Convention(np.asarray(p.rows_to_output(mask), bool),
+                          np.asarray(p.rows_to_output(np.where(mask, alt, np.nan)), np.float64),
+                          "a row holding +inf: torch's NaN, or the limit (1/k at the k infinite entries, 0 elsewhere)")
 
     def option_family(self, args, kwargs):
         x = args[0]

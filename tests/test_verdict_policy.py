@@ -1,0 +1,259 @@
+"""The verdict policy of issue 11 (docs/verdicts.md): each behaviour the policy names lands on its own
+rung with its own symptom and verdict -- magnitude-dependent, flushed, recursive summation and
+convention warn (FAIL under --strict), a semantic difference fails naming both formulas -- while
+what the policy does not name (a NaN where a finite answer exists, a wrong value no declared variant
+explains, a half-precision result accumulated in its storage format) still fails.
+
+The observations come from the planted policy backends (tests/planted/__init__.py: POLICY), one
+behaviour each, on small hand-made calls.
+"""
+from __future__ import annotations
+
+import json
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import reference
+from cases.model import make_case
+from harness.backends import load
+from harness.check import check_observation, final_verdict
+from harness.config import Config, ConfigError, _parse
+from harness.symptoms import SYMPTOMS
+from harness.tolerances import DEFAULTS, Tolerances
+from harness.verdict import RUNG_SEVERITY, RUNGS, WARN_RUNGS, bounds
+from reference import registry
+
+BF16 = ml_dtypes.bfloat16
+
+
+def _judge(backend: str, loss: str, args, kwargs=None, tolerances: Tolerances = DEFAULTS) -> dict:
+    """The record of ``backend``'s value of one call (judged with ``tolerances``)."""
+    c = make_case(loss, list(args), kwargs or {}, family="test.policy", grad=False)
+    observed = np.asarray(load(backend).evaluate(c).value)
+    exact = reference.evaluate(loss, *c.args, **c.kwargs)
+    return check_observation(c, "value", exact, observed, tolerances.for_dtype(exact.dtype), backend=backend)
+
+
+def _expect(rec: dict, rung: str, verdict: str, symptom: str) -> None:
+    """The record's worst element is on ``rung``, counted there, with ``verdict`` and ``symptom``
+    (named in the message too); a warn fails under --strict, a fail stays a fail."""
+    assert rec["worst"]["rung"] == rung, rec["message"]
+    assert rec["counts"][rung] >= 1 and rec["verdict"] == verdict, rec["message"]
+    assert rec["symptom"] == symptom and rec["message"].startswith(symptom), rec["message"]
+    assert final_verdict(rec, strict=True) == "fail"
+    assert final_verdict(rec, strict=False) == verdict
+
+
+# ------------------------------------------------------------------------------ the ladder itself
+
+def test_every_rung_has_a_severity_and_the_warn_rungs_are_named():
+    assert set(RUNG_SEVERITY) == set(RUNGS)
+    assert set(WARN_RUNGS) == {"recursive", "absolute", "magnitude", "flushed", "convention"}
+    for name in ("magnitude-dependent", "recursive summation", "convention", "semantic difference"):
+        assert name in SYMPTOMS
+
+
+def test_the_recursive_bound_contains_the_pairwise_one_and_counts_in_the_accumulation_unit():
+    """(c0 + c1 (n-1)) (u_acc max(cond, scale) + eta) >= the pairwise bound; for a half format
+    u_acc is float32's, so a recursive sum in the storage format is not covered."""
+    x = np.linspace(-3, 3, 64).reshape(1, 64)
+    b = bounds(reference.evaluate("log_softmax", x, dim=1), DEFAULTS["float64"])
+    assert np.all(b["recursive"] >= b["stable"])
+    half = bounds(reference.evaluate("log_softmax", x.astype(np.float16), dim=1), DEFAULTS["float16"])
+    assert np.all(half["recursive"] < 65 * 2.0 ** -24 * 1e3)
+
+
+# ------------------------------------------------------------------------------ magnitude-dependent
+
+def test_lse_form_with_large_logits_is_magnitude_dependent_with_its_figure():
+    """Issue 11's float64 example: a confident row at 1e4, exact 6.9e-13, the lse form returns 0."""
+    x = np.array([[1e4, 1e4 - 28.0, 1e4 - 40.0]])
+    rec = _judge("tests.planted.lse_form", "cross_entropy", [x, np.array([0])], {"reduction": "none"})
+    _expect(rec, "magnitude", "warn", "magnitude-dependent")
+    assert rec["worst"]["max_abs_x"] == 1e4 and 0 < rec["worst"]["k"] < 1
+    assert "× u × max|x| (u = 2^-53, float64; max|x| = 1e+04)" in rec["message"]
+    _expect(_judge("tests.planted.lse_form", "log_softmax", [x], {"dim": 1}), "magnitude", "warn",
+            "magnitude-dependent")
+
+
+def test_half_precision_accumulated_in_its_own_format_still_fails():
+    """bfloat16 logits [-60000] * 3 (loss log 3): an lse rounded to bfloat16 gives 0.  The
+    magnitude rung counts in float32's u for half formats (ACCUMULATION), so this is no warning."""
+    x = np.full((1, 3), -60000, BF16)
+    rec = _judge("tests.planted.lse_rounded", "cross_entropy", [x, np.array([0])], {"reduction": "none"})
+    assert rec["verdict"] == "fail" and rec["worst"]["rung"] == "fail"
+    ok = _judge("tests.planted.lse_form", "cross_entropy", [x, np.array([0])], {"reduction": "none"})
+    assert ok["verdict"] == "pass"  # the same form accumulated in float32 is correctly rounded
+
+
+def test_elementwise_losses_declare_no_magnitude():
+    """Their natural scale already holds |x|: no second allowance."""
+    x = np.array([1.0, -2.0])
+    assert registry.get("binary_cross_entropy_with_logits").magnitude((x, x * 0), {}, "value") is None
+    assert registry.get("cross_entropy").magnitude((x.reshape(1, 2), np.array([0])), {}, "value") == 2.0
+
+
+# ------------------------------------------------------------------------------ flushed
+
+def test_flush_to_zero_of_a_subnormal_is_the_flushed_warning():
+    x = np.array([[0.0, -100.0, -95.0]], np.float32)  # e^-95, e^-100: float32 subnormals
+    _expect(_judge("tests.planted.ftz", "softmax", [x], {"dim": 1}), "flushed", "warn", "flushed subnormal")
+
+
+# ------------------------------------------------------------------------------ recursive summation
+
+def _padded_rows() -> tuple[np.ndarray, np.ndarray]:
+    """C = 8192 float32 logits, one at 0 and the rest equal: a one-after-another sum of the
+    identical tail rounds the same way each time (77-160 ulp, issue 11's 90-232)."""
+    x = np.full((3, 8192), -3.0, np.float32)
+    x[:, 0] = 0.0
+    x[1, 1:] = -8.0
+    x[2, 1:] = -0.5
+    return x, np.array([0, 5, 9])
+
+
+def test_recursive_float32_sum_over_8192_classes_warns_and_is_stable_when_declared():
+    x, t = _padded_rows()
+    rec = _judge("tests.planted.recursive_sum", "cross_entropy", [x, t], {"reduction": "none"})
+    _expect(rec, "recursive", "warn", "recursive summation")
+    assert rec["max_ulp"] > 50
+    declared = _judge("tests.planted.recursive_sum", "cross_entropy", [x, t], {"reduction": "none"},
+                      DEFAULTS.with_summation("recursive"))
+    assert declared["verdict"] == "pass" and declared["counts"]["recursive"] == 0
+    assert _judge("torch", "cross_entropy", [x, t], {"reduction": "none"})["verdict"] == "pass"
+
+
+# ------------------------------------------------------------------------------ conventions
+
+def test_scipy_softmax_of_a_row_holding_inf_is_a_convention():
+    x = np.array([[np.inf, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    for loss in ("softmax", "log_softmax"):
+        rec = _judge("tests.planted.softmax_limit", loss, [x], {"dim": 1})
+        _expect(rec, "convention", "warn", "convention")
+        assert rec["counts"]["convention"] == 2 and "limit" in rec["note"] and rec["note"] in rec["message"]
+
+
+def test_bce_with_logits_limit_at_infinite_logits_is_a_convention():
+    x, y = np.array([np.inf, -np.inf, 1.0]), np.array([1.0, 0.0, 0.5])
+    for reduction in ("none", "mean", "sum"):
+        rec = _judge("tests.planted.bcewl_limit", "binary_cross_entropy_with_logits", [x, y],
+                     {"reduction": reduction})
+        _expect(rec, "convention", "warn", "convention")
+
+
+def test_a_mean_over_no_weight_returned_as_0_is_a_convention():
+    """Paddle's 0 for all-zero weights where torch divides 0 by 0."""
+    x, t = np.array([[1.0, 2.0], [0.5, 0.0]]), np.array([0, 1])
+    kwargs = {"weight": np.zeros(2)}
+    c = make_case("cross_entropy", [x, t], kwargs, family="test.policy", grad=False)
+    exact = reference.evaluate("cross_entropy", x, t, **kwargs)
+    rec = check_observation(c, "value", exact, np.asarray(0.0), DEFAULTS["float64"], backend="b")
+    _expect(rec, "convention", "warn", "convention")
+
+
+def test_a_convention_never_hides_another_nan_or_number():
+    """Only the declared other answer is a convention: NaN where the exact value is finite, or a
+    wrong number at a convention point, stay failures."""
+    x = np.array([[np.inf, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    c = make_case("softmax", [x], {"dim": 1}, family="test.policy", grad=False)
+    exact = reference.evaluate("softmax", x, dim=1)
+    wrong = np.array(exact.rounded, copy=True)
+    wrong[0, 1] = 0.25  # a number that is not the limit 0
+    wrong[1, 0] = np.nan  # NaN in a finite row
+    rec = check_observation(c, "value", exact, wrong, DEFAULTS["float64"], backend="b")
+    assert rec["verdict"] == "fail" and rec["counts"]["convention"] == 0 and "note" not in rec
+
+
+# ------------------------------------------------------------------------------ semantic differences
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("backend, variant", [("tests.planted.paddle_cap", "(Paddle)"),
+                                              ("tests.planted.keras_clip", "(Keras)")])
+def test_clips_and_caps_are_a_semantic_difference_naming_both_formulas(backend, variant, reduction):
+    x, t = np.array([[0.0, -200.0, 1.0], [2.0, 1.0, 0.0]], np.float32), np.array([1, 0])
+    rec = _judge(backend, "cross_entropy", [x, t], {"reduction": reduction})
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert variant in rec["note"] and "vs torch's -log p_t" in rec["note"]
+
+
+def test_keras_clip_of_binary_cross_entropy_is_a_semantic_difference():
+    x, y = np.array([0.0, 1e-9, 0.5], np.float32), np.ones(3, np.float32)
+    rec = _judge("tests.planted.keras_clip", "binary_cross_entropy", [x, y], {"reduction": "none"})
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert "max(log x, -100)" in rec["note"]
+
+
+def test_a_wrong_value_no_variant_explains_stays_a_plain_failure():
+    x, t = np.array([[0.0, -200.0, 1.0]], np.float32), np.array([1])
+    c = make_case("cross_entropy", [x, t], {"reduction": "none"}, family="test.policy", grad=False)
+    exact = reference.evaluate("cross_entropy", x, t, reduction="none")
+    rec = check_observation(c, "value", exact, np.array([50.0], np.float32), DEFAULTS["float32"], backend="b")
+    assert rec["verdict"] == "fail" and rec["worst"]["rung"] == "fail" and "note" not in rec
+
+
+# ------------------------------------------------------------------------------ configuration and files
+
+def test_summation_is_a_flag_a_config_key_and_a_header_field():
+    assert Config().with_flags(summation="recursive").tolerances.summation == "recursive"
+    with pytest.raises(ConfigError):
+        Config().with_flags(summation="kahan")
+    assert _parse({"summation": "recursive"}, __import__("pathlib").Path("p")).tolerances.summation == "recursive"
+    with pytest.raises(ConfigError):
+        _parse({"summation": "sorted"}, __import__("pathlib").Path("p"))
+    header = DEFAULTS.with_summation("recursive").to_dict()
+    assert Tolerances.from_dict(json.loads(json.dumps(header))).summation == "recursive"
+    assert "summation" not in DEFAULTS.to_dict()["float32"]  # pairwise headers read as before
+
+
+def test_a_header_written_before_c_mag_reads_with_the_default():
+    old = {d: {k: v for k, v in t.items() if k != "c_mag"} for d, t in DEFAULTS.to_dict().items()}
+    assert Tolerances.from_dict(old) == DEFAULTS
+
+
+def test_results_written_before_the_new_rungs_read_with_zero_counts(tmp_path):
+    """A file whose counts lack the new rungs (every file before issue 11) reads them as 0, and a
+    new record's note and rung reach the reports."""
+    from reports.html_report import RUNGS as HTML_RUNGS
+    from reports.results import load_results
+    from tests.results_factory import record, run_header, write_results
+
+    new = record(cid="fedcba9876543210", verdict="warn", note="convention: the limit")
+    new["counts"].update(convention=1, absolute=0)
+    new["worst"]["rung"] = "convention"
+    path = write_results(tmp_path / "r.jsonl", [run_header(), record(verdict="fail"), new])
+    recs = list(load_results(path).records.values())
+    for name in ("recursive", "magnitude", "convention", "semantic", "flushed"):
+        assert recs[0]["counts"][name] == 0
+    assert recs[1]["counts"]["convention"] == 1 and recs[1]["note"] == "convention: the limit"
+    assert set(HTML_RUNGS) >= set(RUNGS) - {"undetermined"} | {"undetermined"}
+
+
+def test_the_gate_declares_the_summation_order_and_strict_fails_the_warnings(capsys, tmp_path, monkeypatch):
+    """torch's absorption checks (its CPU softmax sums one after another in vector lanes) warn
+    "recursive summation" by default, pass with --summation recursive (recorded in the header), and
+    fail under --strict unless a known failure expects them (torch's shipped entry does)."""
+    from pathlib import Path
+
+    from harness.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the workers import this checkout's harness
+    args = ["gate", "--loss", "softmax", "--family", "softmax.absorption", "--dtype", "float32", "--no-grad",
+            "--known-failures", str(tmp_path / "none.toml")]
+    (tmp_path / "none.toml").write_text("")
+
+    def run(*extra):
+        path = tmp_path / f"r{len(list(tmp_path.iterdir()))}.jsonl"
+        code = main([*args, *extra, "--results", str(path)])
+        capsys.readouterr()
+        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        return code, lines[0], [r for r in lines if r["type"] == "result"]
+
+    code, header, recs = run()
+    assert code == 0 and {r["symptom"] for r in recs if r["verdict"] == "warn"} == {"recursive summation"}
+    code, header, recs = run("--summation", "recursive")
+    assert code == 0 and {r["verdict"] for r in recs} == {"pass"}
+    assert header["tolerances"]["float32"]["summation"] == "recursive"
+    code, _, recs = run("--strict")
+    assert code == 0 and {r["verdict"] for r in recs} == {"xfail"}  # torch's shipped entry, under --strict
