@@ -3,7 +3,7 @@ exhaustive float16 sweep of binary_cross_entropy_with_logits, against the previo
 code with the float64 stage, the row blocks and the split stage switched off) in the same run.
 
 Not a test: prints figures (single process, so "per core").  Usage:
-  python benchmarks/bench_sweep.py [--n 2000000] [--base-n 200000] [--repeat 2] [--no-previous-sweep]
+  python benchmarks/bench_elementwise.py [--n 2000000] [--base-n 200000] [--repeat 2] [--no-previous-sweep]
                                    [--others] [--verify]
 --others adds the other elementwise losses (float32 values and gradients); --verify checks every
 element the previous path left undetermined against an independent exact formulation (Fraction:
