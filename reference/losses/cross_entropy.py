@@ -20,7 +20,18 @@ import mpmath
 import numpy as np
 
 from ..formats import dtype_name
-from ..lossdef import Arg, Call, LossDef, Problem, f64, fail, float_array, int_option, is_float_array
+from ..lossdef import (
+    Arg,
+    Call,
+    LossDef,
+    Problem,
+    SweepDef,
+    f64,
+    fail,
+    float_array,
+    int_option,
+    is_float_array,
+)
 from ..numerics import F64, MP, ieee_div, shifted_lse
 from ..sampling import (
     cast,
@@ -833,6 +844,8 @@ _REDUCTION = Arg("reduction", "reduction", "mean")
 
 class CrossEntropy(_ClassLoss):
     name = CE
+    # two classes: every pair of logits (class 0's target; class 1's is the mirror image)
+    sweep = SweepDef(width=2, grid=(("target", (0,)),))
     positional = (_INPUT, _TARGET)
     # softcap and z_loss: losscheck extensions with Liger-Kernel's semantics (torch has neither)
     options = (_WEIGHT, _IGNORE, _REDUCTION, Arg("label_smoothing", "float", 0.0),
