@@ -45,9 +45,10 @@ def install_browser(session: nox.Session) -> bool:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite (what .ci/run runs); under CI it first installs Chromium for the browser test."""
+    """The test suite (what .ci/run runs); under CI it first installs Chromium for the browser test.
+    The dask extra is installed so that tests/test_sweep.py runs its sweeps on a LocalCluster too."""
     install_browser(session)
-    session.install("-c", CONSTRAINTS, "-e", ".[test,fast]")
+    session.install("-c", CONSTRAINTS, "-e", ".[test,fast,dask]")
     session.run("pytest", "-n", "2", "-q", *session.posargs)
 
 

@@ -560,6 +560,9 @@ class DaskEngine:
             from distributed import Client
         except ImportError:
             raise SweepError("--scheduler needs Dask distributed: pip install 'losscheck[dask]'") from None
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # worker start/stop chatter
         self.cluster = None
         if scheduler == "local":
             self.cluster = _local_cluster(max(2, workers))

@@ -180,8 +180,9 @@ def load_sweep(root: str | Path) -> SweepData:
 
 
 def bad_mask(s: Series, tol_ulp: float) -> np.ndarray:
-    """The elements off the ladder's passing rungs, or beyond the ulp tolerance (a stable
-    element more than ``tol_ulp`` ulps off is still worth a look on the map)."""
+    """The elements beyond the ulp tolerance or off the ladder's passing rungs: what the map and
+    the clusters show (a stable element more than ``tol_ulp`` ulps off passes the gate, and is
+    still worth a look)."""
     bad_idx = [RUNGS.index(r) for r in BAD_RUNGS]
     with np.errstate(invalid="ignore"):
         return np.isin(s.rung, bad_idx) | (s.ulp > tol_ulp)
@@ -247,14 +248,41 @@ def _g(x: float) -> str:
     return "nan" if math.isnan(x) else f"{x:.6g}"
 
 
-def text_summary(root: str | Path, top_binades: int = 6) -> str:
-    """What ``losscheck sweep`` prints: per grid point and check the domain-wide max ulp and its
-    input, counts, the worst binades and the clusters of bad inputs."""
+def _failing(s: Series) -> int:
+    return int(np.count_nonzero(np.isin(s.rung, [RUNGS.index(r) for r in BAD_RUNGS])))
+
+
+def domain_worst(data: SweepData) -> list[tuple[str, Series, dict]]:
+    """Per check, the worst element over every grid point: (check, its series, the element)."""
+    out = []
+    for check in data.manifest["checks"]:
+        best = None
+        for s in data.series:
+            w = worst(s, data.dtype) if s.check == check and s.status == "ok" else None
+            if w is None:
+                continue
+            key = (_SEVERITY[w["rung"]], w["ulp"] if not math.isnan(w["ulp"]) else -1.0)
+            if best is None or key > best[0]:
+                best = (key, s, w)
+        if best is not None:
+            out.append((check, best[1], best[2]))
+    return out
+
+
+def text_summary(root: str | Path, top_binades: int = 4, top_clusters: int = 3) -> str:
+    """What ``losscheck sweep`` prints: per check the domain-wide max ulp and its input; then per
+    grid point and check the max ulp, how many inputs are beyond the tolerance and how many fail,
+    the worst binades and the clusters of inputs beyond the tolerance."""
     data = load_sweep(root)
     spec, dtype = data.manifest["spec"], data.dtype
+    tol = data.tol_ulp
     lines = [(f"{spec['loss']} {dtype} vs {spec['backend']}: {data.manifest['points']:,} points x "
-             f"{len(data.manifest['grid_points'])} grid points, {data.chunks}/{data.manifest['nchunks']} chunks "
-             f"(tolerance {data.tol_ulp:g} ulp)")]
+              f"{len(data.manifest['grid_points'])} grid points, {data.chunks}/{data.manifest['nchunks']} chunks "
+              f"(tolerance {tol:g} ulp)")]
+    for check, s, w in domain_worst(data):
+        inp = ", ".join(_g(v) for v in w["input"])
+        lines.append(f"  domain-wide max {check}: {_g(w['ulp'])} ulp ({w['rung']}) at input {inp}, {s.point}: "
+                     f"observed {_g(w['observed'])}, exact {w['exact']:.17g}")
     for s in data.series:
         head = f"  {s.check:12} {s.point}: "
         if s.status != "ok":
@@ -265,15 +293,14 @@ def text_summary(root: str | Path, top_binades: int = 6) -> str:
             lines.append(head + "no points yet")
             continue
         und = int(np.count_nonzero(s.rung == RUNGS.index("undetermined")))
-        bad = int(np.count_nonzero(bad_mask(s, data.tol_ulp)))
+        beyond = int(np.count_nonzero(bad_mask(s, tol)))
         inp = ", ".join(_g(v) for v in w["input"])
-        lines.append(head + f"max {_g(w['ulp'])} ulp at input {inp} ({w['rung']}: observed {_g(w['observed'])}, "
-                            f"exact {w['exact']:.17g}); {bad:,} bad of {len(s.ulp):,}"
-                     + (f"; {und:,} undetermined" if und else ""))
-        if bad:
+        lines.append(head + f"max {_g(w['ulp'])} ulp ({w['rung']}) at {inp}; {beyond:,} of {len(s.ulp):,} beyond "
+                            f"{tol:g} ulp, {_failing(s):,} failing" + (f", {und:,} undetermined" if und else ""))
+        if beyond:
             rows = sorted(per_binade(s, dtype), key=lambda r: -(r[2] if not math.isnan(r[2]) else -1))
-            lines.append("      worst binades: " + "; ".join(f"{b} {_g(u)} ulp" for b, _, u, _ in rows[:top_binades]))
-            for cl in clusters(s, dtype, data.tol_ulp, limit=5):
+            lines.append("      worst binades: " + "; ".join(f"{b} {_g(u)}" for b, _, u, _ in rows[:top_binades]))
+            for cl in clusters(s, dtype, tol, limit=top_clusters):
                 lines.append(f"      cluster {_g(cl['from'])} .. {_g(cl['to'])} ({cl['count']:,} inputs): max "
                              f"{_g(cl['max_ulp'])} ulp {cl['rung']} at {', '.join(_g(v) for v in cl['input'])}")
     return "\n".join(lines)
