@@ -219,12 +219,12 @@ def _add_sweep_parser(sub: Any) -> None:
                        help="replace a declared grid axis, e.g. target=0,1,min_subnormal,1-ulp (none: not "
                             "passed; names: min_subnormal, min_normal, 1-ulp, 1+ulp, max); repeatable "
                             "(default: the loss's declared grid)")
-    sweep.add_argument("--target-grid", metavar="V,V,...", help="the same as --grid target=V,V,...")
+    sweep.add_argument("--target-grid", metavar="V,V,...", help="the same as --grid target=V,V,... (default: the declared targets)")
     sweep.add_argument("--out", metavar="DIR",
                        help=f"the sweep directory (default: {STATE_DIR}/sweeps/LOSS-DTYPE-BACKEND)")
     sweep.add_argument("--resume", action="store_true",
                        help="continue the sweep in --out, skipping finished chunks (its manifest must match)")
-    sweep.add_argument("--overwrite", action="store_true", help="replace an existing sweep in --out")
+    sweep.add_argument("--overwrite", action="store_true", help="replace an existing sweep in --out (default: refused)")
     sweep.add_argument("--chunks", metavar="A:B",
                        help="only chunks A to B-1 (a slice for one machine of many; default: every chunk)")
     sweep.add_argument("--chunk-size", type=int, default=4096, metavar="N", help="points per chunk")
@@ -235,7 +235,7 @@ def _add_sweep_parser(sub: Any) -> None:
                        help="run on Dask distributed: 'local' (a LocalCluster of --jobs worker processes) or "
                             "a scheduler address such as tcp://host:8786 (default: the process pool)")
     sweep.add_argument("--no-grad", action="store_true", help="values only, not gradients")
-    sweep.add_argument("--report", metavar="DIR", help="also write the domain report (HTML) here")
+    sweep.add_argument("--report", metavar="DIR", help="also write the domain report (HTML) here (default: the text summary only)")
     _add_device_option(sweep)
 
 

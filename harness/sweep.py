@@ -286,6 +286,7 @@ def oracle_chunk(spec_dict: dict, k: int) -> dict[str, np.ndarray]:
                     out[f"c{c}_{f}"].append(np.asarray(got[f]).reshape(-1))
     res = {key: np.stack(v) for key, v in out.items()}
     res["oracle_pid"] = np.array(os.getpid(), np.int64)
+    res["oracle_saw_torch"] = np.array("torch" in sys.modules)  # the backend's library, never imported here
     return res
 
 
@@ -330,7 +331,8 @@ def backend_chunk(spec_dict: dict, k: int, oracle: dict[str, np.ndarray]) -> dic
         "inputs": np.ascontiguousarray(spec.inputs(lo, hi)).view(fmt.uint),
         "status": np.full((len(points), len(checks)), "ok", dtype="<U12"),
         "message": np.full((len(points), len(checks)), "", dtype="<U200"),
-        "oracle_pid": oracle["oracle_pid"], "backend_pid": np.array(os.getpid(), np.int64)}
+        "oracle_pid": oracle["oracle_pid"], "oracle_saw_torch": oracle["oracle_saw_torch"],
+        "backend_pid": np.array(os.getpid(), np.int64)}
     for c in range(len(checks)):
         shape = oracle[f"c{c}_hi"].shape
         for f in ("rounded", "hi", "lo", "undetermined"):
@@ -496,8 +498,9 @@ def _atomic_text(path: Path, text: str) -> None:
 # engines: who runs the two tasks of each chunk
 
 class PoolEngine:
-    """Two process pools (forkserver): oracle workers that never load a backend, backend workers
-    that never compute an oracle value."""
+    """Two process pools: oracle workers that never load a backend (spawned: fresh interpreters,
+    not forks of a server that has imported torch), backend workers that never compute an oracle
+    value (forkserver where there is one, never a fork of a process that has run torch)."""
 
     name = "process pool"
 
@@ -506,11 +509,10 @@ class PoolEngine:
         import multiprocessing as mp
 
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(method)
         self.nbackend = max(1, jobs // 4)
         self.noracle = max(1, jobs - self.nbackend)
-        self.oracle = cf.ProcessPoolExecutor(self.noracle, mp_context=ctx)
-        self.backend = cf.ProcessPoolExecutor(self.nbackend, mp_context=ctx)
+        self.oracle = cf.ProcessPoolExecutor(self.noracle, mp_context=mp.get_context("spawn"))
+        self.backend = cf.ProcessPoolExecutor(self.nbackend, mp_context=mp.get_context(method))
         self.workers = self.noracle + self.nbackend
 
     def run(self, spec: SweepSpec, chunks: Sequence[int], on_done: Callable[[int, dict], None]) -> None:
@@ -531,20 +533,37 @@ class PoolEngine:
             done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 kind, k = in_flight.pop(fut)
-                result = fut.result()  # a broken pool raises here: finished chunks are on disk
+                result = _result(fut, kind, k)
                 if kind == "oracle":
                     in_flight[self.backend.submit(backend_chunk, sd, k, result)] = ("backend", k)
                 else:
                     on_done(k, result)
             fill()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Shut the pools down; without ``wait`` (^C, an error) their workers are ended now."""
         for ex in (self.oracle, self.backend):
-            ex.shutdown(wait=True, cancel_futures=True)
+            if not wait:
+                for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                    proc.terminate()
+            ex.shutdown(wait=wait, cancel_futures=True)
 
     def worker_pids(self) -> dict[str, int]:
         return {f"{name}-{pid}": pid for name, ex in (("oracle", self.oracle), ("backend", self.backend))
                 for pid in (getattr(ex, "_processes", None) or {})}
+
+
+def _result(fut: Any, kind: str, k: int) -> Any:
+    """A task's result, or a SweepError naming the chunk (finished chunks are on disk already)."""
+    from harness.backends.base import one_line
+
+    try:
+        return fut.result()
+    except Exception as exc:  # noqa: BLE001 - one line for the CLI, whatever the engine raised
+        died = type(exc).__name__ in ("BrokenProcessPool", "KilledWorker")
+        what = "a worker process died" if died else one_line(exc)
+        raise SweepError(f"chunk {k}, {kind} task: {what}; the finished chunks are kept "
+                         "(--resume continues)") from None
 
 
 class DaskEngine:
@@ -601,7 +620,7 @@ class DaskEngine:
         ac = as_completed(start, with_results=False)
         for fut in ac:
             k = int(str(fut.key).rsplit("-", 1)[1])
-            on_done(k, fut.result())
+            on_done(k, _result(fut, "backend or oracle", k))
             fut.release()
             if todo:
                 ac.add(submit(todo.pop(0)))
@@ -609,7 +628,7 @@ class DaskEngine:
     def worker_pids(self) -> dict[str, int]:
         return dict(self.client.run(os.getpid))
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -727,10 +746,12 @@ def run_sweep(spec: SweepSpec, root: str | Path, *, resume: bool = False, overwr
             if on_chunk is not None:
                 on_chunk(engine, k)
 
+        finished = False
         try:
             engine.run(spec, todo, on_done)
+            finished = True
         finally:
-            engine.close()
+            engine.close(wait=finished)
     result = SweepResult(root, man, done, len(wanted) - len(todo), wanted, time.perf_counter() - t0)
     result.complete = finished_chunks(root) >= set(range(spec.nchunks))
     if result.complete:

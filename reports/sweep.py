@@ -337,12 +337,14 @@ def _ulp_map(data: SweepData, check: str, bins: int = 512) -> str | None:
     ax.set_yscale("log")
     ax.set_ylim(1e-3, max(10.0, float(np.nanmax([np.nan_to_num(s.ulp, nan=0, posinf=1e6).max() for s in ser])) * 2))
     ax.axhline(data.tol_ulp, ls="--", lw=0.8, color="k")
-    ticks = [v for v in (-np.inf, -1e4, -1.0, -1e-4, 0.0, 1e-4, 1.0, 1e4, np.inf)]
+    mags = (1e-4, 1e-2, 1.0, 1e2, 1e4, 1e8, 1e16, 1e32, np.inf)
+    ticks = [-m for m in reversed(mags)] + [0.0, *mags]
     pos, lab = [], []
     for v in ticks:
         bits = _bits_of(v, dtype)
         o = int(ordinal(np.array([bits]), dtype)[0])
-        if lo <= o <= hi:
+        held = to_float(np.array([bits]), dtype)[0]
+        if lo <= o <= hi and (held == v or np.isclose(held, v, rtol=0.01)):  # about a value the format holds
             pos.append(o)
             lab.append(f"{v:g}")
     ax.set_xticks(pos, lab)
@@ -357,6 +359,12 @@ def _ulp_map(data: SweepData, check: str, bins: int = 512) -> str | None:
 
 
 def _bits_of(v: float, dtype: str) -> int:
+    """The bit pattern of ``v`` in ``dtype`` (bfloat16 truncated from float32: ticks only)."""
+    with np.errstate(over="ignore"):
+        return _bits(v, dtype)
+
+
+def _bits(v: float, dtype: str) -> int:
     if dtype == "bfloat16":
         return int(np.array(v, np.float32).view(np.uint32)) >> 16
     view = {"float16": np.float16, "float32": np.float32, "float64": np.float64}[dtype]

@@ -142,6 +142,7 @@ def test_the_oracle_never_runs_where_the_backend_is_loaded(pool_sweep):
         ch = read_chunk(chunk_path(root, k))
         oracle.add(int(ch["oracle_pid"]))
         backend.add(int(ch["backend_pid"]))
+        assert not bool(ch["oracle_saw_torch"])  # not even imported where the oracle computes
     assert oracle and backend and not oracle & backend
 
 
@@ -279,6 +280,7 @@ def test_dask_local_cluster_survives_a_killed_worker_with_the_same_summary(pool_
     oracle = {int(read_chunk(chunk_path(root, k))["oracle_pid"]) for k in range(spec.nchunks)}
     backend = {int(read_chunk(chunk_path(root, k))["backend_pid"]) for k in range(spec.nchunks)}
     assert not oracle & backend
+    assert not any(bool(read_chunk(chunk_path(root, k))["oracle_saw_torch"]) for k in range(spec.nchunks))
     for k in range(spec.nchunks):
         a, b = read_chunk(chunk_path(root, k)), read_chunk(chunk_path(pool_root, k))
         for key in ("inputs", "c0_ulp", "c0_rung", "c0_observed", "c0_rounded"):
