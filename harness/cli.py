@@ -278,6 +278,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.out and len(specs) > 1:
         raise UsageError("--out names one sweep directory: pass one --backend with it")
     device = config.run_device()
+    if args.scheduler is not None and args.scheduler != "local" and not re.fullmatch(r"[a-z]+://\S+", args.scheduler):
+        raise UsageError(f"--scheduler {args.scheduler!r}: expected 'local' or a scheduler address such as "
+                         "tcp://host:8786")
     grid = _grid_args(args)
     sweeps = []
     try:
