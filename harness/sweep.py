@@ -654,8 +654,9 @@ def _local_cluster(n: int) -> Any:
     for i in range(n):
         kind = "backend" if i < nbackend else "oracle"
         cluster.worker_spec[f"{kind}-{i}"] = {"cls": Nanny, "options": {
-            "nthreads": 1, "resources": {kind: 1}, "memory_limit": 0,
-            "env": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}}}
+            "nthreads": 1, "resources": {kind: 1}, "memory_limit": 0, "silence_logs": 40,
+            "env": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                    "DASK_LOGGING__DISTRIBUTED": "error"}}}
     cluster.scale(n)
     cluster.sync(cluster._correct_state)
     cluster.wait_for_workers(n, timeout=120)
