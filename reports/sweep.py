@@ -271,7 +271,8 @@ def domain_worst(data: SweepData) -> list[tuple[str, Series, dict]]:
 
 def text_summary(root: str | Path, top_binades: int = 4, top_clusters: int = 3) -> str:
     """What ``losscheck sweep`` prints: per check the domain-wide max ulp and its input; then per
-    grid point and check the max ulp, how many inputs are beyond the tolerance and how many fail,
+    grid point and check the max ulp, how many inputs are beyond the tolerance and how many are on
+    a warning or failing rung (flushed, absolute; special, fail),
     the worst binades and the clusters of inputs beyond the tolerance."""
     data = load_sweep(root)
     spec, dtype = data.manifest["spec"], data.dtype
@@ -296,7 +297,7 @@ def text_summary(root: str | Path, top_binades: int = 4, top_clusters: int = 3) 
         beyond = int(np.count_nonzero(bad_mask(s, tol)))
         inp = ", ".join(_g(v) for v in w["input"])
         lines.append(head + f"max {_g(w['ulp'])} ulp ({w['rung']}) at {inp}; {beyond:,} of {len(s.ulp):,} beyond "
-                            f"{tol:g} ulp, {_failing(s):,} failing" + (f", {und:,} undetermined" if und else ""))
+                            f"{tol:g} ulp, {_failing(s):,} warn or fail" + (f", {und:,} undetermined" if und else ""))
         if beyond:
             rows = sorted(per_binade(s, dtype), key=lambda r: -(r[2] if not math.isnan(r[2]) else -1))
             lines.append("      worst binades: " + "; ".join(f"{b} {_g(u)}" for b, _, u, _ in rows[:top_binades]))
