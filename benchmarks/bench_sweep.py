@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-#: seconds the float16 BCE-with-logits sweep may take on 2 cores (the development machine's figure
-#: with headroom: docs/findings.md has the measured one)
-BUDGET_S = 900.0
+#: seconds the float16 BCE-with-logits sweep may take on the 2-core development machine: it took
+#: 2,550 s there with the load average near 8 (docs/findings.md), 34 min of it in the two chunks of
+#: |x| >= 8192, +-inf and NaN, which the oracle's elementwise fast path is to make cheap
+BUDGET_S = 3000.0
 
 
 def sweep(args: argparse.Namespace, out: Path, scheduler: str | None) -> float:
