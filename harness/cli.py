@@ -1,4 +1,4 @@
-"""``losscheck``: the command line (gate, run, suites, families, show, report, compare).
+"""``losscheck``: the command line (gate, run, suites, families, show, report, compare, sweep).
 
 Exit codes: 0 passed (or ``run`` finished), 1 a check failed (``gate``), 2 bad usage (one line on
 stderr, no traceback), 130 interrupted (what was written is kept).
@@ -200,7 +200,127 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", metavar="DIR", help="also write the diff here (default: print it only)")
     compare.add_argument("--allow-missing", action="store_true",
                          help="checks of BASE missing from NEW are not a regression")
+    _add_sweep_parser(sub)
     return parser
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser("sweep", help="check every value of a format against the oracle (exhaustive)",
+                           description="Check a backend on every value of the input format (NaN payloads "
+                                       "collapsed; +-0, subnormals, +-inf included) times the loss's declared "
+                                       "grid for its other arguments, values and gradients, in resumable chunks "
+                                       "(docs/sweeps.md).")
+    sweep.add_argument("loss", metavar="LOSS", help="a loss that declares a sweep (binary_cross_entropy_with_logits, "
+                                                    "binary_cross_entropy, l1_loss, mse_loss, ..., cross_entropy: "
+                                                    "every pair of two-class logits)")
+    sweep.add_argument("--dtype", required=True, type=dtype_name, metavar="D",
+                       help="the input format: float16, bfloat16, float32 (required)")
+    sweep.add_argument("--exhaustive", action="store_true",
+                       help="every value of the format (required: the one kind of sweep there is)")
+    sweep.add_argument("--backend", action="append", default=[], metavar="SPEC",
+                       help="backend spec as for `losscheck run`; repeatable, one sweep directory each "
+                            "(default: torch)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="ARG=V,V,...",
+                       help="replace a declared grid axis, e.g. target=0,1,min_subnormal,1-ulp (none: not "
+                            "passed; names: min_subnormal, min_normal, 1-ulp, 1+ulp, max); repeatable "
+                            "(default: the loss's declared grid)")
+    sweep.add_argument("--target-grid", metavar="V,V,...", help="the same as --grid target=V,V,... (default: the declared targets)")
+    sweep.add_argument("--out", metavar="DIR",
+                       help=f"the sweep directory (default: {STATE_DIR}/sweeps/LOSS-DTYPE-BACKEND)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue the sweep in --out, skipping finished chunks (its manifest must match)")
+    sweep.add_argument("--overwrite", action="store_true", help="replace an existing sweep in --out (default: refused)")
+    sweep.add_argument("--chunks", metavar="A:B",
+                       help="only chunks A to B-1 (a slice for one machine of many; default: every chunk)")
+    sweep.add_argument("--chunk-size", type=int, default=4096, metavar="N", help="points per chunk")
+    sweep.add_argument("--jobs", type=int, metavar="N",
+                       help="worker processes, or Dask workers with --scheduler local (default: "
+                            "[tool.losscheck] jobs, else every core; at least 2)")
+    sweep.add_argument("--scheduler", metavar="ADDR",
+                       help="run on Dask distributed: 'local' (a LocalCluster of --jobs worker processes) or "
+                            "a scheduler address such as tcp://host:8786 (default: the process pool)")
+    sweep.add_argument("--no-grad", action="store_true", help="values only, not gradients")
+    sweep.add_argument("--report", metavar="DIR", help="also write the domain report (HTML) here (default: the text summary only)")
+    _add_device_option(sweep)
+
+
+def _grid_args(args: argparse.Namespace) -> dict[str, list]:
+    """--grid ARG=V,V and --target-grid V,V -> {axis: [values]} (numbers, None, or point names)."""
+    items = list(args.grid) + ([f"target={args.target_grid}"] if args.target_grid else [])
+    out: dict[str, list] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"--grid {item!r}: expected ARG=V,V,... (e.g. target=0,1,0.5)")
+        values: list = []
+        for v in text.split(","):
+            v = v.strip()
+            if v.lower() == "none":
+                values.append(None)
+                continue
+            try:
+                values.append(int(v) if v.lstrip("-").isdigit() else float(v))
+            except ValueError:
+                values.append(v)  # a named point; the sweep says so if it is unknown
+        out[name.strip()] = values
+    return out
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import re
+
+    from harness.config import ConfigError, load_config
+    from harness.sweep import SweepError, SweepSpec, run_sweep
+    from reports.sweep import SweepDataError, render_sweep, text_summary
+
+    if not args.exhaustive:
+        raise UsageError("sweep: pass --exhaustive (every value of the format: the one kind of sweep there is)")
+    try:
+        config = load_config().with_flags(jobs=args.jobs, device=args.device)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    specs = list(dict.fromkeys(args.backend or ["torch"]))
+    if args.out and len(specs) > 1:
+        raise UsageError("--out names one sweep directory: pass one --backend with it")
+    device = config.run_device()
+    if args.scheduler is not None and args.scheduler != "local" and not re.fullmatch(r"[a-z]+://\S+", args.scheduler):
+        raise UsageError(f"--scheduler {args.scheduler!r}: expected 'local' or a scheduler address such as "
+                         "tcp://host:8786")
+    grid = _grid_args(args)
+    sweeps = []
+    try:
+        for spec in specs:
+            sweeps.append(SweepSpec.declared(args.loss, args.dtype, spec, chunk_size=args.chunk_size, grid=grid,
+                                             grad=not args.no_grad, device=device, tolerances=config.tolerances))
+    except SweepError as exc:
+        raise UsageError(str(exc)) from None
+    _load_backends(specs, device=device)
+    for sw in sweeps:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", sw.backend)
+        root = Path(args.out) if args.out else _state_dir() / "sweeps" / f"{sw.loss}-{sw.dtype}-{safe}"
+        try:
+            from harness.sweep import parse_chunks
+
+            parse_chunks(args.chunks, sw.nchunks)  # bad usage before any work
+            result = run_sweep(sw, root, resume=args.resume, overwrite=args.overwrite,
+                               jobs=max(2, config.run_jobs()), scheduler=args.scheduler, chunks=args.chunks,
+                               progress=True)
+        except SweepError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"sweep {sw.loss} {sw.dtype} {sw.backend}: {result.done} chunks computed, {result.skipped} "
+              f"resumed, {result.wall:.1f} s; {root}")
+        try:
+            print(text_summary(root))
+            if args.report:
+                print(f"report: {render_sweep(root, args.report)}")
+        except SweepDataError as exc:
+            raise UsageError(str(exc)) from None
+        if result.complete:
+            print(f"summary (results format): {root / 'summary.jsonl'}")
+        else:
+            print(f"partial sweep: {len(result.wanted)} of {sw.nchunks} chunks asked for; the summary is "
+                  "written once every chunk is there")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -564,7 +684,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 COMMANDS = {"gate": lambda a: cmd_run(a, gate=True), "run": lambda a: cmd_run(a, gate=False),
             "suites": cmd_suites, "families": cmd_families, "show": cmd_show, "report": cmd_report,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "sweep": cmd_sweep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

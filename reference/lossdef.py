@@ -183,6 +183,42 @@ class Kernel(Protocol):
     #     element as an exact part plus coef times a tail of relative error <= 4 u (the split stage).
 
 
+#: the named points of a format a sweep grid may use (resolved per dtype by :func:`sweep_value`)
+SWEEP_POINTS = ("min_subnormal", "min_normal", "1-ulp", "1+ulp", "max")
+
+
+def sweep_value(v: Any, dtype: str) -> Any:
+    """A declared grid value in ``dtype``: numbers as given, None (the argument is not passed), or
+    one of :data:`SWEEP_POINTS`: the smallest subnormal, the smallest normal, the largest number
+    below 1, the smallest above 1, the largest finite number."""
+    if not isinstance(v, str):
+        return v
+    fmt = FORMATS[dtype]
+    named = {"min_subnormal": 2.0 ** fmt.qmin, "min_normal": 2.0 ** fmt.emin, "1-ulp": 1.0 - fmt.u,
+             "1+ulp": 1.0 + 2 * fmt.u, "max": fmt.max_finite}
+    if v not in named:
+        raise ValueError(f"unknown sweep point {v!r}; known: {', '.join(SWEEP_POINTS)}")
+    return named[v]
+
+
+@dataclass(frozen=True)
+class SweepDef:
+    """What ``losscheck sweep`` enumerates for a loss (docs/sweeps.md): data on the loss's
+    LossDef, so the sweep engine never branches on a loss's name.
+
+    ``width``   values of the first positional argument per point: 1 (an elementwise input, every
+                value of the format), 2 (a row of two logits: every pair of values)
+    ``grid``    ((argument, declared values), ...) for the other arguments: every combination is
+                swept; a value is a number, None (not passed) or a name of :data:`SWEEP_POINTS`
+    ``domain``  (lo, hi): only swept values in [lo, hi] (a loss that refuses the rest, such as
+                binary_cross_entropy's probabilities); None: every value, +-inf and one NaN too
+    """
+
+    width: int = 1
+    grid: tuple[tuple[str, tuple], ...] = ()
+    domain: tuple[float, float] | None = None
+
+
 # ------------------------------------------------------------------------------ validation helpers
 
 def fail(arg: str, msg: str):
@@ -255,6 +291,7 @@ class LossDef:
     has_reduction: bool = True
     summary: str = ""  # one line: the formula
     notes: str = ""  # the semantic fine points, Markdown (rendered into docs/losses.md)
+    sweep: SweepDef | None = None  # what an exhaustive sweep enumerates; None: not sweepable
 
     def __init__(self) -> None:
         self.families: dict[str, FamilyDef] = {}
@@ -390,6 +427,26 @@ class LossDef:
         if check == "value" and self.reduction_of(kwargs) != "none":
             return None
         return ", ".join(f"{s.name} {float(np.asarray(a)[index]):.6g}" for a, s in zip(args, self.positional))
+
+    def sweep_call(self, x: np.ndarray, point: Mapping[str, Any]) -> tuple[tuple, dict]:
+        """The unreduced call of a sweep chunk: ``x`` (n,) or (n, width) values of the first
+        positional argument, every other argument from the grid ``point`` (values already in the
+        format: :func:`sweep_value`), broadcast by its kind (a floating tensor in x's dtype, a class
+        index as int64, a scalar option as given; None leaves it out)."""
+        n, dtype = x.shape[0], x.dtype
+        args: list[Any] = [x]
+        kwargs: dict[str, Any] = {"reduction": "none"} if self.has_reduction else {}
+
+        def tensor(a: Arg, v: Any) -> np.ndarray:
+            return np.full(n, v, np.int64 if a.kind == "target" else dtype)
+
+        for a in self.positional[1:]:
+            args.append(tensor(a, point[a.name]))
+        for a in self.options:
+            v = point.get(a.name)
+            if v is not None and a.kind != "reduction":
+                kwargs[a.name] = tensor(a, v) if a.kind == "weight" else v
+        return tuple(args), kwargs
 
     # -- cases ---------------------------------------------------------------------------------
     def family(self, name: str):

@@ -310,7 +310,7 @@ def _subparsers(parser):
 def test_every_option_has_help_that_states_its_default():
     parser = cli_mod.build_parser()
     commands = dict(_subparsers(parser))
-    assert {"gate", "run", "suites", "families", "show", "report", "compare"} <= set(commands)
+    assert {"gate", "run", "suites", "families", "show", "report", "compare", "sweep"} <= set(commands)
     for name, sub in commands.items():
         formatter = sub._get_formatter()
         for action in sub._actions:

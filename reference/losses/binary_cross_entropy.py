@@ -12,7 +12,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
-from ..lossdef import Arg, Call, Convention, LossDef, Variant
+from ..lossdef import Arg, Call, Convention, LossDef, SweepDef, Variant
 from ..numerics import F64
 from ..sampling import cast, finfo, normal, ordinal_uniform
 from ._elementwise import TermsKernel, brute_reduce, brute_upstream, fail, prepare_pair, safe_mul, span_bits
@@ -292,6 +292,8 @@ class BinaryCrossEntropy(LossDef):
     option_families = ("plain", "weight")
     variants = BCE_VARIANTS
     summary = "-w[y log x + (1-y) log(1-x)] with each log clamped at -100"
+    # probabilities only (torch refuses the rest); targets at both ends and around the middle
+    sweep = SweepDef(grid=(("target", (0, 1, 0.5, 0.25, 0.75, "min_subnormal", "min_normal", "1-ulp")),), domain=(0.0, 1.0))
     notes = """\
 - Each log is clamped at -100 exactly (torch's clamp): inputs 0 and 1 give finite losses, and the
   gradient of a clamped term is 0 (it is constant there).
@@ -383,6 +385,7 @@ class BinaryCrossEntropyWithLogits(LossDef):
     options = (_WEIGHT, _REDUCTION, Arg("pos_weight", "weight", None))
     option_families = ("plain", "weight", "pos_weight", "pos_weight+weight")
     summary = "-w[p y log sigmoid(x) + (1-y) log(1-sigmoid(x))], pos_weight broadcast on the last dim"
+    sweep = SweepDef(grid=(("target", (0, 1, 0.5, 0.25, 0.75, "min_subnormal", "min_normal", "1-ulp")), ("pos_weight", (None, 3.0))))
     notes = """\
 - Evaluated as w[p y softplus(-x) + (1-y) softplus(x)]; x = ±inf gives inf where one term is
   infinite and NaN where an exactly-zero coefficient meets an infinite log (0 · inf).

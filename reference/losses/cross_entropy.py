@@ -26,6 +26,7 @@ from ..lossdef import (
     Convention,
     LossDef,
     Problem,
+    SweepDef,
     Variant,
     f64,
     fail,
@@ -936,6 +937,8 @@ def _ce_conventions(args, kwargs, check):
 
 class CrossEntropy(_ClassLoss):
     name = CE
+    # two classes: every pair of logits (class 0's target; class 1's is the mirror image)
+    sweep = SweepDef(width=2, grid=(("target", (0,)),))
     positional = (_INPUT, _TARGET)
     # softcap and z_loss: losscheck extensions with Liger-Kernel's semantics (torch has neither)
     options = (_WEIGHT, _IGNORE, _REDUCTION, Arg("label_smoothing", "float", 0.0),

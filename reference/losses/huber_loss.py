@@ -1,7 +1,7 @@
 """huber_loss: 0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere (d = input - target)."""
 from __future__ import annotations
 
-from ..lossdef import Arg
+from ..lossdef import Arg, SweepDef
 from ._piecewise import (
     PiecewiseLoss,
     kink_calls,
@@ -21,6 +21,7 @@ class HuberLoss(PiecewiseLoss):
     degree = 2
     strategy_thresholds = (1.0, 0.5, 1.5, 4.0)
     summary = "0.5 (x - y)^2 where |x - y| < delta, else delta (|x - y| - 0.5 delta)"
+    sweep = SweepDef(grid=(("target", (0, 1, -1, 0.5)),))
     notes = """\
 - The quadratic piece holds where |d| < delta strictly (torch's `z < delta`); at |d| = delta both
   pieces give 0.5 delta^2. Decided on the exact difference d = x - y.

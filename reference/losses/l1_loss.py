@@ -1,7 +1,7 @@
 """l1_loss: l = |input - target|, differentiable in both, torch's sign(0) = 0 at d = 0."""
 from __future__ import annotations
 
-from ..lossdef import Arg
+from ..lossdef import Arg, SweepDef
 from ._piecewise import PiecewiseLoss, kink_calls, overflow_calls, random_calls, subnormal_calls
 
 
@@ -11,6 +11,7 @@ class L1Loss(PiecewiseLoss):
                   Arg("target", "ftarget", required=True, differentiable=True))
     options = (Arg("reduction", "reduction", "mean"),)
     summary = "|x - y|"
+    sweep = SweepDef(grid=(("target", (0, 1, -1, 0.5, "min_subnormal")),))
     notes = """\
 - torch differentiates both arguments: `grad:input` is sign(x - y)·g and `grad:target` its
   negative, with sign(0) = 0 (torch's backward is `sgn(input - target) * grad`): equal input and

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
-from ..lossdef import Arg, Call, LossDef
+from ..lossdef import Arg, Call, LossDef, SweepDef
 from ..sampling import cast, finfo, log_uniform, normal, ordinal_uniform
 from ._elementwise import TermsKernel, brute_reduce, brute_upstream, prepare_pair, span_bits
 from ._families import reduction
@@ -44,6 +44,7 @@ class MseLoss(LossDef):
                   Arg("target", "ftarget", required=True, differentiable=True))
     options = (Arg("reduction", "reduction", "mean"),)
     summary = "(x - y)^2"
+    sweep = SweepDef(grid=(("target", (0, 1, -1, 0.5, "min_subnormal")),))
     notes = """\
 - torch differentiates both arguments: `grad:input` is 2(x - y)·g, `grad:target` is -2(x - y)·g.
 - The exact mean of squares can be finite where each square overflows the format (mse.overflow):

@@ -14,7 +14,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from ..lossdef import Arg, Call, LossDef
+from ..lossdef import Arg, Call, LossDef, SweepDef
 from ..numerics import F64
 from ..sampling import cast, finfo, log_uniform, normal
 from ._elementwise import TermsKernel, brute_reduce, brute_upstream, fail, one, prepare_pair, span_bits
@@ -263,6 +263,7 @@ class PoissonNllLoss(LossDef):
                Arg("eps", "float", _DEFAULT_EPS), Arg("reduction", "reduction", "mean"))
     option_families = ("plain", "full", "rate", "rate+full")
     summary = "e^x - y x (log_input), or x - y log(x + eps); full adds y log y - y + log(2 pi y)/2 where y > 1"
+    sweep = SweepDef(grid=(("target", (0, 1, 0.5, 4)),))
     notes = """\
 - torch (aten/src/ATen/native/Loss.cpp) evaluates `exp(input) - target * input`, or
   `input - target * log(input + eps)` with `log_input=False`; `full=True` adds

@@ -16,7 +16,7 @@ import math
 import mpmath
 import numpy as np
 
-from ..lossdef import Arg, Call, LossDef
+from ..lossdef import Arg, Call, LossDef, SweepDef
 from ..sampling import cast, normal
 from ._elementwise import TermsKernel, brute_reduce, brute_upstream, fail, one, prepare_pair, span_bits
 from ._families import reduction
@@ -206,6 +206,7 @@ class SigmoidFocalLoss(LossDef):
     options = (Arg("alpha", "float", 0.25), Arg("gamma", "float", 2), Arg("reduction", "reduction", "none"))
     option_families = ("plain", "no_alpha")
     summary = "alpha_t ce (1 - p_t)^gamma, ce = BCE-with-logits, p_t = p t + (1-p)(1-t) (torchvision.ops)"
+    sweep = SweepDef(grid=(("target", (0, 1, 0.25)),))
     notes = """\
 - torchvision/ops/focal_loss.py: `p = torch.sigmoid(inputs)`, `ce_loss =
   F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")`, `p_t = p * targets + (1 -

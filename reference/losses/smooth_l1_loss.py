@@ -1,7 +1,7 @@
 """smooth_l1_loss: 0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = input - target)."""
 from __future__ import annotations
 
-from ..lossdef import Arg
+from ..lossdef import Arg, SweepDef
 from ._piecewise import (
     PiecewiseLoss,
     kink_calls,
@@ -20,6 +20,7 @@ class SmoothL1Loss(PiecewiseLoss):
     threshold = "beta"
     strategy_thresholds = (1.0, 0.25, 1.5, 4.0, 0.0)
     summary = "0.5 (x - y)^2 / beta where |x - y| < beta, else |x - y| - 0.5 beta"
+    sweep = SweepDef(grid=(("target", (0, 1, -1, 0.5)),))
     notes = """\
 - The quadratic piece holds where |d| < beta strictly (torch's `z < beta`); at |d| = beta exactly
   the linear piece gives the same value. Both decided on the exact difference d = x - y.
