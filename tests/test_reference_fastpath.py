@@ -186,6 +186,31 @@ def test_split_agrees_with_the_brute_force_where_it_can_decide():
         assert np.array_equal(brute.rounded, got) and np.array_equal(np.signbit(brute.rounded), np.signbit(got))
 
 
+def test_split_decides_the_target_gradient_with_pos_weight():
+    """d l / d y with pos_weight p is p max(-x, 0) - max(x, 0) + (p - 1) log1p(e^-|x|): at
+    x = -1366, p = 3 the dyadic part 4098 is a float16 midpoint (4096 | 4100) next to a positive
+    tail e^-1366, so the answer is 4100 (ties-to-even would say 4096); the exhaustive float16 sweep
+    spent 16 s a grid point escalating such elements in mpmath before the split covered them."""
+    xs = np.array([-1366, 1366, 11376, -20000, 65504, -65504, 300, -70], np.float16)
+    x, t = _grid(xs, np.array([0.5, 0.25], np.float16))
+    pw = np.full(x.shape, 3, np.float16)
+    fmt = get_format("float16")
+    g = R.evaluate_grad(BCEL, x, t, pos_weight=pw, grad_output=np.ones(x.shape, np.float16), wrt="target",
+                        reduction="none")
+    assert not g.undetermined.any()
+    assert float(g.rounded[0]) == 4100.0
+    for xi, rg in zip(x.tolist(), g.rounded.tolist()):
+        X = Fraction(xi)
+        dyadic = 3 * max(-X, 0) - max(X, 0)
+        assert rg == _expected_with_tail(dyadic, +1, fmt), xi
+    # where the brute force still sees the tail, it agrees (x = 300, -70)
+    near = np.abs(x.astype(np.float64)) <= 300
+    brute = settle_brute(BCEL, (x[near], t[near]), {"reduction": "none", "pos_weight": pw[near]}, "float16",
+                         grad_output=np.ones(int(near.sum())), wrt="target")
+    assert brute.decided.all()
+    assert np.array_equal(brute.rounded, g.rounded[near].astype(np.float64))
+
+
 def test_row_blocks_give_the_answers_of_one_block():
     x, t = _grid(_float16_values(step=3, lim=100), TARGETS16)
     assert x.size > 2 * settle.CHUNK_ROWS

@@ -127,8 +127,9 @@ class BcelKernel(_BinaryKernel):
 
     def split_bits(self, rows, wrt, gof):
         """Bits at which :meth:`split`'s exact part and coefficient are exact (products of up to
-        four inputs and grad_output, and 1 - y), or None: only the value and grad:input split."""
-        if wrt not in (None, "input"):
+        four inputs and grad_output, and 1 - y), or None: the value, grad:input, and grad:target
+        with pos_weight (without it grad:target is exact: see exact_prec)."""
+        if wrt not in (None, "input") and not (wrt == "target" and "pos_weight" in rows):
             return None
         return span_bits(rows["x"], rows["y"], rows.get("weight"), rows.get("pos_weight"), gof,
                          np.ones(1), factors=5)
@@ -141,7 +142,8 @@ class BcelKernel(_BinaryKernel):
         With c1 = w p y, c2 = w (1 - y) and L = log1p(e^-|x|): softplus(x) = max(x, 0) + L, so the
         value is c2 max(x, 0) + c1 max(-x, 0) + (c1 + c2) L; the gradient, with
         sigmoid(+-x) = 1 - sigmoid(-|x|) on the side of x's sign, is g (c2 or -c1) -+ g (c1 + c2)
-        sigmoid(-|x|), and g (c2 - c1) / 2 at x = 0.  A dyadic exact part on a rounding midpoint
+        sigmoid(-|x|), and g (c2 - c1) / 2 at x = 0; grad:target with pos_weight p is
+        g w [p max(-x, 0) - max(x, 0)] + g w (p - 1) L.  A dyadic exact part on a rounding midpoint
         next to a tail below every working precision (e^-11000) is decided by the tail's sign."""
         x, _, c1, c2 = self._coefs(ns, rows)
         zero = ns.const(0)
@@ -159,6 +161,12 @@ class BcelKernel(_BinaryKernel):
             exact = c2 * np.where(pos, xs, zero) - c1 * np.where(neg, xs, zero)
             return mask, exact, c1 + c2, lambda ns2: ns2.log1p(e(ns2))
         go = ns.asarray(gof)
+        if wrt == "target":
+            # g w [p softplus(-x) - softplus(x)] = g w [p max(-x, 0) - max(x, 0)] + g w (p - 1) L
+            pw, w = self._w(ns, rows, "pos_weight"), self._w(ns, rows, "weight")
+            gw = go if w is None else go * w
+            exact = gw * (-pw * np.where(neg, xs, zero) - np.where(pos, xs, zero))
+            return mask, exact, gw * (pw - ns.const(1)), lambda ns2: ns2.log1p(e(ns2))
         exact = go * np.where(pos, c2, np.where(neg, -c1, (c2 - c1) / ns.const(2)))
         both = go * (c1 + c2)
         coef = np.where(pos, -both, np.where(neg, both, zero))
