@@ -253,7 +253,8 @@ def _worst(exact, observed: np.ndarray, figs: dict, rungs: np.ndarray) -> dict:
     ulp = np.nan_to_num(figs["ulp"].reshape(-1), nan=-1.0, posinf=np.inf)
     flat = int(np.lexsort((-ulp, -sev))[0])  # primary key: severity, then ulp, both descending
     idx = np.unravel_index(flat, rungs.shape) if rungs.ndim else ()
-    v = np.asarray(exact.values, dtype=object).reshape(-1)[flat]
+    v = (exact.values_at([flat])[0] if hasattr(exact, "values_at")
+         else np.asarray(exact.values, dtype=object).reshape(-1)[flat])
     und = bool(np.asarray(exact.undetermined).reshape(-1)[flat])
     return {"index": [int(i) for i in idx],
             "exact": "undetermined" if und else mpmath.nstr(v, 17),

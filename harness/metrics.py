@@ -33,18 +33,32 @@ def figures(exact, observed: np.ndarray) -> dict[str, np.ndarray]:
 
     dtype = exact.dtype
     u = float(formats.FORMATS[dtype].u)
-    values = np.asarray(exact.values, dtype=object)
     obs = np.asarray(observed)
-    shape = values.shape
+    shape = np.shape(exact.rounded)
     undet = np.asarray(exact.undetermined, dtype=bool).reshape(shape)
     obs64 = obs.astype(np.float64)
     r64 = np.asarray(exact.rounded).astype(np.float64)
 
-    # undetermined elements: hand formats a harmless 0 so it never sees the oracle's NaN placeholder
-    safe_values = values.copy()
-    if undet.any():
-        safe_values[undet] = mpmath.mpf(0)
-    ulp = np.array(formats.ulp_error(safe_values, obs, dtype), dtype=np.float64).reshape(shape)
+    if hasattr(exact, "hilo"):
+        # the exact values as float64 pairs (to 2^-106 relative: every figure is right far below
+        # 1e-3 ulp), vectorised; an mpf only for the few elements _rel_u needs it for.  An
+        # undetermined element's NaN placeholder gives NaN figures, overwritten below
+        src = exact
+        hi, _ = exact.hilo()
+        exact64 = np.asarray(hi, np.float64).reshape(shape)
+        value_at = exact.values_at if hasattr(exact, "values_at") else (
+            lambda idx: np.asarray(exact.values, dtype=object).reshape(-1)[idx])
+    else:
+        # undetermined elements: hand formats a harmless 0 so it never sees the oracle's NaN placeholder
+        src = np.asarray(exact.values, dtype=object).copy()
+        if undet.any():
+            src[undet] = mpmath.mpf(0)
+        exact64 = np.array(formats.as_float64(src), dtype=np.float64).reshape(shape)
+        flat_src = src.reshape(-1)
+
+        def value_at(idx):
+            return flat_src[idx]
+    ulp = np.array(formats.ulp_error(src, obs, dtype), dtype=np.float64).reshape(shape)
 
     obs_nan, r_nan = np.isnan(obs64), np.isnan(r64)
     either_nan = obs_nan | r_nan
@@ -53,16 +67,15 @@ def figures(exact, observed: np.ndarray) -> dict[str, np.ndarray]:
     dist = np.array(formats.ordinal_distance(dist_obs, dist_r, dtype), dtype=np.float64).reshape(shape)
     bits = np.log2(1.0 + np.abs(dist))
 
-    exact64 = np.array(formats.as_float64(safe_values), dtype=np.float64).reshape(shape)
     if dtype == "float64":
-        abs_err = np.array(formats.abs_error(safe_values, obs), dtype=np.float64).reshape(shape)
+        abs_err = np.array(formats.abs_error(src, obs), dtype=np.float64).reshape(shape)
     else:
         # exact64 is within 2^-53 relative of the exact value, 2^-29 of a float32 ulp at worst:
         # float64 arithmetic is exact enough here and avoids a per-element mpf loop
         with np.errstate(invalid="ignore"):
             abs_err = np.array(np.abs(obs64 - exact64), dtype=np.float64)
         abs_err[np.isnan(abs_err)] = np.inf  # inf - inf: a mismatch, or zeroed below when alike
-    rel_u = _rel_u(safe_values, obs64, exact64, abs_err, u)
+    rel_u = _rel_u(value_at, obs64, exact64, abs_err, u)
 
     same_special, mismatch = special_masks(exact, obs)
     # np ufuncs turn 0-d arrays (reduced losses) into scalars: make every figure a writable array
@@ -98,8 +111,9 @@ def special_masks(exact, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return same & ~undet, mismatch & ~undet
 
 
-def _rel_u(values, obs64, exact64, abs_err, u) -> np.ndarray:
-    """abs_err / |exact| / u, in float64 where exact is a normal float64, in mpf where it is not."""
+def _rel_u(value_at, obs64, exact64, abs_err, u) -> np.ndarray:
+    """abs_err / |exact| / u, in float64 where exact is a normal float64, in mpf where it is not
+    (``value_at(flat indices)``: those exact values as mpf)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = abs_err / np.abs(exact64) / u
     rel = np.array(np.where(abs_err == 0, 0.0, rel), dtype=np.float64)
@@ -107,9 +121,9 @@ def _rel_u(values, obs64, exact64, abs_err, u) -> np.ndarray:
     tiny = np.finfo(np.float64).tiny
     odd = ~(np.abs(exact64) >= tiny) | np.isinf(exact64)
     odd &= (abs_err != 0) & np.isfinite(abs_err) & np.isfinite(obs64)
-    flat_rel, flat_v, flat_obs = rel.reshape(-1), values.reshape(-1), obs64.reshape(-1)
-    for i in np.flatnonzero(odd):
-        v = flat_v[i]
+    flat_rel, flat_obs = rel.reshape(-1), obs64.reshape(-1)
+    idx = np.flatnonzero(odd)
+    for i, v in zip(idx, value_at(idx) if idx.size else ()):
         if v == 0:
             flat_rel[i] = np.inf
         elif mpmath.isfinite(v):

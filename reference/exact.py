@@ -84,6 +84,16 @@ class Exact:
             self._values = v
         return self._values
 
+    def values_at(self, idx) -> list:
+        """The exact values of flat indices ``idx`` as mpf, without materialising the others
+        (a figure needs a few of them; a sweep chunk holds hundreds of thousands)."""
+        if self._values is not None:
+            flat = self._values.reshape(-1)
+            return [flat[i] for i in idx]
+        flat = self._obj.reshape(-1)
+        hi, lo = (a.reshape(-1) for a in self._pair)
+        return [flat[i] if flat[i] is not None else pair_to_mpf(float(hi[i]), float(lo[i])) for i in idx]
+
     @classmethod
     def from_values(cls, values, undetermined, cond, scale, nterms, dtype, rounded=None,
                     hi=None, lo=None) -> Exact:
