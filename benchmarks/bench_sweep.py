@@ -19,10 +19,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-#: seconds the float16 BCE-with-logits sweep may take on the 2-core development machine: it took
-#: 2,550 s there with the load average near 8 (docs/findings.md), 34 min of it in the two chunks of
-#: |x| >= 8192, +-inf and NaN, which the oracle's elementwise fast path is to make cheap
-BUDGET_S = 3000.0
+#: seconds the float16 BCE-with-logits sweep may take on the 2-core development machine.  The issue
+#: asks <= 10 s for the oracle's values and gradients over 8 targets (~524k points); the declared
+#: grid has 16 points (pos_weight absent or 3: ~1M points x 3 checks), and the sweep also runs
+#: torch and judges every point: 30 s is that 10 s doubled for the grid plus the backend's share.
+#: Measured 12.8 s (pool) and 18.8 s (Dask local) on 2026-11-27; it was 2,550 s before the oracle's
+#: fast elementwise path and the pair-based figures (docs/findings.md)
+BUDGET_S = 30.0
 
 
 def sweep(args: argparse.Namespace, out: Path, scheduler: str | None) -> float:
