@@ -21,7 +21,10 @@ def test_a_passing_backend_passes(pytester):
     pytester.makepyfile(test_mine="""
         def test_softmax(losscheck):
             result = losscheck.check("torch", suite="smoke", losses=["softmax"], jobs=1)
-            assert {r["verdict"] for r in result.records} == {"pass"}
+            # torch's float32 absorption rows (a documented known failure) warn as recursive
+            # summation when the smoke rotation gives softmax.absorption float32: a pass with warnings
+            assert {r["verdict"] for r in result.records} <= {"pass", "warn"}
+            assert all(r["verdict"] == "pass" or r["family"] == "softmax.absorption" for r in result.records)
             assert len(result.records) > 4
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
