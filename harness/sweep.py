@@ -33,9 +33,10 @@ import numpy as np
 
 from harness.verdict import RUNG_SEVERITY, RUNGS  # the rung arrays of chunk files index RUNGS
 
-#: the chunk files' format name (docs/CONTRACTS.md, "Sweep directory")
-CHUNK_SCHEMA = "losscheck.sweep-chunk/1"
-MANIFEST_SCHEMA = "losscheck.sweep/1"
+# the chunk files' format (docs/CONTRACTS.md, "Sweep directory"): its names and its one reader
+from reports.sweep import CHUNK_SCHEMA, MANIFEST_SCHEMA, SweepDataError
+from reports.sweep import read_chunk as _read_chunk
+
 MANIFEST = "manifest.json"
 SUMMARY = "summary.jsonl"
 
@@ -415,15 +416,11 @@ def write_chunk(root: Path, k: int, arrays: dict[str, np.ndarray]) -> Path:
 
 
 def read_chunk(path: Path) -> dict[str, np.ndarray]:
-    """A chunk file's arrays (no pickle: object arrays are refused)."""
+    """A chunk file's arrays (reports.sweep.read_chunk; its error as a SweepError)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise SweepError(f"{path}: not a readable chunk file ({exc})") from None
-    if str(arrays.get("schema")) != CHUNK_SCHEMA:
-        raise SweepError(f"{path}: not a {CHUNK_SCHEMA} file")
-    return arrays
+        return _read_chunk(path)
+    except SweepDataError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def finished_chunks(root: Path) -> set[int]:

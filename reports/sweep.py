@@ -34,6 +34,19 @@ class SweepDataError(ValueError):
     """Not a readable sweep directory: one line, fit for a CLI."""
 
 
+
+def read_chunk(path: Path) -> dict[str, np.ndarray]:
+    """A chunk file's arrays, the one reader of the format (the sweep's resume and summary use it
+    too); no pickle: object arrays are refused."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise SweepDataError(f"{path}: not a readable chunk file ({exc})") from None
+    if str(arrays.get("schema")) != CHUNK_SCHEMA:
+        raise SweepDataError(f"{path}: not a {CHUNK_SCHEMA} file")
+    return arrays
+
 def to_float(bits: np.ndarray, dtype: str) -> np.ndarray:
     """Bit patterns of ``dtype`` -> float64 values (bfloat16 without ml_dtypes: its bits are
     float32's upper half)."""
@@ -138,13 +151,7 @@ def load_sweep(root: str | Path) -> SweepData:
     status: dict[tuple[int, int], tuple[str, str]] = {}
     paths = sorted((root / "chunks").glob("chunk-*.npz"))
     for path in paths:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                ch = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise SweepDataError(f"{path}: not a readable chunk file ({exc})") from None
-        if str(ch.get("schema")) != CHUNK_SCHEMA:
-            raise SweepDataError(f"{path}: not a {CHUNK_SCHEMA} file")
+        ch = read_chunk(path)
         inputs = ch["inputs"].reshape(len(ch["inputs"]), -1)
         first = int(ch["first"])
         for g in range(len(points)):
