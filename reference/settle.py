@@ -475,6 +475,11 @@ def _split_stage(ev, fmt, todo, values, rounded, done) -> None:
     bits = SPLIT_TAIL_PREC  # the tail's precision: its relative error is within 4 * 2^-bits
     for j in np.flatnonzero(mask):
         t = libmp.mpf_mul(co[j]._mpf_, tl[j]._mpf_)  # exact products and sums (no precision given)
+        got = _below_grid(ex[j]._mpf_, t, fmt)
+        if got is not None:
+            i = rows[j]
+            values[i], rounded[i], done[i] = _wrap(got[0]), got[1], True
+            continue
         c = libmp.mpf_add(ex[j]._mpf_, t)
         if c in (libmp.fnan, libmp.finf, libmp.fninf):
             continue
@@ -495,6 +500,30 @@ def _split_stage(ev, fmt, todo, values, rounded, done) -> None:
         if got == r or (got == 0 and r == 0):
             i = rows[j]
             values[i], rounded[i], done[i] = _wrap(stored), r, True
+
+
+def _below_grid(ex, t, fmt):
+    """(stored, rounded) of exact + t when the tail t lies below the grid that holds both the
+    exact part and every rounding boundary of ``fmt``, else None (then the exact sum is formed).
+    Every boundary (a value of the format, a midpoint, the overflow threshold) is a multiple of
+    2^(qmin - 1), and a nonzero exact part is a multiple of its lowest bit, so both are multiples
+    of G = 2^k, k = min(lowest bit of exact, qmin - 11): no boundary lies strictly between exact
+    and exact +- G.  A tail with |t| (1 + 2^-(P-4)) < G (its enclosure) leaves the value strictly
+    inside that gap, on the tail's side, so it rounds as exact +- G/2 does, which is stored (within
+    G <= 2^-11 ulp of the value: FIGURE_ULP; the overflow threshold is a boundary like the others).  This decides e^-3e38 next to 3e38 from exponents
+    alone: the exact sum would need an integer of 4e38 bits (bfloat16 BCE-with-logits at huge |x|)."""
+    if ex in (libmp.fzero, libmp.fnzero) or t in (libmp.fzero, libmp.fnzero):
+        return None
+    if ex in (libmp.fnan, libmp.finf, libmp.fninf) or t in (libmp.fnan, libmp.finf, libmp.fninf):
+        return None
+    k = min(int(ex[2]), fmt.qmin - 11)  # mpf mantissas are odd: ex[2] is exact's lowest bit
+    if int(t[2]) + int(t[3]) + 1 > k:  # |t| (1 + 2^-124) < 2^(exp + bc + 1) must be at most G
+        return None
+    stored = libmp.mpf_add(ex, libmp.from_man_exp(-1 if t[0] else 1, k - 1))  # exact: small shifts
+    r = round_raw(stored, fmt)  # +-inf past the overflow threshold, as the mpmath stage rounds
+    if r == 0:
+        r = -0.0 if ex[0] else 0.0  # |exact| >= G > |t|: the value has exact's sign
+    return stored, r
 
 
 def _ceil_log2(n: np.ndarray) -> np.ndarray:

@@ -329,3 +329,71 @@ def test_bfloat16_sample_matches_the_previous_path(loss):
     t = np.array([0, 1, 0.25, 0.75], ml_dtypes.bfloat16)
     for check in ("value", "input"):
         _compare(loss, _grid(x, t), check)
+
+
+# ------------------------------------------------------------------ bfloat16's extreme logits
+
+def _bf16(values):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    return np.array(values, ml_dtypes.bfloat16)
+
+
+def test_split_decides_huge_bfloat16_logits_from_exponents():
+    """bfloat16 reaches 3.4e38: the value p y max(-x, 0) + (1 - y) max(x, 0) + (p y + 1 - y)
+    log1p(e^-|x|) at x = -3e38 has a tail e^-3e38, whose exact sum with the dyadic part would be an
+    integer of 4e38 bits (OverflowError; at x = -1e10 a 1.4e10-bit integer).  The tail lies below
+    the grid of the dyadic part and of every rounding boundary, so the tail's sign decides: the
+    answers must be those of the independent formulation (dyadic part + a tail of that sign),
+    +inf where the dyadic part already rounds past the overflow threshold."""
+    xs = _bf16([-3e38, 3e38, -1e10, 1e10, -1e20, 1e20, -2.5e38, -1.7e38, -65536, 1e6])
+    x, t = _grid(xs, _bf16([0.5, 0.25, 0.75]))
+    pw = np.full(x.shape, 3, x.dtype)
+    fmt = get_format("bfloat16")
+    v = R.evaluate(BCEL, x, t, pos_weight=pw, reduction="none")
+    g = R.evaluate_grad(BCEL, x, t, pos_weight=pw, grad_output=np.ones(x.shape, x.dtype), wrt="target",
+                        reduction="none")
+    assert not v.undetermined.any() and not g.undetermined.any()
+    for xi, ti, rv, rg in zip(x.astype(np.float64).tolist(), t.astype(np.float64).tolist(),
+                              v.rounded.tolist(), g.rounded.tolist()):
+        X, Y = Fraction(xi), Fraction(ti)
+        assert rv == _expected_with_tail(3 * Y * max(-X, 0) + (1 - Y) * max(X, 0), +1, fmt), (xi, ti)
+        assert rg == _expected_with_tail(3 * max(-X, 0) - max(X, 0), +1, fmt), (xi, ti)
+    assert np.isinf(v.rounded[0]) and v.rounded[0] > 0  # 1.5 * 3e38 rounds past bfloat16's max
+
+
+def test_split_decides_tiny_bfloat16_logits_without_mpmath_escalation():
+    """d l / d x = g [(1 - y) sigmoid(x) - p y sigmoid(-x)] ~ x/4 at tiny x where p y = 1 - y
+    (target 1/2; target 1/4 with pos_weight 3): the split writes it as a dyadic (1 - y) x / 2 minus
+    a tail (1 - y)(x/2 - tanh(x/2)) > 0 (|x| < 1).  At x = 6 * 2^-133 the dyadic part 1.5 * 2^-133
+    is a bfloat16 midpoint (the answer is 2^-133, ties-to-even would say 2^-132).  Checked against
+    mpmath at 2000 bits on the sigmoid formula (an independent formulation), and with no element
+    left to the mpmath stage."""
+    sub = 2.0 ** -133
+    xs = _bf16([6 * sub, -6 * sub, sub, 2 * sub, 4 * sub, 1e-39, 3e-30, -7e-20, 1e-5, -0.3, 0.99, -0.999, 0.0])
+    fmt = get_format("bfloat16")
+    for y0, pw in ((0.5, None), (0.25, 3.0), (0.75, None), (0.25, None)):
+        t = np.full(xs.shape, y0, xs.dtype)
+        kw = {} if pw is None else {"pos_weight": np.full(xs.shape, pw, xs.dtype)}
+        left = []
+        saved = settle._split_stage
+
+        def split_then_count(ev, f, todo, values, rounded, done, saved=saved, left=left):
+            saved(ev, f, todo, values, rounded, done)
+            left.append(int((~done).sum()))
+
+        settle._split_stage = split_then_count
+        try:
+            g = R.evaluate_grad(BCEL, xs, t, grad_output=np.ones(xs.shape, xs.dtype), wrt="input",
+                                reduction="none", **kw)
+        finally:
+            settle._split_stage = saved
+        assert not g.undetermined.any() and sum(left) == 0, (y0, pw, left)
+        with mpmath.workprec(2000):
+            Y, P = mpmath.mpf(y0), mpmath.mpf(1 if pw is None else pw)
+            for xi, r in zip(xs.astype(np.float64).tolist(), g.rounded.tolist()):
+                X = mpmath.mpf(xi)
+                want = round_mpf((1 - Y) / (1 + mpmath.exp(-X)) - P * Y / (1 + mpmath.exp(X)), fmt)
+                assert r == want or (r == 0 and want == 0), (y0, pw, xi, r, want)
+    t = np.full(xs.shape, 0.5, xs.dtype)
+    g = R.evaluate_grad(BCEL, xs, t, grad_output=np.ones(xs.shape, xs.dtype), wrt="input", reduction="none")
+    assert float(g.rounded[0]) == sub and float(g.rounded[1]) == -sub

@@ -109,6 +109,23 @@ class BceKernel(_BinaryKernel):
         return cond[:, None], scale[:, None], np.ones((x.shape[0], 1), np.int64)
 
 
+def _tanh_gap_scalar(h):
+    """h - tanh(h) > 0 for an exact mpf 0 < h < 1/2, within 2^-(P-1) relative at the current
+    precision P: tanh is taken at P + 16 + 2 k bits (|h| >= 2^-k), within a few units of that
+    (mpmath's mpf_tanh), i.e. within 2^-(P+14+2k) h absolutely, and h - tanh h >= h^3/4 >=
+    2^-2k h / 4; the difference is exact, then rounded once to P bits."""
+    if not h:
+        return mpmath.mpf(0)
+    prec = mpmath.mp.prec
+    k = max(-(int(h._mpf_[2]) + int(h._mpf_[3])), 0) + 1  # h >= 2^(exp + bc - 1) = 2^-k
+    with mpmath.workprec(prec + 16 + 2 * k):
+        t = mpmath.tanh(h)
+    return +mpmath.fsub(h, t, exact=True)  # the one rounding, at P
+
+
+_tanh_gap = np.frompyfunc(_tanh_gap_scalar, 1, 1)
+
+
 class BcelKernel(_BinaryKernel):
     def coefs(self, ns, rows, y):
         pw = self._w(ns, rows, "pos_weight")
@@ -142,7 +159,8 @@ class BcelKernel(_BinaryKernel):
         With c1 = w p y, c2 = w (1 - y) and L = log1p(e^-|x|): softplus(x) = max(x, 0) + L, so the
         value is c2 max(x, 0) + c1 max(-x, 0) + (c1 + c2) L; the gradient, with
         sigmoid(+-x) = 1 - sigmoid(-|x|) on the side of x's sign, is g (c2 or -c1) -+ g (c1 + c2)
-        sigmoid(-|x|), and g (c2 - c1) / 2 at x = 0; grad:target with pos_weight p is
+        sigmoid(-|x|), and g (c2 - c1) / 2 at x = 0 -- for 0 < |x| < 1 instead, with h = |x|/2,
+        g (c2 - c1) / 2 +- g (c1 + c2) / 2 h -+ g (c1 + c2) / 2 (h - tanh h); grad:target with pos_weight p is
         g w [p max(-x, 0) - max(x, 0)] + g w (p - 1) L.  A dyadic exact part on a rounding midpoint
         next to a tail below every working precision (e^-11000) is decided by the tail's sign."""
         x, _, c1, c2 = self._coefs(ns, rows)
@@ -167,15 +185,30 @@ class BcelKernel(_BinaryKernel):
             gw = go if w is None else go * w
             exact = gw * (-pw * np.where(neg, xs, zero) - np.where(pos, xs, zero))
             return mask, exact, gw * (pw - ns.const(1)), lambda ns2: ns2.log1p(e(ns2))
-        exact = go * np.where(pos, c2, np.where(neg, -c1, (c2 - c1) / ns.const(2)))
+        # |x| < 1: sigmoid(x) = (1 + tanh(x/2)) / 2 and tanh(h) = h - (h - tanh(h)), so with
+        # h = |x|/2 the gradient is g (c2 - c1)/2 +- g (c1 + c2)/2 h -+ g (c1 + c2)/2 (h - tanh h):
+        # no cancellation of (c1 + c2) sigmoid(-|x|) against c2 where the gradient is ~ x (c1 = c2:
+        # target 1/2, or p y = 1 - y), and a dyadic c h on a midpoint (x = 4 * 2^-133, bfloat16)
+        # is decided by the tail's sign.  Tiny bfloat16 logits left the mpmath stage some 10,000
+        # elements per grid point before.
+        small = mask & (np.abs(xf) < 1) & (pos | neg)
+        half, two = (c2 - c1) / ns.const(2), ns.const(2)
         both = go * (c1 + c2)
-        coef = np.where(pos, -both, np.where(neg, both, zero))
+        h = np.where(small, np.abs(xs) / two, zero)
+        sgn_both = np.where(pos, both, -both) / two  # +- g (c1 + c2) / 2 by x's sign
+        exact = np.where(small, go * half + sgn_both * h,
+                         go * np.where(pos, c2, np.where(neg, -c1, half)))
+        coef = np.where(small, -sgn_both, np.where(pos, -both, np.where(neg, both, zero)))
+        ls, lb = np.flatnonzero(small), np.flatnonzero(~small)
 
-        def sigmoid_neg(ns2):  # sigmoid(-|x|) = e / (1 + e)
-            t = e(ns2)
-            return t / (ns2.const(1) + t)
+        def tail(ns2):  # h - tanh(h) where 0 < |x| < 1, else sigmoid(-|x|) = e / (1 + e)
+            out = np.empty(xs.shape, dtype=ns2.dtype)
+            t = ns2.exp(-np.abs(xs[lb]))
+            out[lb] = t / (ns2.const(1) + t)
+            out[ls] = _tanh_gap(h[ls])
+            return out
 
-        return mask, exact, coef, sigmoid_neg
+        return mask, exact, coef, tail
 
     def extra_scale(self, rows, terms):
         # the logit is the natural unit too: (1-y)*x - lw*log_sigmoid(x), torch's documented-stable
