@@ -43,6 +43,16 @@ def mpf_from_str(s: str) -> mpmath.mpf:
     return v
 
 
+def _full(a, dtype, shape) -> np.ndarray:
+    """``a`` as a writable array of ``shape``: as given when it already is one (settle's fresh
+    arrays: copying a million-element result three times cost a tenth of a float32 call, most
+    of it page faults), else broadcast and copied."""
+    a = np.asarray(a)
+    if a.dtype == dtype and a.shape == shape and a.flags.writeable:
+        return a
+    return np.broadcast_to(a.astype(dtype, copy=False), shape).copy()
+
+
 class Exact:
     """Exact values of one output (or gradient), all arrays of the output's shape.
 
@@ -108,10 +118,8 @@ class Exact:
         if und.any():
             rounded = np.where(und, np.nan, rounded.astype(np.float64)).astype(get_format(dtype).np_dtype)
         shape = values.shape
-        return cls(values=values, rounded=rounded, undetermined=und,
-                   cond=np.broadcast_to(np.asarray(cond, np.float64), shape).copy(),
-                   scale=np.broadcast_to(np.asarray(scale, np.float64), shape).copy(),
-                   nterms=np.broadcast_to(np.asarray(nterms, np.int64), shape).copy(), dtype=dtype,
+        return cls(values=values, rounded=rounded, undetermined=und, cond=_full(cond, np.float64, shape),
+                   scale=_full(scale, np.float64, shape), nterms=_full(nterms, np.int64, shape), dtype=dtype,
                    hi=hi, lo=lo)
 
     @property

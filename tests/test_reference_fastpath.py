@@ -214,8 +214,21 @@ def test_split_decides_the_target_gradient_with_pos_weight():
 def test_row_blocks_give_the_answers_of_one_block():
     x, t = _grid(_float16_values(step=3, lim=100), TARGETS16)
     assert x.size > 2 * settle.CHUNK_ROWS
-    got = [R.evaluate(BCEL, x, t, reduction="none"),
-           R.evaluate_grad(BCEL, x, t, grad_output=np.ones(x.shape, np.float16), reduction="none")]
+    calls, inner = [], settle._settle
+
+    def spy(ev, fmt, f64_only=False):
+        calls.append((ev.p.m, f64_only))
+        return inner(ev, fmt, f64_only)
+
+    settle._settle = spy
+    try:
+        got = [R.evaluate(BCEL, x, t, reduction="none"),
+               R.evaluate_grad(BCEL, x, t, grad_output=np.ones(x.shape, np.float16), reduction="none")]
+    finally:
+        settle._settle = inner
+    # blocks take the float64 stage only; the rows they left (split midpoints, tiny values) are
+    # settled together in one later call per evaluation
+    assert [f for _, f in calls].count(False) == 2 and all(f for m, f in calls if m == settle.CHUNK_ROWS)
     saved = settle.CHUNK_ROWS
     settle.CHUNK_ROWS = 1 << 60
     try:

@@ -68,6 +68,16 @@ class TermsKernel:
             self._memo = (rows, self.terms(F64, rows))  # holds rows: its id cannot be reused
         return self._memo[1]
 
+    def d_of(self, ns, rows, wrt: str):
+        """``d(ns, rows, wrt)``, the float64 one computed once per rows object and argument: a
+        gradient's scales and its float64 value both start from it (the arrays are never written)."""
+        if ns is not F64:
+            return self.d(ns, rows, wrt)
+        memo = getattr(self, "_dmemo", None)
+        if memo is None or memo[0] is not rows or memo[1] != wrt:
+            memo = self._dmemo = (rows, wrt, self.d(F64, rows, wrt))  # holds rows: its id cannot be reused
+        return memo[2]
+
     def denominator(self, ns, rows):
         return ns.const(rows["x"].shape[0]), 0.0
 
@@ -91,7 +101,7 @@ class TermsKernel:
         return sum(safe_mul(np.abs(c), np.abs(t)) for c, t in self.terms_of(F64, rows))
 
     def grad(self, ns, rows, gof, wrt):
-        g = ns.asarray(gof) * self.d(ns, rows, wrt)
+        g = ns.asarray(gof) * self.d_of(ns, rows, wrt)
         return g[:, None], np.abs(g)[:, None]
 
     def grad_abs(self, rows, gof, wrt) -> np.ndarray:

@@ -46,7 +46,7 @@ class _BinaryKernel(TermsKernel):
         x = rows["x"][:, 0]
         with np.errstate(all="ignore"):
             terms = self.terms_of(F64, rows)
-            g = np.nan_to_num(self.d(F64, rows, "input"), nan=0.0)
+            g = np.nan_to_num(self.d_of(F64, rows, "input"), nan=0.0)
             cond = self.term_magnitude(rows) + safe_mul(np.abs(x), np.abs(g)) + np.abs(g)
             scale = sum(safe_mul(np.abs(c), 1 + np.abs(t)) for c, t in terms) + self.extra_scale(rows, terms)
         return cond, scale, np.full(x.shape, len(terms), np.int64)
