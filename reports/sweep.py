@@ -21,9 +21,12 @@ import numpy as np
 CHUNK_SCHEMA = "losscheck.sweep-chunk/1"
 MANIFEST_SCHEMA = "losscheck.sweep/1"
 
-#: the verdict ladder's rungs, in the order chunk files index them (harness/verdict.py's RUNGS)
-RUNGS = ("undetermined", "special", "accurate", "stable", "flushed", "absolute", "fail")
-BAD_RUNGS = ("special", "flushed", "absolute", "fail")
+#: the verdict ladder's rungs, in the order chunk files index them (harness/verdict.py's RUNGS;
+#: tests/test_sweep.py pins the copy: a stale one misread "fail", index 10, and crashed the summary)
+RUNGS = ("undetermined", "special", "accurate", "stable", "flushed", "absolute", "recursive", "magnitude",
+         "convention", "semantic", "fail")
+#: the rungs that warn or fail (harness/verdict.py's WARN_RUNGS and FAIL_RUNGS)
+BAD_RUNGS = ("recursive", "absolute", "magnitude", "flushed", "convention", "special", "semantic", "fail")
 
 #: (exponent bits, mantissa bits) of the formats a sweep may hold
 LAYOUT = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23), "float64": (11, 52)}
@@ -236,7 +239,9 @@ def clusters(s: Series, dtype: str, tol_ulp: float, gap: int = 16, limit: int = 
     return out[:limit]
 
 
-_SEVERITY = {"undetermined": -1, "accurate": 0, "stable": 1, "absolute": 2, "flushed": 3, "fail": 4, "special": 5}
+#: higher is worse (harness/verdict.py's RUNG_SEVERITY)
+_SEVERITY = {"undetermined": -1, "accurate": 0, "stable": 1, "absolute": 2, "recursive": 3, "magnitude": 4,
+             "flushed": 5, "convention": 6, "semantic": 7, "fail": 8, "special": 9}
 
 
 def worst(s: Series, dtype: str) -> dict | None:

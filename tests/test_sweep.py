@@ -284,3 +284,15 @@ def test_dask_local_cluster_survives_a_killed_worker_with_the_same_summary(pool_
         a, b = read_chunk(chunk_path(root, k)), read_chunk(chunk_path(pool_root, k))
         for key in ("inputs", "c0_ulp", "c0_rung", "c0_observed", "c0_rounded"):
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_the_reports_copy_of_the_ladder_matches_the_harness():
+    """Chunk files hold rung indices into harness.verdict.RUNGS; reports/sweep.py (which reads
+    only the sweep's files) keeps its own copy.  A stale 7-rung copy read index 10 ("fail") out
+    of range and crashed the text summary of the bfloat16 BCE sweep."""
+    from harness import verdict
+    from reports import sweep as rs
+
+    assert rs.RUNGS == verdict.RUNGS
+    assert set(rs.BAD_RUNGS) == set(verdict.WARN_RUNGS) | set(verdict.FAIL_RUNGS)
+    assert rs._SEVERITY == verdict.RUNG_SEVERITY
