@@ -87,3 +87,43 @@ def test_settled_values_match_brute_force(case):
         same = (got == r_hi) | (np.isnan(got) & np.isnan(r_hi))
         bad = sure & ~same & ~ex.undetermined
         assert not bad.any(), (wrt, np.argwhere(bad)[:5].tolist(), got[bad][:5], r_hi[bad][:5])
+
+
+@pytest.mark.parametrize("fmt_name", ["bfloat16", "float16", "float32"])
+def test_a_tail_below_the_grid_rounds_as_the_exact_sum_does(fmt_name):
+    """settle._below_grid decides exact + tail from exponents when the tail lies below the grid of
+    the exact part and of every rounding boundary: checked against the exact sum formed by mpmath
+    (tails down to 2^-3000, where the sum still fits) on midpoints, representable values, the
+    overflow threshold and subnormals, with tails of both signs."""
+    from mpmath import libmp
+
+    from reference.formats import get_format, round_mpf
+    from reference.settle import _below_grid
+
+    fmt = get_format(fmt_name)
+    q = fmt.qmin
+    top = fmt.max_finite
+    exacts = [mpmath.mpf(1.5) * mpmath.ldexp(1, q), mpmath.ldexp(3, q - 1), mpmath.mpf(1) + mpmath.ldexp(1, -fmt.p),
+              mpmath.mpf(top) + mpmath.ldexp(1, int(mpmath.floor(mpmath.log(top, 2))) - fmt.p),  # the threshold
+              mpmath.mpf(top), -mpmath.mpf(4098), mpmath.mpf(0.75) * mpmath.ldexp(1, q), mpmath.mpf(12345.5)]
+    decided = 0
+    for e in exacts:
+        for sign in (1, -1):
+            for k in (20, 200, 3000):
+                t = sign * mpmath.ldexp(1, q - k)
+                got = _below_grid(e._mpf_, t._mpf_, fmt)
+                with mpmath.workprec(4000):
+                    want = round_mpf(e + t, fmt)
+                if got is None:
+                    assert k == 20 or e == 0, (e, k)  # only a tail close to the grid is refused
+                    continue
+                decided += 1
+                stored, r = got
+                assert r == want or (r == 0 and want == 0), (fmt_name, e, sign, k, r, want)
+                with mpmath.workprec(4000):  # the stored value is within 2^-11 ulp of the value
+                    assert abs(mpmath.mpf(stored) - (e + t)) <= mpmath.ldexp(1, q - 11)
+    assert decided >= 2 * 2 * len(exacts)
+    # a tail on the grid's scale is left to the exact sum
+    one = mpmath.mpf(1)._mpf_
+    assert _below_grid(one, mpmath.ldexp(1, q - 5)._mpf_, fmt) is None
+    assert _below_grid(libmp.fzero, mpmath.ldexp(1, -5000)._mpf_, fmt) is None
