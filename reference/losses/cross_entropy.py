@@ -51,7 +51,14 @@ from ._elementwise import one as _one
 from ._elementwise import safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits, lead, reduction
 from ._numpy import reduce_elementwise
-from ._policy import VARIANT_PREC, mp_lse_minus, reduce_mp, row_magnitude
+from ._policy import (
+    PADDLE_SHIFT_CLIP,
+    VARIANT_PREC,
+    mp_clipped_log_softmax,
+    mp_lse_minus,
+    reduce_mp,
+    row_magnitude,
+)
 from ._softcap import FAMILIES as LLM_FAMILIES
 from ._softcap import OPTIONS as LLM_OPTIONS
 from ._softcap import capped, llm_options, np_capped, np_sech2, sech2
@@ -884,8 +891,8 @@ def _plain_class_call(kwargs, args) -> bool:
             and not any(_llm_active(n, kwargs) for n in LLM_OPTIONS))
 
 
-def _clamped_nll(lo: float, hi: float):
-    """A variant whose per-position loss is w[t] * clamp(lse - x[t], lo, hi), reduced as torch
+def _per_position_nll(nll_of):
+    """A variant whose per-position loss is w[t] * nll_of(row, t) (an mpf), reduced as torch
     reduces (mean over D = sum of w[t] over kept positions)."""
     def value(args, kwargs, check):
         if check != "value" or not _plain_class_call(kwargs, args):
@@ -902,18 +909,27 @@ def _clamped_nll(lo: float, hi: float):
                     ws.append(mpmath.mpf(0))
                     continue
                 wt = mpmath.mpf(1.0 if w is None else float(w[t[n]]))
-                nll = mp_lse_minus(x[n], int(t[n]))
-                if not mpmath.isnan(nll):
-                    nll = min(max(nll, mpmath.mpf(lo)), mpmath.mpf(hi))
-                vals.append(wt * nll)
+                vals.append(wt * nll_of(x[n], int(t[n])))
                 ws.append(wt)
             return reduce_mp(vals, ws, p.reduction, p.unreduced_shape)
     return value
 
 
+def _clamped_nll(lo: float, hi: float):
+    """Per-position loss clamp(lse - x[t], lo, hi)."""
+    def nll_of(row, t):
+        nll = mp_lse_minus(row, t)
+        return nll if mpmath.isnan(nll) else min(max(nll, mpmath.mpf(lo)), mpmath.mpf(hi))
+    return _per_position_nll(nll_of)
+
+
 _PADDLE_CAP = -math.log(1e-28)
 _KERAS_EPS = 1e-7
 CE_VARIANTS = (
+    # what paddlepaddle 3.3.1's CPU cross_entropy computes (its softmax's clip): [0, -200, 1], t = 1
+    # gives 64.31; the cap below is issue 11's report, not seen on the CPU in 3.3.1
+    Variant("shifted-logit clip at -64 (Paddle)", "-log softmax(max(x - max x, -64))_t", "-log p_t",
+            _per_position_nll(lambda row, t: -mp_clipped_log_softmax(row, PADDLE_SHIFT_CLIP)[t])),
     Variant("per-element cap -log(1e-28) = 64.47 (Paddle)", "min(-log p_t, -log(1e-28))", "-log p_t",
             _clamped_nll(0.0, _PADDLE_CAP)),
     Variant("probability clip 1e-7 (Keras)", "-log(clip(p_t, 1e-7, 1 - 1e-7))", "-log p_t",
@@ -921,12 +937,12 @@ CE_VARIANTS = (
 )
 
 
-def _ce_conventions(args, kwargs, check):
+def _mean_over_no_weight(loss, args, kwargs, check):
     """A weighted mean over D = 0 (every target ignored or of weight 0): torch's 0/0 is NaN, the
-    0/0 := 0 convention (Paddle) gives 0.  Value only."""
-    if check != "value" or is_float_array(args[1]) or CE_LOSS.reduction_of(kwargs) != "mean":
+    0/0 := 0 convention (Paddle) gives 0.  Value only; cross_entropy's and nll_loss's."""
+    if check != "value" or is_float_array(args[1]) or loss.reduction_of(kwargs) != "mean":
         return None
-    p = CE_LOSS.prepare(tuple(args), dict(kwargs))
+    p = loss.prepare(tuple(args), dict(kwargs))
     kept = p.rows["t"] != p.options["ignore_index"]
     w = p.options["weight"]
     d = float(np.sum(w[p.rows["t"][kept]])) if w is not None else float(np.count_nonzero(kept))
@@ -1004,7 +1020,7 @@ unsupported). A call without them is exactly torch's cross_entropy, with the sam
         return row_magnitude(self.prepare(tuple(args), dict(kwargs)), check)
 
     def conventions(self, args, kwargs, check):
-        return _ce_conventions(args, kwargs, check)
+        return _mean_over_no_weight(self, args, kwargs, check)
 
     def option_family(self, args, kwargs):
         """The class losses' tags, plus ``softcap`` and ``z_loss`` when those are in play."""
@@ -1234,6 +1250,9 @@ class NllLoss(_ClassLoss):
             tgt = -parts.wt * np.broadcast_to(up, parts.wt.shape)
         g[np.arange(logp.shape[0]), parts.safe_t] = np.where(parts.valid, tgt, 0.0)
         return {"input": layout.unflat(g)}
+
+    def conventions(self, args, kwargs, check):
+        return _mean_over_no_weight(self, args, kwargs, check)
 
 
     def brute(self, args, kwargs, *, grad_output=None, wrt=None):
