@@ -20,9 +20,13 @@ gaussian_nll_loss                   ``F.gaussian_nll_loss(x, t, var, full, epsil
 sigmoid_focal_loss                  ``F.sigmoid_focal_loss(x, t, alpha, gamma, reduction)``
 ==================================  ==============================================================
 
-Gradients Paddle does not offer (its labels are not differentiated: ``paddle.grad`` gives None)
-are unsupported checks.  Unsupported: softcap / z_loss, sigmoid_focal_loss's alpha < 0, and what Paddle's CPU kernels are not registered for (most float16
-and bfloat16 kernels: Paddle's "kernel ... is not registered" becomes *unsupported*, not an error).
+Paddle's shape conventions are mapped: its soft-label (and label-smoothed) cross_entropy with
+``reduction="none"`` keeps the class axis as 1 (squeezed), its gaussian var of one dimension fewer
+is unsqueezed to (..., 1).  Gradients Paddle does not offer (its labels are not differentiated: ``paddle.grad`` gives None)
+are unsupported checks.  Unsupported: softcap / z_loss, sigmoid_focal_loss's alpha < 0, label smoothing
+with ignored targets, unbatched nll_loss, poisson epsilon 0, and what Paddle's CPU kernels are not
+registered for (most float16 and bfloat16 kernels: Paddle's "kernel ... is not registered", or its refusal of a half-precision
+"data type", becomes *unsupported*, not an error).
 """
 from __future__ import annotations
 
@@ -85,8 +89,10 @@ class PaddleBackend(FrameworkBackend):
         try:
             with np.errstate(all="ignore"):
                 return super()._evaluate(case)
-        except RuntimeError as exc:  # Paddle's missing CPU kernel for a dtype is not a failure
-            if "is not registered" in str(exc) and "kernel" in str(exc):
+        except (RuntimeError, ValueError) as exc:  # a dtype Paddle has no CPU kernel for, or refuses
+            text = str(exc)
+            if ("is not registered" in text and "kernel" in text) or (
+                    case.dtype in ("float16", "bfloat16") and "data type" in text):
                 raise Unsupported(f"backend 'paddle': {case.loss} {case.dtype}: {one_line(exc)[:160]}") from None
             raise
 
@@ -108,10 +114,20 @@ class PaddleBackend(FrameworkBackend):
         ii = int(kwargs.pop("ignore_index", -100))
         eps = float(kwargs.pop("label_smoothing", 0.0))
         r, axis, soft = self._reduction(kwargs), class_dim(x), is_float_array(t)
-        return lambda a: self._F.cross_entropy(a["input"], a["target"], weight=w, ignore_index=ii, reduction=r,
-                                               soft_label=soft, axis=axis, label_smoothing=eps)
+        if eps and not soft and np.any(np.asarray(t) == ii):
+            raise Unsupported("backend 'paddle': cross_entropy with label_smoothing one-hots the labels (no "
+                              "ignore_index)")
+        keep_dim = r == "none" and (soft or eps or np.ndim(x) == 1)  # Paddle's soft losses keep a class dim of 1
+
+        def f(a):
+            out = self._F.cross_entropy(a["input"], a["target"], weight=w, ignore_index=ii, reduction=r,
+                                        soft_label=soft, axis=axis, label_smoothing=eps)
+            return out.squeeze(axis) if keep_dim and out.ndim == np.ndim(x) else out
+        return f
 
     def _nll_loss(self, args, kwargs) -> Callable:
+        if np.ndim(args[0]) < 2:
+            raise Unsupported("backend 'paddle': nll_loss takes (N, C, ...) inputs only (no unbatched (C,))")
         w = self._weight(kwargs)
         ii = int(kwargs.pop("ignore_index", -100))
         r = self._reduction(kwargs)
@@ -164,6 +180,8 @@ class PaddleBackend(FrameworkBackend):
     def _poisson_nll_loss(self, args, kwargs) -> Callable:
         log_input, full = bool(kwargs.pop("log_input", True)), bool(kwargs.pop("full", False))
         eps = float(kwargs.pop("eps", 1e-8))
+        if eps <= 0:
+            raise Unsupported("backend 'paddle': poisson_nll_loss takes epsilon > 0 only")
         r = self._reduction(kwargs)
         return lambda a: self._F.poisson_nll_loss(a["input"], a["target"], log_input=log_input, full=full,
                                                   epsilon=eps, reduction=r)
@@ -171,8 +189,11 @@ class PaddleBackend(FrameworkBackend):
     def _gaussian_nll_loss(self, args, kwargs) -> Callable:
         full, eps = bool(kwargs.pop("full", False)), float(kwargs.pop("eps", 1e-6))
         r = self._reduction(kwargs)
-        return lambda a: self._F.gaussian_nll_loss(a["input"], a["target"], a["var"], full=full, epsilon=eps,
-                                                   reduction=r)
+        # torch takes var with one dimension fewer than input; Paddle wants it as (..., 1)
+        fewer = np.ndim(args[2]) == np.ndim(args[0]) - 1
+        return lambda a: self._F.gaussian_nll_loss(a["input"], a["target"],
+                                                   a["var"].unsqueeze(-1) if fewer else a["var"], full=full,
+                                                   epsilon=eps, reduction=r)
 
     def _sigmoid_focal_loss(self, args, kwargs) -> Callable:
         alpha, gamma = float(kwargs.pop("alpha", 0.25)), float(kwargs.pop("gamma", 2.0))
