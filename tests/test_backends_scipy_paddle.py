@@ -107,3 +107,17 @@ def test_paddle_gradients_and_what_it_lacks():
     obs = b.evaluate(make_case("cross_entropy", (np.log(p), p), {"reduction": "none"}, family="t"))
     assert obs.value.shape == (2,)  # Paddle's (N, 1) for soft labels, squeezed
 
+
+
+@needs("paddle")
+def test_paddle_findings_the_gate_names():
+    """Paddle's row weight on probability targets is a named semantic difference; its mean with a
+    negative ignore_index divides by every position (a real bug: off by a simple factor)."""
+    b = load("paddle")
+    x = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -2.0]])
+    y, w = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]]), np.array([0.5, 2.0, 1.5])
+    _, rec = judge(b, "cross_entropy", [x, y], {"weight": w, "reduction": "mean"})
+    assert rec["worst"]["rung"] == "semantic" and "(Paddle)" in rec["note"], rec["message"]
+    x = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -2.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+    _, rec = judge(b, "cross_entropy", [x, np.array([-100, 0, -100, 2])], {})
+    assert rec["verdict"] == "fail" and "simple factor" in rec["message"], rec["message"]

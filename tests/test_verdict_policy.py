@@ -215,6 +215,27 @@ def test_paddles_shifted_logit_clip_is_a_semantic_difference():
     assert "log_softmax(max(x - max x, -64))" in rec["note"]
 
 
+def test_paddles_row_weight_on_probability_targets_is_a_semantic_difference():
+    """Paddle weights a probability-target row by sum_c w_c y_c (Paddle 3.3.1 returned these to
+    1e-16): torch weights each term by w_c.  With label smoothing the variant is not claimed."""
+    x = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -2.0]])
+    y, w = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]]), np.array([0.5, 2.0, 1.5])
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    rw, ce = y @ w, -(y * logp).sum(1)
+    for reduction, got in (("none", rw * ce), ("sum", (rw * ce).sum()), ("mean", (rw * ce).sum() / rw.sum())):
+        kwargs = {"weight": w, "reduction": reduction}
+        c = make_case("cross_entropy", [x, y], kwargs, family="test.policy", grad=False)
+        exact = reference.evaluate("cross_entropy", x, y, **kwargs)
+        rec = check_observation(c, "value", exact, np.asarray(got), DEFAULTS["float64"], backend="b")
+        _expect(rec, "semantic", "fail", "semantic difference")
+        assert "row weight sum_c w_c y_c (Paddle)" in rec["note"]
+    kwargs = {"weight": w, "reduction": "sum", "label_smoothing": 0.1}
+    c = make_case("cross_entropy", [x, y], kwargs, family="test.policy", grad=False)
+    rec = check_observation(c, "value", reference.evaluate("cross_entropy", x, y, **kwargs),
+                            np.asarray((rw * ce).sum()), DEFAULTS["float64"], backend="b")
+    assert rec["worst"]["rung"] == "fail" and "note" not in rec
+
+
 def test_keras_clip_of_binary_cross_entropy_is_a_semantic_difference():
     x, y = np.array([0.0, 1e-9, 0.5], np.float32), np.ones(3, np.float32)
     rec = _judge("tests.planted.keras_clip", "binary_cross_entropy", [x, y], {"reduction": "none"})

@@ -923,6 +923,27 @@ def _clamped_nll(lo: float, hi: float):
     return _per_position_nll(nll_of)
 
 
+def _paddle_row_weight(args, kwargs, check):
+    """Paddle's class weights on probability targets: each row's -sum_c y_c logp_c times its row
+    weight sum_c w_c y_c, the mean divided by the sum of the row weights (torch weights each term
+    by w_c and averages over positions).  Without label smoothing: Paddle smooths in float32."""
+    if check != "value" or not is_float_array(args[1]) or kwargs.get("weight") is None \
+            or float(kwargs.get("label_smoothing", 0.0) or 0.0):
+        return None
+    p = CE_LOSS.prepare(tuple(args), dict(kwargs))
+    x, y, w = p.rows["x"], p.rows["p"], p.options["weight"]
+    vals, ws = [], []
+    with mpmath.workprec(VARIANT_PREC):
+        for n in range(x.shape[0]):
+            yn = [mpmath.mpf(float(v)) for v in y[n]]
+            logp = mp_clipped_log_softmax(x[n], -mpmath.inf)
+            rw = mpmath.fsum(mpmath.mpf(float(wc)) * yc for wc, yc in zip(w, yn))
+            ce = -mpmath.fsum(yc * lp if yc else mpmath.mpf(0) for yc, lp in zip(yn, logp))
+            vals.append(rw * ce)
+            ws.append(rw)
+        return reduce_mp(vals, ws, p.reduction, p.unreduced_shape)
+
+
 _PADDLE_CAP = -math.log(1e-28)
 _KERAS_EPS = 1e-7
 CE_VARIANTS = (
@@ -932,6 +953,8 @@ CE_VARIANTS = (
             _per_position_nll(lambda row, t: -mp_clipped_log_softmax(row, PADDLE_SHIFT_CLIP)[t])),
     Variant("per-element cap -log(1e-28) = 64.47 (Paddle)", "min(-log p_t, -log(1e-28))", "-log p_t",
             _clamped_nll(0.0, _PADDLE_CAP)),
+    Variant("row weight sum_c w_c y_c (Paddle)", "(sum_c w_c y_c) (-sum_c y_c log p_c), mean over sum_n sum_c w_c y_c",
+            "-sum_c w_c y_c log p_c, mean over positions", _paddle_row_weight),
     Variant("probability clip 1e-7 (Keras)", "-log(clip(p_t, 1e-7, 1 - 1e-7))", "-log p_t",
             _clamped_nll(-math.log1p(-_KERAS_EPS), -math.log(_KERAS_EPS))),
 )
