@@ -4,6 +4,8 @@ issue lands on its named rung.  Loading and the one-line "unavailable" error are
 library backend by tests/test_backends_frameworks.py."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,23 @@ def test_scipy_cross_entropy_matches_torch_semantics_on_weights_and_ignored_targ
     y = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
     _, rec = judge(load("scipy"), "cross_entropy", [x, y], {"weight": w, "reduction": "mean"})
     assert rec["verdict"] == "pass", rec["message"]
+
+
+@needs("scipy")
+def test_scipy_gate_end_to_end_warns_by_name(capsys, tmp_path, monkeypatch):
+    """The gate passes SciPy's log_softmax on the extreme rows with the convention named, and its
+    gradient checks are unsupported, not failed."""
+    from harness.cli import main
+    monkeypatch.setenv("LOSSCHECK_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["gate", "--backend", "scipy", "--loss", "log_softmax", "--family", "log_softmax.extreme",
+                 "--dtype", "float32", "--jobs", "1", "--results", str(tmp_path / "r.jsonl")])
+    out = capsys.readouterr().out
+    assert code == 0 and "PASSED" in out, out
+    assert re.search(r"warnings by symptom \(warn\):.*convention \d", out), out
+    import json
+    recs = [json.loads(ln) for ln in (tmp_path / "r.jsonl").read_text().splitlines() if '"result"' in ln]
+    grads = [r for r in recs if r["check"] != "value"]
+    assert grads and all(r["status"] == "unsupported" for r in grads)
 
 
 # --- paddle ---------------------------------------------------------------------------------------
