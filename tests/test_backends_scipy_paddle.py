@@ -140,3 +140,13 @@ def test_paddle_findings_the_gate_names():
     x = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -2.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
     _, rec = judge(b, "cross_entropy", [x, np.array([-100, 0, -100, 2])], {})
     assert rec["verdict"] == "fail" and "simple factor" in rec["message"], rec["message"]
+
+
+@needs("paddle")
+def test_paddle_keeps_dtypes_and_bits_both_ways():
+    import ml_dtypes
+    b = load("paddle")
+    for dtype in (np.float16, ml_dtypes.bfloat16, np.float32, np.float64, np.int64):
+        x = np.array([[1.0, 2.5, -3.0], [0.0, 1e-3, 7.0]]).astype(dtype)
+        back = b._to_numpy(b._to_lib(x))
+        assert back.dtype == x.dtype and back.tobytes() == x.tobytes()
