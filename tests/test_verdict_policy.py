@@ -164,6 +164,23 @@ def test_nll_loss_mean_over_no_weight_returned_as_0_is_a_convention_too():
     assert "0/0" in rec["note"]
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_the_gradient_of_a_mean_over_no_weight_returned_as_0_is_a_convention(loss):
+    """Under 0/0 := 0 the loss is identically 0 for these weights: gradient 0, where torch's is NaN
+    (Paddle's 0 gradient); a gradient that is neither stays a failure."""
+    x, t = np.array([[-1.0, -2.0], [-0.5, -3.0]]), np.array([0, -100])
+    kwargs = {"weight": np.array([0.0, 1.0])}
+    c = make_case(loss, [x, t], kwargs, family="test.policy")
+    exact = reference.evaluate_grad(loss, x, t, grad_output=c.grad_output, wrt="input", **kwargs)
+    assert np.isnan(np.asarray(exact.rounded, np.float64)[0]).any()
+    rec = check_observation(c, "grad:input", exact, np.zeros_like(x), DEFAULTS["float64"], backend="b")
+    _expect(rec, "convention", "warn", "convention")
+    assert "its gradient 0" in rec["note"]
+    wrong = np.full_like(x, 0.5)
+    rec = check_observation(c, "grad:input", exact, wrong, DEFAULTS["float64"], backend="b")
+    assert rec["verdict"] == "fail" and rec["counts"]["convention"] == 0
+
+
 def test_a_convention_never_hides_another_nan_or_number():
     """Only the declared other answer is a convention: NaN where the exact value is finite, or a
     wrong number at a convention point, stay failures."""

@@ -962,8 +962,9 @@ CE_VARIANTS = (
 
 def _mean_over_no_weight(loss, args, kwargs, check):
     """A weighted mean over D = 0 (every target ignored or of weight 0): torch's 0/0 is NaN, the
-    0/0 := 0 convention (Paddle) gives 0.  Value only; cross_entropy's and nll_loss's."""
-    if check != "value" or is_float_array(args[1]) or loss.reduction_of(kwargs) != "mean":
+    0/0 := 0 convention (Paddle) gives 0 -- a loss identically 0 for these weights, so its input
+    gradient is 0 too (torch's is NaN at every kept position).  cross_entropy's and nll_loss's."""
+    if check not in ("value", "grad:input") or is_float_array(args[1]) or loss.reduction_of(kwargs) != "mean":
         return None
     p = loss.prepare(tuple(args), dict(kwargs))
     kept = p.rows["t"] != p.options["ignore_index"]
@@ -971,7 +972,8 @@ def _mean_over_no_weight(loss, args, kwargs, check):
     d = float(np.sum(w[p.rows["t"][kept]])) if w is not None else float(np.count_nonzero(kept))
     if d != 0 or (w is not None and np.any(w[p.rows["t"][kept]] != 0)):
         return None
-    return Convention(np.asarray(True), np.asarray(0.0), "a mean over no weight: torch's 0/0 = NaN, or 0")
+    what = "" if check == "value" else " (its gradient 0)"
+    return Convention(np.asarray(True), np.asarray(0.0), f"a mean over no weight: torch's 0/0 = NaN, or 0{what}")
 
 
 class CrossEntropy(_ClassLoss):
