@@ -72,3 +72,15 @@ def mp_clipped_log_softmax(row: np.ndarray, lo: float) -> list:
     z = [max(v - m, mpmath.mpf(lo)) for v in vals]
     lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
     return [v - lse for v in z]
+
+
+def clip_bites(x: np.ndarray, lo: float) -> np.ndarray:
+    """Per row of ``x`` (M, C): whether clipping x - max x below at ``lo`` changes anything (an
+    entry, -inf included, more than -lo below a finite max).  Where it does not, the clipped
+    variant is the loss itself and cannot explain a failure: its value need not be computed."""
+    x = np.asarray(x, np.float64)
+    if not x.size:
+        return np.zeros(x.shape[0], bool)
+    with np.errstate(invalid="ignore"):
+        m = np.max(np.where(np.isfinite(x), x, -np.inf), axis=1, keepdims=True)
+        return np.isfinite(m[:, 0]) & np.any(x - m < lo, axis=1)

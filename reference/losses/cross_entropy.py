@@ -54,6 +54,7 @@ from ._numpy import reduce_elementwise
 from ._policy import (
     PADDLE_SHIFT_CLIP,
     VARIANT_PREC,
+    clip_bites,
     mp_clipped_log_softmax,
     mp_lse_minus,
     reduce_mp,
@@ -891,14 +892,17 @@ def _plain_class_call(kwargs, args) -> bool:
             and not any(_llm_active(n, kwargs) for n in LLM_OPTIONS))
 
 
-def _per_position_nll(nll_of):
+def _per_position_nll(nll_of, applies=None):
     """A variant whose per-position loss is w[t] * nll_of(row, t) (an mpf), reduced as torch
-    reduces (mean over D = sum of w[t] over kept positions)."""
+    reduces (mean over D = sum of w[t] over kept positions); ``applies(rows)``: whether it differs
+    from the loss at all (when not, it explains nothing and is not evaluated)."""
     def value(args, kwargs, check):
         if check != "value" or not _plain_class_call(kwargs, args):
             return None
         p = CE_LOSS.prepare(tuple(args), dict(kwargs))
         x, t = p.rows["x"], p.rows["t"]
+        if applies is not None and not applies(x):
+            return None
         w = p.options["weight"]
         ii = p.options["ignore_index"]
         vals, ws = [], []
@@ -950,7 +954,8 @@ CE_VARIANTS = (
     # what paddlepaddle 3.3.1's CPU cross_entropy computes (its softmax's clip): [0, -200, 1], t = 1
     # gives 64.31; the cap below is issue 11's report, not seen on the CPU in 3.3.1
     Variant("shifted-logit clip at -64 (Paddle)", "-log softmax(max(x - max x, -64))_t", "-log p_t",
-            _per_position_nll(lambda row, t: -mp_clipped_log_softmax(row, PADDLE_SHIFT_CLIP)[t])),
+            _per_position_nll(lambda row, t: -mp_clipped_log_softmax(row, PADDLE_SHIFT_CLIP)[t],
+                              lambda x: clip_bites(x, PADDLE_SHIFT_CLIP).any())),
     Variant("per-element cap -log(1e-28) = 64.47 (Paddle)", "min(-log p_t, -log(1e-28))", "-log p_t",
             _clamped_nll(0.0, _PADDLE_CAP)),
     Variant("row weight sum_c w_c y_c (Paddle)", "(sum_c w_c y_c) (-sum_c y_c log p_c), mean over sum_n sum_c w_c y_c",

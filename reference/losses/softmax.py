@@ -10,7 +10,7 @@ from ..numerics import F64, shifted_lse
 from ..sampling import cast, exp_edge, finfo, normal
 from ._elementwise import one, safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits
-from ._policy import PADDLE_SHIFT_CLIP, VARIANT_PREC, mp_clipped_log_softmax, row_magnitude
+from ._policy import PADDLE_SHIFT_CLIP, VARIANT_PREC, clip_bites, mp_clipped_log_softmax, row_magnitude
 
 
 class SoftmaxKernel:
@@ -241,9 +241,12 @@ def _paddle_clip(log: bool):
             return None
         p = (LOG_SOFTMAX if log else SOFTMAX).prepare(tuple(args), dict(kwargs))
         x = p.rows["x"]
-        out = np.empty(x.shape, np.float64)
+        bites = clip_bites(x, PADDLE_SHIFT_CLIP)
+        if not bites.any():
+            return None
+        out = np.full(x.shape, np.nan)  # NaN: no other answer where the clip changes nothing
         with mpmath.workprec(VARIANT_PREC):
-            for n in range(x.shape[0]):
+            for n in np.flatnonzero(bites):
                 logp = mp_clipped_log_softmax(x[n], PADDLE_SHIFT_CLIP)
                 out[n] = [float(v if log else mpmath.exp(v)) for v in logp]
         return np.asarray(p.rows_to_output(out), np.float64)
