@@ -153,6 +153,34 @@ def test_a_mean_over_no_weight_returned_as_0_is_a_convention():
     _expect(rec, "convention", "warn", "convention")
 
 
+def test_nll_loss_mean_over_no_weight_returned_as_0_is_a_convention_too():
+    """The same 0/0 as cross_entropy's (Paddle's nll_loss with all-zero weights gives 0)."""
+    x, t = np.array([[-1.0, -2.0], [-0.5, -3.0]]), np.array([0, 1])
+    kwargs = {"weight": np.zeros(2)}
+    c = make_case("nll_loss", [x, t], kwargs, family="test.policy", grad=False)
+    exact = reference.evaluate("nll_loss", x, t, **kwargs)
+    rec = check_observation(c, "value", exact, np.asarray(0.0), DEFAULTS["float64"], backend="b")
+    _expect(rec, "convention", "warn", "convention")
+    assert "0/0" in rec["note"]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_the_gradient_of_a_mean_over_no_weight_returned_as_0_is_a_convention(loss):
+    """Under 0/0 := 0 the loss is identically 0 for these weights: gradient 0, where torch's is NaN
+    (Paddle's 0 gradient); a gradient that is neither stays a failure."""
+    x, t = np.array([[-1.0, -2.0], [-0.5, -3.0]]), np.array([0, -100])
+    kwargs = {"weight": np.array([0.0, 1.0])}
+    c = make_case(loss, [x, t], kwargs, family="test.policy")
+    exact = reference.evaluate_grad(loss, x, t, grad_output=c.grad_output, wrt="input", **kwargs)
+    assert np.isnan(np.asarray(exact.rounded, np.float64)[0]).any()
+    rec = check_observation(c, "grad:input", exact, np.zeros_like(x), DEFAULTS["float64"], backend="b")
+    _expect(rec, "convention", "warn", "convention")
+    assert "its gradient 0" in rec["note"]
+    wrong = np.full_like(x, 0.5)
+    rec = check_observation(c, "grad:input", exact, wrong, DEFAULTS["float64"], backend="b")
+    assert rec["verdict"] == "fail" and rec["counts"]["convention"] == 0
+
+
 def test_a_convention_never_hides_another_nan_or_number():
     """Only the declared other answer is a convention: NaN where the exact value is finite, or a
     wrong number at a convention point, stay failures."""
@@ -176,6 +204,53 @@ def test_clips_and_caps_are_a_semantic_difference_naming_both_formulas(backend, 
     rec = _judge(backend, "cross_entropy", [x, t], {"reduction": reduction})
     _expect(rec, "semantic", "fail", "semantic difference")
     assert variant in rec["note"] and "vs torch's -log p_t" in rec["note"]
+
+
+def test_paddles_shifted_logit_clip_is_a_semantic_difference():
+    """paddlepaddle 3.3.1 (CPU) clips x - max x at -64 inside softmax: CE of [0, -200, 1] at t = 1
+    is 64.313 (not the issue's 64.47 cap), log_softmax of [0, -200, -200] is [0, -64, -64]; the
+    values below are what Paddle returned.  Its softmax there, [1, 1.6e-28, 1.6e-28], is within
+    u of the probabilities' unit: absolutely accurate (warn), not a semantic difference."""
+    x, t = np.array([[0.0, -200.0, 1.0]], np.float32), np.array([1])
+    c = make_case("cross_entropy", [x, t], {"reduction": "none"}, family="test.policy", grad=False)
+    exact = reference.evaluate("cross_entropy", x, t, reduction="none")
+    rec = check_observation(c, "value", exact, np.array([64.31326], np.float32), DEFAULTS["float32"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert "shifted-logit clip at -64 (Paddle)" in rec["note"] and "vs torch's -log p_t" in rec["note"]
+    x = np.array([[0.0, -200.0, -200.0]])
+    for loss, got, rung in (("log_softmax", [0.0, -64.0, -64.0], "semantic"),
+                            ("softmax", [1.0, 1.60381089e-28, 1.60381089e-28], "absolute")):
+        c = make_case(loss, [x], {"dim": 1}, family="test.policy", grad=False)
+        exact = reference.evaluate(loss, x, dim=1)
+        rec = check_observation(c, "value", exact, np.array([got]), DEFAULTS["float64"], backend="b")
+        assert rec["worst"]["rung"] == rung and rec["counts"][rung] == 2, rec["message"]
+    assert rec["verdict"] == "warn"
+    c = make_case("log_softmax", [x], {"dim": 1}, family="test.policy", grad=False)
+    rec = check_observation(c, "value", reference.evaluate("log_softmax", x, dim=1), np.array([[0.0, -64.0, -64.0]]),
+                            DEFAULTS["float64"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert "log_softmax(max(x - max x, -64))" in rec["note"]
+
+
+def test_paddles_row_weight_on_probability_targets_is_a_semantic_difference():
+    """Paddle weights a probability-target row by sum_c w_c y_c (Paddle 3.3.1 returned these to
+    1e-16): torch weights each term by w_c.  With label smoothing the variant is not claimed."""
+    x = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -2.0]])
+    y, w = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]]), np.array([0.5, 2.0, 1.5])
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    rw, ce = y @ w, -(y * logp).sum(1)
+    for reduction, got in (("none", rw * ce), ("sum", (rw * ce).sum()), ("mean", (rw * ce).sum() / rw.sum())):
+        kwargs = {"weight": w, "reduction": reduction}
+        c = make_case("cross_entropy", [x, y], kwargs, family="test.policy", grad=False)
+        exact = reference.evaluate("cross_entropy", x, y, **kwargs)
+        rec = check_observation(c, "value", exact, np.asarray(got), DEFAULTS["float64"], backend="b")
+        _expect(rec, "semantic", "fail", "semantic difference")
+        assert "row weight sum_c w_c y_c (Paddle)" in rec["note"]
+    kwargs = {"weight": w, "reduction": "sum", "label_smoothing": 0.1}
+    c = make_case("cross_entropy", [x, y], kwargs, family="test.policy", grad=False)
+    rec = check_observation(c, "value", reference.evaluate("cross_entropy", x, y, **kwargs),
+                            np.asarray((rw * ce).sum()), DEFAULTS["float64"], backend="b")
+    assert rec["worst"]["rung"] == "fail" and "note" not in rec
 
 
 def test_keras_clip_of_binary_cross_entropy_is_a_semantic_difference():
