@@ -185,6 +185,39 @@ def test_keras_clip_of_binary_cross_entropy_is_a_semantic_difference():
     assert "max(log x, -100)" in rec["note"]
 
 
+#: Keras 3.15.1 (JAX) ops.binary_crossentropy of the inputs [0, 0, 0, 1, 1, 1] with targets
+#: [0, 1, 0.5, 0, 1, 0.5] in float64 (gate case 326507a713b6d08d): its clip at fl(1 - 1e-7)
+#: gives 16.118095651484676 at x = 1, 5e-10 from -log(1e-7), and 1 - c costs it 5e-17 at x = 0
+KERAS_BCE_EDGES_F64 = [1.0000000494736474e-07, 16.11809565095832, 8.059047875479163, 16.118095651484676,
+                       1.0000000494736474e-07, 8.05904787574234]
+
+
+def test_keras_clip_bounds_are_the_formats_numbers():
+    """The clip's 1 - 1e-7 is the format's number (float64 0.99999990000000005, float32 1 - 2^-23):
+    every clipped element of Keras' float64 answer, and the planted clip's float32 none/mean/sum
+    (x = 1: -log 2^-23 = 15.94, not 16.12), is the semantic difference, not "inaccurate"."""
+    x = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    y = np.array([0.0, 1.0, 0.5, 0.0, 1.0, 0.5])
+    c = make_case("binary_cross_entropy", [x, y], {"reduction": "none"}, family="test.policy", grad=False)
+    exact = reference.evaluate("binary_cross_entropy", x, y, reduction="none")
+    rec = check_observation(c, "value", exact, np.array(KERAS_BCE_EDGES_F64), DEFAULTS["float64"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert rec["counts"]["semantic"] == 6
+    for reduction in ("none", "mean", "sum"):
+        rec = _judge("tests.planted.keras_clip", "binary_cross_entropy",
+                     [x.astype(np.float32), y.astype(np.float32)], {"reduction": reduction})
+        _expect(rec, "semantic", "fail", "semantic difference")
+
+
+def test_a_clip_the_format_cannot_hold_is_no_semantic_difference():
+    """float16 holds 1 - 1e-7 as 1: the clip leaves log 0, and the inf (x = 1, y = 0) and NaN
+    (x = 1, y = 1: 0 * log 0) where torch's clamp gives 100 and 0 stay special failures."""
+    x, y = np.array([1.0, 1.0], np.float16), np.array([0.0, 1.0], np.float16)
+    rec = _judge("tests.planted.keras_clip", "binary_cross_entropy", [x, y], {"reduction": "none"})
+    assert rec["verdict"] == "fail" and rec["counts"]["special"] == 2 and rec["counts"]["semantic"] == 0
+    assert rec["symptom"] in ("inf where finite", "nan where finite")
+
+
 def test_a_wrong_value_no_variant_explains_stays_a_plain_failure():
     x, t = np.array([[0.0, -200.0, 1.0]], np.float32), np.array([1])
     c = make_case("cross_entropy", [x, t], {"reduction": "none"}, family="test.policy", grad=False)

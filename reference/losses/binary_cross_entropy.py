@@ -18,7 +18,7 @@ from ..sampling import cast, finfo, normal, ordinal_uniform
 from ._elementwise import TermsKernel, brute_reduce, brute_upstream, fail, prepare_pair, safe_mul, span_bits
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise, sigmoid
-from ._policy import VARIANT_PREC, reduce_mp
+from ._policy import VARIANT_PREC, format_constant, reduce_mp
 
 BCE, BCEL = "binary_cross_entropy", "binary_cross_entropy_with_logits"
 
@@ -233,9 +233,11 @@ def _broadcast(kwargs, name: str, shape) -> np.ndarray:
 _KERAS_EPS = 1e-7
 
 
-def _bce_keras_clip(args, kwargs, check):
+def _bce_keras_clip(args, kwargs, check, dtype):
     """Keras' binary_crossentropy on probabilities: x clipped to [1e-7, 1 - 1e-7] before the logs
-    (torch clamps each log at -100 instead)."""
+    (torch clamps each log at -100 instead), with the bounds as ``dtype`` holds them.  Where that
+    is no clip (1 - 1e-7 rounds to 1 in float16: log 0) the variant has no answer (NaN): its
+    promise, a finite loss, does not hold there, so an inf or NaN stays "inf/nan where finite"."""
     if check != "value":
         return None
     x = np.asarray(args[0]).astype(np.float64)
@@ -243,13 +245,17 @@ def _bce_keras_clip(args, kwargs, check):
     w = _broadcast(kwargs, "weight", x.shape)
     vals, ws = [], []
     with mpmath.workprec(VARIANT_PREC):
-        lo, hi = mpmath.mpf(_KERAS_EPS), 1 - mpmath.mpf(_KERAS_EPS)
+        lo, hi = format_constant(_KERAS_EPS, dtype), format_constant(1 - _KERAS_EPS, dtype)
         for xv, yv, wv in zip(x.reshape(-1), y.reshape(-1), w.reshape(-1)):
             c = min(max(mpmath.mpf(float(xv)), lo), hi)
             ym = mpmath.mpf(float(yv))
             vals.append(-mpmath.mpf(float(wv)) * (ym * mpmath.log(c) + (1 - ym) * mpmath.log(1 - c)))
             ws.append(mpmath.mpf(1))
-        return reduce_mp(vals, ws, kwargs.get("reduction", "mean"), x.shape)
+        finite = [bool(mpmath.isfinite(v)) for v in vals]
+        reduction = kwargs.get("reduction", "mean")
+        if reduction == "none":
+            return np.array([float(v) if f else np.nan for v, f in zip(vals, finite)]).reshape(x.shape)
+        return reduce_mp(vals, ws, reduction, x.shape) if all(finite) else np.asarray(np.nan)
 
 
 BCE_VARIANTS = (

@@ -51,7 +51,7 @@ from ._elementwise import one as _one
 from ._elementwise import safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits, lead, reduction
 from ._numpy import reduce_elementwise
-from ._policy import VARIANT_PREC, mp_lse_minus, reduce_mp, row_magnitude
+from ._policy import VARIANT_PREC, format_constant, mp_lse_minus, reduce_mp, row_magnitude
 from ._softcap import FAMILIES as LLM_FAMILIES
 from ._softcap import OPTIONS as LLM_OPTIONS
 from ._softcap import capped, llm_options, np_capped, np_sech2, sech2
@@ -884,10 +884,11 @@ def _plain_class_call(kwargs, args) -> bool:
             and not any(_llm_active(n, kwargs) for n in LLM_OPTIONS))
 
 
-def _clamped_nll(lo: float, hi: float):
+def _clamped_nll(bounds):
     """A variant whose per-position loss is w[t] * clamp(lse - x[t], lo, hi), reduced as torch
-    reduces (mean over D = sum of w[t] over kept positions)."""
-    def value(args, kwargs, check):
+    reduces (mean over D = sum of w[t] over kept positions); ``bounds(dtype)`` gives (lo, hi) for
+    the format the library computed in."""
+    def value(args, kwargs, check, dtype):
         if check != "value" or not _plain_class_call(kwargs, args):
             return None
         p = CE_LOSS.prepare(tuple(args), dict(kwargs))
@@ -896,6 +897,7 @@ def _clamped_nll(lo: float, hi: float):
         ii = p.options["ignore_index"]
         vals, ws = [], []
         with mpmath.workprec(VARIANT_PREC):
+            lo, hi = bounds(dtype)
             for n in range(x.shape[0]):
                 if t[n] == ii:
                     vals.append(mpmath.mpf(0))
@@ -904,7 +906,7 @@ def _clamped_nll(lo: float, hi: float):
                 wt = mpmath.mpf(1.0 if w is None else float(w[t[n]]))
                 nll = mp_lse_minus(x[n], int(t[n]))
                 if not mpmath.isnan(nll):
-                    nll = min(max(nll, mpmath.mpf(lo)), mpmath.mpf(hi))
+                    nll = min(max(nll, lo), hi)
                 vals.append(wt * nll)
                 ws.append(wt)
             return reduce_mp(vals, ws, p.reduction, p.unreduced_shape)
@@ -913,11 +915,17 @@ def _clamped_nll(lo: float, hi: float):
 
 _PADDLE_CAP = -math.log(1e-28)
 _KERAS_EPS = 1e-7
+def _keras_clip_bounds(dtype):
+    """-log of Keras' clip bounds 1 - 1e-7 and 1e-7 as the format holds them (1 - 1e-7 is 1 in
+    float16: no lower bound on the loss there)."""
+    return (-mpmath.log(format_constant(1 - _KERAS_EPS, dtype)), -mpmath.log(format_constant(_KERAS_EPS, dtype)))
+
+
 CE_VARIANTS = (
     Variant("per-element cap -log(1e-28) = 64.47 (Paddle)", "min(-log p_t, -log(1e-28))", "-log p_t",
-            _clamped_nll(0.0, _PADDLE_CAP)),
+            _clamped_nll(lambda dtype: (mpmath.mpf(0), mpmath.mpf(_PADDLE_CAP)))),
     Variant("probability clip 1e-7 (Keras)", "-log(clip(p_t, 1e-7, 1 - 1e-7))", "-log p_t",
-            _clamped_nll(-math.log1p(-_KERAS_EPS), -math.log(_KERAS_EPS))),
+            _clamped_nll(_keras_clip_bounds)),
 )
 
 
