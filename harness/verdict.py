@@ -17,7 +17,10 @@ data flow): one rung per output element, the first rung that holds.
                  (LossDef.magnitude) -> WARN: accurate only relative to the inputs' magnitudes
 8. fail
 
-Then, only for elements already failing, two relabellings that name what the other answer is:
+Then, only for elements already failing, three relabellings that name what the other answer is:
+
+- flushed (WARN): a failing element that is, within the stable bound, the answer for the inputs
+  with their subnormals read as 0 (denormals-are-zero, the input side of flush-to-zero);
 
 - convention (WARN): a special or failing element at a point where the loss declares torch's
   answer a convention (LossDef.conventions) and the observation is the other answer (the limit);
@@ -42,6 +45,7 @@ __all__ = [
     "classify",
     "flushed_subnormal",
     "match_convention",
+    "match_flushed_inputs",
     "match_variant",
     "record_verdict",
 ]
@@ -147,6 +151,15 @@ def match_variant(rungs: np.ndarray, exact, observed: np.ndarray, tol: DtypeTole
     other = np.broadcast_to(np.asarray(values, np.float64), rungs.shape)
     return np.isin(rungs, ("special", "fail")) & ~np.isnan(other) & _close(observed, other, _allowance(exact, tol),
                                                                           exact.dtype)
+
+
+def match_flushed_inputs(rungs: np.ndarray, daz, observed: np.ndarray, tol: DtypeTolerance) -> np.ndarray:
+    """Where a failing (not special) element is, within the stable bound, the oracle's answer
+    ``daz`` for the inputs with their subnormals read as 0 (denormals-are-zero, which TensorFlow
+    and XLA set on CPU with flush-to-zero): True.  A NaN or inf where a finite answer exists stays
+    special: reading an input as 0 is allowed to cost digits, not the result."""
+    other = np.asarray(daz.rounded).astype(np.float64).reshape(rungs.shape)
+    return (rungs == "fail") & np.isfinite(other) & _close(observed, other, _allowance(daz, tol), daz.dtype)
 
 
 def _allowance(exact, tol: DtypeTolerance) -> np.ndarray:

@@ -102,6 +102,31 @@ def test_flush_to_zero_of_a_subnormal_is_the_flushed_warning():
     _expect(_judge("tests.planted.ftz", "softmax", [x], {"dim": 1}), "flushed", "warn", "flushed subnormal")
 
 
+def _mse_grad_record(observed_first: float) -> dict:
+    """TensorFlow's float32 mse_loss gradient of gate case 2d0b1950d807b21a, element [1, 3]: x =
+    1.5039488e-34 next to a subnormal target 8.7851282e-39, which TF's denormals-are-zero reads
+    as 0: 2(x - 0) instead of 2(x - y), 765 ulp off (873 in the mean of the case)."""
+    x = np.array([1.5039488e-34, 0.5], np.float32)
+    y = np.array([8.7851282e-39, 0.25], np.float32)
+    go = np.ones(2, np.float32)
+    c = make_case("mse_loss", [x, y], {"reduction": "none"}, family="test.policy", grad=True, grad_output=go)
+    exact = reference.evaluate_grad("mse_loss", x, y, grad_output=go, wrt="input", reduction="none")
+    observed = np.array([observed_first, 0.5], np.float32)
+    return check_observation(c, "grad:input", exact, observed, DEFAULTS["float32"], backend="b")
+
+
+def test_subnormal_inputs_read_as_zero_are_the_flushed_warning():
+    rec = _mse_grad_record(2 * 1.5039488e-34)
+    _expect(rec, "flushed", "warn", "flushed subnormal")
+    assert "denormals-are-zero" in rec["note"]
+
+
+def test_a_wrong_value_next_to_a_subnormal_input_stays_a_failure():
+    """Only the answer for the flushed inputs is relabelled: another wrong number still fails."""
+    rec = _mse_grad_record(3.0e-34)
+    assert rec["verdict"] == "fail" and rec["counts"]["flushed"] == 0 and "note" not in rec
+
+
 # ------------------------------------------------------------------------------ recursive summation
 
 def _padded_rows() -> tuple[np.ndarray, np.ndarray]:
