@@ -243,6 +243,21 @@ def test_a_clip_the_format_cannot_hold_is_no_semantic_difference():
     assert rec["symptom"] in ("inf where finite", "nan where finite")
 
 
+def test_a_variant_that_does_not_bite_explains_nothing():
+    """optax's bfloat16 mean over rows of logits near -88 (gate case 5008aef279320dae): 1.5 for
+    1.40536, 12 ulp off.  Paddle's cap at 64.47 and Keras' clip change nothing there, so their
+    answer is torch's and the failure stays "inaccurate" instead of a semantic difference that
+    the stable bound's slack would otherwise admit."""
+    x = np.array([[-87.5, -88.0, -88.0, -88.5, -90.5, -89.0, -89.0, -87.5],
+                  [-88.5, -90.5, -89.0, -89.0, -87.5, -87.5, -88.0, -88.0],
+                  [-89.0, -89.0, -87.5, -87.5, -88.0, -88.0, -88.5, -90.5]]).astype(BF16)
+    t = np.array([0, 5, 3])
+    c = make_case("cross_entropy", [x, t], {"reduction": "mean"}, family="test.policy", grad=False)
+    exact = reference.evaluate("cross_entropy", x, t, reduction="mean")
+    rec = check_observation(c, "value", exact, np.asarray(1.5, BF16), DEFAULTS["bfloat16"], backend="b")
+    assert rec["verdict"] == "fail" and rec["symptom"] == "inaccurate" and "note" not in rec
+
+
 def test_a_wrong_value_no_variant_explains_stays_a_plain_failure():
     x, t = np.array([[0.0, -200.0, 1.0]], np.float32), np.array([1])
     c = make_case("cross_entropy", [x, t], {"reduction": "none"}, family="test.policy", grad=False)
