@@ -198,7 +198,7 @@ def policy_labels(case, check: str, exact, observed, tol: DtypeTolerance, rungs:
     for variant in spec.variants:
         if not np.isin(rungs, ("special", "fail")).any():
             break
-        values = variant.value(case.args, case.kwargs, check, exact.dtype)
+        values = variant.value(case.args, case.kwargs, check, exact.dtype, case.grad_output)
         if values is None:
             continue
         hit = match_variant(rungs, exact, observed, tol, values)

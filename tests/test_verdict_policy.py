@@ -234,6 +234,23 @@ def test_keras_clip_bounds_are_the_formats_numbers():
         _expect(rec, "semantic", "fail", "semantic difference")
 
 
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("check", ["grad:input", "grad:target"])
+def test_keras_clip_gradients_are_a_semantic_difference(check, reduction):
+    """The clip is constant outside [1e-7, 1 - 1e-7], so Keras' input gradient is 0 there where
+    torch's is (x - y) / max(x (1 - x), 1e-12), and its target gradient is -[log c - log(1 - c)]
+    of the clipped c: named, not "flushed to zero" or "inaccurate" (issue 11, gradients)."""
+    x = np.array([0.0, 1e-9, 0.5, 1.0], np.float32)
+    y = np.array([1.0, 1.0, 1.0, 0.0], np.float32)
+    c = make_case("binary_cross_entropy", [x, y], {"reduction": reduction}, family="test.policy", grad=True)
+    observed = np.asarray(load("tests.planted.keras_clip").evaluate(c).observed(check))
+    exact = reference.evaluate_grad("binary_cross_entropy", x, y, grad_output=c.grad_output,
+                                    wrt=check.partition(":")[2], reduction=reduction)
+    rec = check_observation(c, check, exact, observed, DEFAULTS["float32"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert rec["counts"]["fail"] == rec["counts"]["special"] == 0
+
+
 def test_a_clip_the_format_cannot_hold_is_no_semantic_difference():
     """float16 holds 1 - 1e-7 as 1: the clip leaves log 0, and the inf (x = 1, y = 0) and NaN
     (x = 1, y = 1: 0 * log 0) where torch's clamp gives 100 and 0 stay special failures."""

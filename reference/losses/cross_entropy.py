@@ -888,7 +888,7 @@ def _clamped_nll(bounds):
     """A variant whose per-position loss is w[t] * clamp(lse - x[t], lo, hi), reduced as torch
     reduces (mean over D = sum of w[t] over kept positions); ``bounds(dtype)`` gives (lo, hi) for
     the format the library computed in."""
-    def value(args, kwargs, check, dtype):
+    def value(args, kwargs, check, dtype, grad_output=None):
         if check != "value" or not _plain_class_call(kwargs, args):
             return None
         p = CE_LOSS.prepare(tuple(args), dict(kwargs))
