@@ -7,6 +7,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
+from ..formats import round_float
 from ..lossdef import Problem
 
 #: working precision of a variant's evaluation: variants are compared within the stable bound plus
@@ -28,6 +29,13 @@ def row_magnitude(problem: Problem, check: str) -> np.ndarray:
         return np.asarray(problem.rows_to_output(per_row if problem.reduction != "elementwise"
                                                  else np.broadcast_to(per_row[:, None], x.shape)), np.float64)
     return np.asarray(per_row.max() if per_row.size else 0.0, np.float64)
+
+
+def format_constant(value: float, dtype: str) -> mpmath.mpf:
+    """A library's float constant (a Python float, e.g. ``1 - 1e-7``) as the format ``dtype``
+    holds it: the number its kernel actually compares and subtracts with (``1 - 1e-7`` is
+    1 - 2^-23 in float32 and 1 in float16)."""
+    return mpmath.mpf(float(round_float(np.asarray([value], np.float64), dtype)[0]))
 
 
 def mp_lse_minus(row: np.ndarray, t: int) -> mpmath.mpf:

@@ -55,6 +55,7 @@ from ._policy import (
     PADDLE_SHIFT_CLIP,
     VARIANT_PREC,
     clip_bites,
+    format_constant,
     mp_clipped_log_softmax,
     mp_lse_minus,
     reduce_mp,
@@ -893,10 +894,11 @@ def _plain_class_call(kwargs, args) -> bool:
 
 
 def _per_position_nll(nll_of, applies=None):
-    """A variant whose per-position loss is w[t] * nll_of(row, t) (an mpf), reduced as torch
+    """A variant whose per-position loss is w[t] * nll_of(row, t, dtype) (an mpf; ``dtype`` the
+    format the library computed in, whose numbers the variant's constants are), reduced as torch
     reduces (mean over D = sum of w[t] over kept positions); ``applies(rows)``: whether it differs
     from the loss at all (when not, it explains nothing and is not evaluated)."""
-    def value(args, kwargs, check):
+    def value(args, kwargs, check, dtype, grad_output=None):
         if check != "value" or not _plain_class_call(kwargs, args):
             return None
         p = CE_LOSS.prepare(tuple(args), dict(kwargs))
@@ -913,21 +915,25 @@ def _per_position_nll(nll_of, applies=None):
                     ws.append(mpmath.mpf(0))
                     continue
                 wt = mpmath.mpf(1.0 if w is None else float(w[t[n]]))
-                vals.append(wt * nll_of(x[n], int(t[n])))
+                vals.append(wt * nll_of(x[n], int(t[n]), dtype))
                 ws.append(wt)
             return reduce_mp(vals, ws, p.reduction, p.unreduced_shape)
     return value
 
 
-def _clamped_nll(lo: float, hi: float):
-    """Per-position loss clamp(lse - x[t], lo, hi)."""
-    def nll_of(row, t):
+def _clamped_nll(bounds):
+    """Per-position loss clamp(lse - x[t], lo, hi), ``bounds(dtype)`` giving (lo, hi) for the
+    format the library computed in."""
+    def nll_of(row, t, dtype):
         nll = mp_lse_minus(row, t)
-        return nll if mpmath.isnan(nll) else min(max(nll, mpmath.mpf(lo)), mpmath.mpf(hi))
+        if mpmath.isnan(nll):
+            return nll
+        lo, hi = bounds(dtype)
+        return min(max(nll, lo), hi)
     return _per_position_nll(nll_of)
 
 
-def _paddle_row_weight(args, kwargs, check):
+def _paddle_row_weight(args, kwargs, check, dtype=None, grad_output=None):
     """Paddle's class weights on probability targets: each row's -sum_c y_c logp_c times its row
     weight sum_c w_c y_c, the mean divided by the sum of the row weights (torch weights each term
     by w_c and averages over positions).  Without label smoothing: Paddle smooths in float32."""
@@ -950,18 +956,24 @@ def _paddle_row_weight(args, kwargs, check):
 
 _PADDLE_CAP = -math.log(1e-28)
 _KERAS_EPS = 1e-7
+def _keras_clip_bounds(dtype):
+    """-log of Keras' clip bounds 1 - 1e-7 and 1e-7 as the format holds them (1 - 1e-7 is 1 in
+    float16: no lower bound on the loss there)."""
+    return (-mpmath.log(format_constant(1 - _KERAS_EPS, dtype)), -mpmath.log(format_constant(_KERAS_EPS, dtype)))
+
+
 CE_VARIANTS = (
     # what paddlepaddle 3.3.1's CPU cross_entropy computes (its softmax's clip): [0, -200, 1], t = 1
     # gives 64.31; the cap below is issue 11's report, not seen on the CPU in 3.3.1
     Variant("shifted-logit clip at -64 (Paddle)", "-log softmax(max(x - max x, -64))_t", "-log p_t",
-            _per_position_nll(lambda row, t: -mp_clipped_log_softmax(row, PADDLE_SHIFT_CLIP)[t],
+            _per_position_nll(lambda row, t, dtype: -mp_clipped_log_softmax(row, PADDLE_SHIFT_CLIP)[t],
                               lambda x: clip_bites(x, PADDLE_SHIFT_CLIP).any())),
     Variant("per-element cap -log(1e-28) = 64.47 (Paddle)", "min(-log p_t, -log(1e-28))", "-log p_t",
-            _clamped_nll(0.0, _PADDLE_CAP)),
+            _clamped_nll(lambda dtype: (mpmath.mpf(0), mpmath.mpf(_PADDLE_CAP)))),
     Variant("row weight sum_c w_c y_c (Paddle)", "(sum_c w_c y_c) (-sum_c y_c log p_c), mean over sum_n sum_c w_c y_c",
             "-sum_c w_c y_c log p_c, mean over positions", _paddle_row_weight),
     Variant("probability clip 1e-7 (Keras)", "-log(clip(p_t, 1e-7, 1 - 1e-7))", "-log p_t",
-            _clamped_nll(-math.log1p(-_KERAS_EPS), -math.log(_KERAS_EPS))),
+            _clamped_nll(_keras_clip_bounds)),
 )
 
 

@@ -236,7 +236,7 @@ class _Softmax(LossDef):
 def _paddle_clip(log: bool):
     """Paddle's softmax / log_softmax: each shifted logit clipped below at -64 before exp, so a
     probability never drops below about e^-64 = 1.6e-28 (log: -64).  Value only."""
-    def value(args, kwargs, check):
+    def value(args, kwargs, check, dtype=None, grad_output=None):
         if check != "value":
             return None
         p = (LOG_SOFTMAX if log else SOFTMAX).prepare(tuple(args), dict(kwargs))
