@@ -46,11 +46,11 @@ def install_browser(session: nox.Session) -> bool:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (what .ci/run runs); under CI it first installs Chromium for the browser test.
-    The mlx extra is the one non-torch library backend CI runs end to end (37 MB, seconds to
-    install); the keras / tensorflow / tinygrad tests skip, saying so, without theirs.  The dask
-    extra is installed so that tests/test_sweep.py runs its sweeps on a LocalCluster too."""
+    The mlx and scipy extras are the non-torch library backends CI runs end to end (37 and 35 MB,
+    seconds to install); the keras / tensorflow / tinygrad / paddle tests skip, saying so, without
+    theirs.  The dask extra is installed so that tests/test_sweep.py runs its sweeps on a LocalCluster too."""
     install_browser(session)
-    session.install("-c", CONSTRAINTS, "-e", ".[test,fast,mlx,dask]")
+    session.install("-c", CONSTRAINTS, "-e", ".[test,fast,mlx,scipy,dask]")
     session.run("pytest", "-n", "2", "-q", *session.posargs)
 
 

@@ -2,6 +2,8 @@
 
 Not a test: prints figures.  The baseline is the loop docs/design.md describes (prec 113: max, fsum of
 exp, log), measured here on the same machine in the same process, so the ratio is what matters.
+Gradients are given against that value loop and against its gradient counterpart (softmax - onehot
+per element at 113 bits: one more exp per element), both measured in the same run.
 Every oracle call is timed cold (reference.numerics.forget() first), except the line "after evaluate":
 a gradient asked right after the value of the same case, as the harness does, which reuses the
 value's exponentials.  Run it from the repository root with that root on PYTHONPATH (or installed
@@ -30,6 +32,21 @@ def naive_loop(x: np.ndarray, t: np.ndarray) -> list:
             m = max(r)
             s = mpmath.fsum(mpmath.exp(v - m) for v in r)
             out.append(mpmath.log(s) + m - r[int(tt)])
+    return out
+
+
+def naive_grad_loop(x: np.ndarray, t: np.ndarray) -> list:
+    """The gradient's counterpart of :func:`naive_loop`: softmax(x) - onehot(t) per element at 113
+    bits, each p_j = exp(x_j - lse) (one more exponential per element than the value loop)."""
+    out = []
+    with mpmath.workprec(113):
+        for row, tt in zip(x.astype(np.float64), t):
+            r = [mpmath.mpf(float(v)) for v in row]
+            m = max(r)
+            lse = mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in r)) + m
+            g = [mpmath.exp(v - lse) for v in r]
+            g[int(tt)] -= 1
+            out.append(g)
     return out
 
 
@@ -106,6 +123,7 @@ def one_dtype(a, dtype: str) -> None:
     def grad():
         return reference.evaluate_grad("cross_entropy", x, t, reduction="none", grad_output=np.ones(a.rows))
 
+    t_naive_grad = best_of(lambda: naive_grad_loop(x, t), a.repeat)
     t_grad = best_of(grad, a.repeat)
     t_after = best_of(grad, a.repeat, before=value)  # the harness asks for the value first
     ex = reference.evaluate("cross_entropy", x, t, reduction="none")
@@ -114,8 +132,12 @@ def one_dtype(a, dtype: str) -> None:
     print(f"CE reduction='none' on ({a.rows}, {a.classes}) {a.dtype}: {n} logits")
     print(f"  naive mpmath loop (prec 113, unsettled): {n / t_naive:12,.0f} logits/s  (baseline 1.00x)")
     print(f"  oracle evaluate (settled):               {n / t_oracle:12,.0f} logits/s  ({t_naive / t_oracle:.1f}x)")
-    print(f"  oracle evaluate_grad (settled, {n} el.): {n / t_grad:12,.0f} logits/s  ({t_naive / t_grad:.1f}x)")
-    print(f"  the same after evaluate (shared exps):  {n / t_after:12,.0f} logits/s  ({t_naive / t_after:.1f}x)")
+    print(f"  naive mpmath gradient loop (prec 113):   {n / t_naive_grad:12,.0f} logits/s  "
+          f"({t_naive / t_naive_grad:.2f}x the value loop)")
+    print(f"  oracle evaluate_grad (settled, {n} el.): {n / t_grad:12,.0f} logits/s  ({t_naive / t_grad:.1f}x "
+          f"the value loop, {t_naive_grad / t_grad:.1f}x the gradient loop)")
+    print(f"  the same after evaluate (shared exps):  {n / t_after:12,.0f} logits/s  ({t_naive / t_after:.1f}x "
+          f"the value loop, {t_naive_grad / t_after:.1f}x the gradient loop)")
     print(f"  undetermined: {int(ex.undetermined.sum())};  same rounded values as the naive loop: {agree}")
 
 

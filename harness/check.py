@@ -23,6 +23,7 @@ from harness.verdict import (
     WARN_RUNGS,
     classify,
     match_convention,
+    match_flushed_inputs,
     match_variant,
     record_verdict,
 )
@@ -131,15 +132,63 @@ def magnitude_of(case, check: str, shape: tuple) -> np.ndarray | None:
     return None if m is None else np.broadcast_to(np.asarray(m, np.float64), shape)
 
 
+def flushed_inputs(case):
+    """``case`` with every subnormal of its floating arrays (inputs, array options, grad_output)
+    read as a zero of the same sign, as denormals-are-zero arithmetic reads them; None when it
+    holds no subnormal."""
+    import dataclasses
+
+    from reference import formats
+
+    def daz(a):
+        if not isinstance(a, np.ndarray) or str(a.dtype) not in formats.FORMATS:
+            return a, False
+        tiny = np.ldexp(1.0, formats.FORMATS[str(a.dtype)].emin)
+        with np.errstate(invalid="ignore"):
+            sub = (a != 0) & (np.abs(a.astype(np.float64)) < tiny)
+        return (np.where(sub, a * 0, a).astype(a.dtype), True) if sub.any() else (a, False)
+
+    args = [daz(a) for a in case.args]
+    kwargs = {k: daz(v) for k, v in case.kwargs.items()}
+    go = daz(case.grad_output) if case.grad_output is not None else (None, False)
+    if not (any(f for _, f in args) or any(f for _, f in kwargs.values()) or go[1]):
+        return None
+    return dataclasses.replace(case, args=tuple(a for a, _ in args), kwargs={k: v for k, (v, _) in kwargs.items()},
+                               grad_output=go[0])
+
+
+def _label_flushed_inputs(case, check: str, exact, observed, tol: DtypeTolerance, rungs: np.ndarray):
+    """(rungs, note or None): the failing elements that are the answer for the case's inputs with
+    their subnormals read as 0 relabelled "flushed" (one more oracle call, only for a failing
+    record whose case holds a subnormal)."""
+    if not (rungs == "fail").any():
+        return rungs, None
+    daz_case = flushed_inputs(case)
+    if daz_case is None:
+        return rungs, None
+    from harness.cache import compute
+
+    try:
+        daz = compute(daz_case, check, exact.dtype if exact.dtype != case.dtype else None)
+    except (ValueError, ArithmeticError):
+        return rungs, None
+    hit = match_flushed_inputs(rungs, daz, observed, tol)
+    if not hit.any():
+        return rungs, None
+    return (np.where(hit, "flushed", rungs).astype(rungs.dtype),
+            "flushed inputs: the answer for the subnormal inputs read as 0 (denormals-are-zero)")
+
+
 def policy_labels(case, check: str, exact, observed, tol: DtypeTolerance, rungs: np.ndarray):
-    """The convention and semantic relabellings (harness/verdict.py), asked of the loss only where
-    an element fails: (rungs, the record's note or None).  The note names the other answer (a
-    convention) or both formulas (a semantic difference)."""
+    """The flushed-input, convention and semantic relabellings (harness/verdict.py), asked only
+    where an element fails: (rungs, the record's note or None).  The note names the other answer
+    (subnormal inputs read as 0, a convention) or both formulas (a semantic difference)."""
+    rungs, daz_note = _label_flushed_inputs(case, check, exact, observed, tol, rungs)
     failing = np.isin(rungs, ("special", "fail"))
     spec = _spec(case) if failing.any() else None
     if spec is None:
-        return rungs, None
-    notes = []
+        return rungs, daz_note
+    notes = [daz_note] if daz_note else []
     conv = spec.conventions(case.args, case.kwargs, check)
     if conv is not None:
         relabelled = match_convention(rungs, exact, observed, tol, conv)
@@ -149,7 +198,7 @@ def policy_labels(case, check: str, exact, observed, tol: DtypeTolerance, rungs:
     for variant in spec.variants:
         if not np.isin(rungs, ("special", "fail")).any():
             break
-        values = variant.value(case.args, case.kwargs, check)
+        values = variant.value(case.args, case.kwargs, check, exact.dtype, case.grad_output)
         if values is None:
             continue
         hit = match_variant(rungs, exact, observed, tol, values)
@@ -312,7 +361,7 @@ def _message(counts: dict, n: int, worst: dict | None, max_ulp, dtype: str = "",
         name = symptom(worst, sizes=sizes) or "inaccurate"
         factor = factor_text(worst, sizes) if name == "off by a simple factor" else None
         head = f"{name} ({factor})" if factor else name
-        flush = f"{flushed}/{n} subnormal results flushed to 0" if flushed else ""
+        flush = f"{flushed}/{n} elements with subnormals flushed to 0" if flushed else ""
         warns = [flush] if flush else []
         for key, text in (("recursive", "within the recursive-summation bound only"),
                           ("absolute", "only absolutely accurate"),

@@ -80,7 +80,7 @@ def _version() -> str:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", default=[], metavar="SPEC",
                    help="torch, numpy, numpy-naive, jax, inductor, liger, cce, cce-compile, mlx, keras, "
-                        "tensorflow, tinygrad, an entry point, or pkg.mod (a module or object "
+                        "tensorflow, tinygrad, paddle, scipy, an entry point, or pkg.mod (a module or object "
                         "whose attributes are the loss functions, like torch.nn.functional) or "
                         "pkg.mod:attr; repeatable (default: torch)")
     p.add_argument("--suite", default=DEFAULT_SUITE, help="case suite (see `losscheck suites`)")

@@ -17,12 +17,16 @@ data flow): one rung per output element, the first rung that holds.
                  (LossDef.magnitude) -> WARN: accurate only relative to the inputs' magnitudes
 8. fail
 
-Then, only for elements already failing, two relabellings that name what the other answer is:
+Then, only for elements already failing, three relabellings that name what the other answer is:
+
+- flushed (WARN): a failing element that is, within the stable bound, the answer for the inputs
+  with their subnormals read as 0 (denormals-are-zero, the input side of flush-to-zero);
 
 - convention (WARN): a special or failing element at a point where the loss declares torch's
   answer a convention (LossDef.conventions) and the observation is the other answer (the limit);
 - semantic (FAIL): a failing element that matches one of the loss's declared variants
-  (LossDef.variants: a probability clip, a cap) within the stable bound.
+  (LossDef.variants: a probability clip, a cap) within the stable bound, where the variant's
+  answer is not torch's.
 
 No rung passes a NaN or inf where a finite answer exists, except the declared conventions.
 """
@@ -42,6 +46,7 @@ __all__ = [
     "classify",
     "flushed_subnormal",
     "match_convention",
+    "match_flushed_inputs",
     "match_variant",
     "record_verdict",
 ]
@@ -143,10 +148,23 @@ def match_convention(rungs: np.ndarray, exact, observed: np.ndarray, tol: DtypeT
 
 def match_variant(rungs: np.ndarray, exact, observed: np.ndarray, tol: DtypeTolerance, values) -> np.ndarray:
     """Where a failing element (special or fail) matches a declared variant's answer ``values``
-    (float64, output-shaped, NaN where none) within the stable bound: True."""
+    (float64, output-shaped, NaN where none) within the stable bound, and that answer is not
+    torch's there (the clip or cap does not bite: the two are within the same allowance, so the
+    variant cannot be what the observation shows): True."""
     other = np.broadcast_to(np.asarray(values, np.float64), rungs.shape)
-    return np.isin(rungs, ("special", "fail")) & ~np.isnan(other) & _close(observed, other, _allowance(exact, tol),
-                                                                          exact.dtype)
+    allowance = _allowance(exact, tol)
+    torch_answer = np.asarray(exact.rounded).astype(np.float64).reshape(rungs.shape)
+    return (np.isin(rungs, ("special", "fail")) & ~np.isnan(other) & _close(observed, other, allowance, exact.dtype)
+            & ~_close(torch_answer, other, allowance, exact.dtype))
+
+
+def match_flushed_inputs(rungs: np.ndarray, daz, observed: np.ndarray, tol: DtypeTolerance) -> np.ndarray:
+    """Where a failing (not special) element is, within the stable bound, the oracle's answer
+    ``daz`` for the inputs with their subnormals read as 0 (denormals-are-zero, which TensorFlow
+    and XLA set on CPU with flush-to-zero): True.  A NaN or inf where a finite answer exists stays
+    special: reading an input as 0 is allowed to cost digits, not the result."""
+    other = np.asarray(daz.rounded).astype(np.float64).reshape(rungs.shape)
+    return (rungs == "fail") & np.isfinite(other) & _close(observed, other, _allowance(daz, tol), daz.dtype)
 
 
 def _allowance(exact, tol: DtypeTolerance) -> np.ndarray:

@@ -84,15 +84,19 @@ class Variant:
     element that fails against torch's semantics but matches this formula "semantic difference"
     (still FAIL: the answer is another function's), naming both formulas.
 
-    ``value(args, kwargs, check)`` returns the variant's answer for ``check`` in torch's output
-    shape as float64 (NaN where it has none), or None where the variant does not apply to the
-    call (other options, a gradient).  It is evaluated only for a record that already fails.
+    ``value(args, kwargs, check, dtype, grad_output)`` returns the variant's answer for ``check``
+    (the value, or a gradient for the case's ``grad_output``) in the check's shape as float64 (NaN
+    where it has none), or None where the variant does not apply to the call (other options, a
+    gradient it does not declare).  ``dtype`` is the format the observation is judged in,
+    the one the library computed in: a variant's constants are that format's numbers (Keras' clip
+    at 1 - 1e-7 is 1 - 2^-23 in float32, and no clip at all in float16).  It is evaluated only for
+    a record that already fails.
     """
 
     name: str  # "probability clip 1e-7 (Keras)"
     formula: str  # "-log(clip(p_t, 1e-7, 1 - 1e-7))"
     torch_formula: str  # "-log p_t"
-    value: Callable[[tuple, Mapping[str, Any], str], np.ndarray | None]
+    value: Callable[..., np.ndarray | None]
 
 
 @dataclass(frozen=True)

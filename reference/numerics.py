@@ -106,6 +106,12 @@ class QuadNS(FloatNS):
             return a.astype(self.dtype)
         return quad_from_f64(a, self.dtype)
 
+    def isfinite(self, a):
+        """From the exponent bits (numpy-quaddtype's own isfinite costs as much as a product)."""
+        a = np.asarray(a, self.dtype)
+        w1 = np.ascontiguousarray(a).view(np.uint64).reshape(a.shape + (2,))[..., 1]
+        return (w1 & _EXP_Q) != _EXP_Q
+
     def split_pair(self, v):
         v = np.ascontiguousarray(v, self.dtype)
         h, low, fast = quad_split_bits(v)
@@ -117,6 +123,8 @@ class QuadNS(FloatNS):
 
 _M48 = np.uint64((1 << 48) - 1)
 _M60 = np.uint64((1 << 60) - 1)
+_EXP_Q = np.uint64(0x7FFF << 48)
+_SIGN = np.uint64(1 << 63)  # binary128's exponent field in its high word
 
 
 def quad_from_f64(a: np.ndarray, qdtype) -> np.ndarray:
@@ -144,24 +152,28 @@ def quad_split_bits(v: np.ndarray):
     """(h, low, fast) for a contiguous binary128 array: where ``fast`` (zeros, and finite values
     with exponent in [-900, 1000]) h is v rounded to the nearest float64 (ties to even) and low is
     the exact v - h, a multiple of 2^(e - 112) below 2^61 of them, rounded to float64 (+0 when v - h
-    is 0, as the subtraction gives); elsewhere h and low are undefined."""
+    is 0, as the subtraction gives); elsewhere h and low are undefined.  Unsigned arithmetic that
+    wraps is used only where the result is undefined (not ``fast``)."""
     u = v.view(np.uint64).reshape(v.shape + (2,))
     w0, w1 = u[..., 0], u[..., 1]
-    neg = (w1 >> np.uint64(63)) != 0
-    eq = ((w1 >> np.uint64(48)) & np.uint64(0x7FFF)).astype(np.int64)
-    e = eq - 16383
-    zero = (eq == 0) & ((w1 & _M48) == 0) & (w0 == 0)
-    fast = zero | ((e >= -900) & (e <= 1000))
-    m52 = ((w1 & _M48) << np.uint64(4)) | (w0 >> np.uint64(60))
+    sign = w1 & _SIGN
+    eq = (w1 >> np.uint64(48)) & np.uint64(0x7FFF)
+    frac_hi = w1 & _M48
+    zero = (eq | frac_hi | w0) == 0
+    fast = zero | ((eq - np.uint64(16383 - 900)) <= np.uint64(1900))  # e in [-900, 1000]; wraps below
+    m52 = (frac_hi << np.uint64(4)) | (w0 >> np.uint64(60))
     drop = w0 & _M60  # the 60 bits below float64's last
-    half = np.uint64(1 << 59)
-    up = (drop > half) | ((drop == half) & ((m52 & np.uint64(1)) != 0))
-    ebits = (np.where(fast & ~zero, e, -1023) + 1023).astype(np.uint64) << np.uint64(52)
-    hbits = (ebits + m52 + up.astype(np.uint64)) | (neg.astype(np.uint64) << np.uint64(63))
-    h = hbits.view(np.float64).copy()
+    odd = m52 & np.uint64(1)
+    up = (drop + odd) > np.uint64(1 << 59)  # above half, or a tie onto an odd last bit (to even)
+    hbits = ((eq - np.uint64(16383 - 1023)) << np.uint64(52)) + m52 + up  # a carry moves to the next binade
+    hbits[zero] = 0
+    hbits |= sign
+    h = hbits.view(np.float64)
     rem = np.where(up, (np.uint64(1) << np.uint64(60)) - drop, drop).astype(np.float64)  # < 2^60: one rounding
-    low = np.ldexp(rem, np.where(fast, e - 112, 0).astype(np.int32))  # exact: e - 112 >= -1012
-    low = np.where(rem == 0, 0.0, np.where(neg != up, -low, low))  # v - h: against v's sign when rounded up
+    k = np.where(fast, eq.astype(np.int64) - (16383 + 112), 0).astype(np.int32)
+    low = np.ldexp(rem, k)  # exact: e - 112 >= -1012
+    np.negative(low, out=low, where=(sign != 0) != up)  # v - h: against v's sign when rounded up
+    low[rem == 0] = 0.0
     return h, low, fast
 
 

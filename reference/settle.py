@@ -13,8 +13,10 @@ so a dyadic value on a midpoint is decided correctly.  The split stage: an eleme
 as an exact dyadic part plus a tail of known sign (``Kernel.split``) is decided from that sum, so a
 midpoint next to a tail no precision can see is settled by the tail's sign.  Stage 1 (mpmath): the rest at P and P + 32 bits; accepted
 when [v - b, v + b] with b = (64 + 8 log2 n) 2^-(P+32) (cond + |v|) rounds to one value that the
-P value agrees with; P doubles up to :data:`PREC_CAP`.  A value exactly on a midpoint because a
-tiny term lies below both precisions is never decided by the tie rule.
+P value agrees with; P doubles up to :data:`PREC_CAP`.  A reduced value goes row by row first
+(:func:`_reduced_rows_stage`: each row at the precision its share of the error budget needs, an
+exact sum, and on escalation only the rows still above their share again).  A value exactly on a
+midpoint because a tiny term lies below both precisions is never decided by the tie rule.
 """
 from __future__ import annotations
 
@@ -115,6 +117,16 @@ class Evaluation:
             mag += float(abs(mlt)) * float(np.sum(ns.to_float64(mg)))
         v = np.array([[v]], dtype=object if ns is MP else ns.dtype)
         return v, np.array([[mag]])
+
+    def row_values(self, ns, idx=None):
+        """The unreduced loss of each row (M_sub,), whatever the reduction: the terms a reduced
+        value sums (``compute`` of a reduced value is their sum, divided by the mean's denominator)."""
+        v = None
+        for mult, val, _ in self.k.parts(ns, self._rows(idx)):
+            mlt = mult(ns)
+            term = val if _is_one(mlt) else val * mlt
+            v = term if v is None else v + term
+        return np.asarray(v).reshape(-1)
 
     def scales(self):
         """(cond, scale, nterms) float64/int64 in row space."""
@@ -372,15 +384,17 @@ def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, ro
         idx = np.arange(cflat.size)
         with np.errstate(all="ignore"):
             v = np.asarray(ev.compute(ns)[0], ns.dtype).reshape(-1)
+    full = idx.size == cflat.size  # idx is then 0..n-1 in order: slices and masks, no gathers
+    sel = slice(None) if full else idx
     with np.errstate(all="ignore"):
         zero = ns.const(0)
-        fin_v = np.isfinite(v)
-        vf = np.where(fin_v, v, zero)
+        fin_v = ns.isfinite(v)
+        vf = v if fin_v.all() else np.where(fin_v, v, zero)
         # the float64 pair h + low that will hold v: v - h is exact in ns (h is within an ulp of
         # v), its float64 rounding errs by 2^-53 |v - h| at most (0 for long double: 64 bits fit)
         h, low = ns.split_pair(vf)
-        b = (18 + 4 * depth[idx]) * ns.u * (cflat[idx] + np.abs(h)) * (1 + 2.0 ** -48) + 2.0 ** -1070
-        b = np.where((cflat[idx] == 0) & (vf == zero), 0.0, b)  # no terms, no error: an exact zero
+        b = (18 + 4 * depth[sel]) * ns.u * (cflat[sel] + np.abs(h)) * (1 + 2.0 ** -48) + 2.0 ** -1070
+        b = np.where((cflat[sel] == 0) & (vf == zero), 0.0, b)  # no terms, no error: an exact zero
         fin = fin_v & np.isfinite(h) & np.isfinite(b)
         pair_ok = fin & ((np.abs(h) >= 2.0 ** -900) | (vf == zero)) & (np.abs(h) <= 2.0 ** 1000)
         ok, r_v, ulp = _round_enclosure(vf, b, h, low, fmt, fin, ns)
@@ -390,18 +404,18 @@ def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, ro
         fig = (b + pair_err <= ulp * FIGURE_ULP) | (b == 0)  # an underflowed right side only refuses
     ok &= fig
     if fmt.p <= 24:
-        r64 = round_float(v64()[idx], fmt)
+        r64 = round_float(v64()[sel], fmt)
         ok &= (r64 == r_v) | (np.isnan(r64) & np.isnan(r_v))
     # identical specials at two precisions are exact (inf/nan arise only from exact conditions)
     spec = np.zeros(v.shape, bool)
     if not fin_v.all():
-        w64 = v64()[idx]
+        w64 = v64()[sel]
         v_as64 = v.astype(np.float64)
         spec = ~fin_v & ~np.isfinite(w64) & ((np.isnan(v) & np.isnan(w64)) | (v_as64 == w64))
         h = np.where(spec, v_as64, h)
         low = np.where(spec, 0.0, low)
     ok |= spec
-    ok &= ~done[idx]
+    ok &= ~done[sel]
     special_or_far = ok & ~(pair_ok | spec)
     if np.any(special_or_far):
         # a value outside the float64 pair's range: long double converts exactly; quad leaves it
@@ -413,10 +427,10 @@ def _float_stage(ev, ns, fmt, todo, ncols, cflat, depth, v64, values, hi, lo, ro
         else:
             ok &= ~special_or_far
     pair = ok & (pair_ok | spec)
-    hi[idx[pair]] = h[pair]
-    lo[idx[pair]] = low[pair]
-    rounded[idx[ok]] = r_v[ok]
-    done[idx[ok]] = True
+    hi[pair if full else idx[pair]] = h[pair]
+    lo[pair if full else idx[pair]] = low[pair]
+    rounded[ok if full else idx[ok]] = r_v[ok]
+    done[ok if full else idx[ok]] = True
 
 
 def _round_enclosure(v, b, h, low, fmt, fin, ns):
@@ -523,6 +537,131 @@ def _below_grid(ex, t, fmt):
     if r == 0:
         r = -0.0 if ex[0] else 0.0  # |exact| >= G > |t|: the value has exact's sign
     return stored, r
+
+
+def _reduced_rows_stage(ev: Evaluation, fmt: Format, v64, cond, depth, values, rounded, done) -> bool:
+    """Settle a reduced value (sum or mean) from its rows: each row's unreduced loss is evaluated
+    in mpmath at the precision its own share of the error budget needs, the rows are summed,
+    and the sum is divided by the mean's exact denominator once.  On escalation only the
+    rows whose error is still above their new share are evaluated again; the others keep their
+    values.  (The sum is rounded at 64 + log2 m bits past the highest row precision, each addition's
+    error added to the radius: an exact sum of e^-1e300 next to 1 would not fit in memory.)  So a sum that cancels exactly costs one evaluation of each row at the precision the
+    cancellation needs, not a full re-evaluation at every doubling.
+
+    Each row's enclosure is the unreduced settling's own: |v_i - exact_i| <=
+    (64 + 8 log2 n_i + 1) (cond_i + |v_i|) 2^-P_i.  An answer is accepted when [S/d - r, S/d + r]
+    rounds to one value of ``fmt`` (r: the rows' bounds over |d| plus the quotient's rounding), its
+    stored value is good to FIGURE_ULP, and it intersects the float64 evaluation's own enclosure
+    (the float stages' bound at u = 2^-53 with the reduced value's ``cond`` and ``depth``: a second
+    opinion from another precision and another order of operations; a disagreement leaves the
+    value to the whole-problem stage).  Returns False when the stage does not apply, True when it decided: settled, or left
+    undetermined at the precision cap."""
+    m = ev.p.m
+    if ev.separable or not hasattr(ev.k, "parts") or m == 0 or done[0] or not _fpu_is_clean():
+        return False
+    rows_all = ev.p.rows
+    with np.errstate(all="ignore"):
+        cond_r, _, nterms_r = ev.k.scales(rows_all)
+        cond_r = np.asarray(cond_r, np.float64).reshape(-1)
+        nterms_r = np.asarray(nterms_r).reshape(-1)
+        v_r = np.asarray(ev.row_values(F64), np.float64).reshape(-1)
+    if cond_r.size != m or v_r.size != m or nterms_r.size != m:
+        return False
+    if not (np.isfinite(cond_r).all() and np.isfinite(v_r).all()):
+        return False  # infinities and NaN are the whole-problem stage's (exact conditions)
+    d = None
+    if ev.p.reduction != "sum":
+        with mpmath.workprec(2200 + m.bit_length()):  # a sum of float64 weights, exactly
+            d, _ = ev.k.denominator(MP, rows_all)
+            d = mpmath.mpf(d)  # at that precision: never the caller's
+        if d == 0 or not mpmath.isfinite(d):
+            return False
+    est = abs(float(v64()[0]))
+    log_d = 0 if d is None else _mag(libmp.mpf_abs(d._mpf_)) - 1  # floor(log2 |d|)
+    # the radius aimed at for the reduced value: GUARD + 8 bits below its estimate, or, for an
+    # estimate of 0 (total cancellation), within the format's zero-rounding range
+    tau = (math.frexp(est)[1] - 1 - fmt.p - GUARD - 8) if 0 < est < math.inf else fmt.qmin - 2
+    share = tau + log_d - max(m - 1, 1).bit_length()  # each row's share of the sum's radius: 2^share
+    fr = (64 + 8 * _ceil_log2(nterms_r) + 1).astype(np.int64)
+    with np.errstate(all="ignore"):
+        lead = np.ceil(np.log2(fr * (cond_r + 2 * np.abs(v_r)) + 2.0 ** -1074)).astype(np.int64) + 2
+    have = np.zeros(m, np.int64)  # the precision each row's value was evaluated at (0: none yet)
+    vals = [libmp.fzero] * m
+    errs = [libmp.fzero] * m
+    want = np.clip(((lead - share + 31) // 32) * 32, 64, PREC_CAP)
+    while True:
+        redo = want > have
+        for p in np.unique(want[redo]):
+            idx = np.flatnonzero(redo & (want == p))
+            with mpmath.workprec(int(p)):
+                vv = ev.row_values(MP, idx)
+            for j, i in enumerate(idx.tolist()):
+                vi = vv[j]._mpf_ if isinstance(vv[j], mpmath.mpf) else libmp.from_float(float(vv[j]))
+                s_ = libmp.mpf_add(libmp.from_float(float(cond_r[i])), libmp.mpf_abs(vi), 64, libmp.round_up)
+                errs[i] = libmp.mpf_shift(libmp.mpf_mul(s_, libmp.from_int(int(fr[i])), 64, libmp.round_up), -int(p))
+                vals[i] = vi
+            have[idx] = p
+        if any(v in (libmp.fnan, libmp.finf, libmp.fninf) for v in vals):
+            return False
+        tot, err = libmp.fzero, libmp.fzero
+        p_s = int(have.max()) + 64 + m.bit_length()  # the sum's precision: each addition errs by at
+        for v, e in zip(vals, errs):  # most 2^-(p_s - 1) of its result (an exact sum of e^-1e300
+            tot = libmp.mpf_add(tot, v, p_s, libmp.round_nearest)  # next to 1 would not fit in memory)
+            err = libmp.mpf_add(err, libmp.mpf_add(e, libmp.mpf_shift(libmp.mpf_abs(tot), -(p_s - 1)), 64,
+                                                   libmp.round_up), 64, libmp.round_up)
+        p_q = int(have.max()) + 64
+        if d is None:
+            q, qerr = tot, err
+        else:
+            q = libmp.mpf_div(tot, d._mpf_, p_q, libmp.round_nearest)
+            qerr = libmp.mpf_add(libmp.mpf_div(err, libmp.mpf_abs(d._mpf_), 64, libmp.round_up),
+                                 libmp.mpf_shift(libmp.mpf_abs(q), -(p_q - 1)), 64, libmp.round_up)
+        r = _interval_round(_wrap(q), _wrap(qerr), fmt)
+        if r is not None and math.isfinite(r) and r != 0:
+            e_ulp = max(math.frexp(abs(r))[1] - fmt.p, fmt.qmin) + FIGURE_ULP_EXP  # FIGURE_ULP of ulp(r)
+            r = r if libmp.mpf_cmp(qerr, libmp.from_man_exp(1, e_ulp)) <= 0 else None
+        if r is not None:  # +-inf too: the whole enclosure lies past the format's overflow threshold
+            w = float(v64()[0])
+            b64 = (18 + 4 * float(depth)) * 2.0 ** -53 * (float(cond) + abs(w)) * (1 + 2.0 ** -48) + 2.0 ** -1070
+            if math.isfinite(w) and math.isfinite(b64):
+                gap = libmp.mpf_abs(libmp.mpf_sub(q, libmp.from_float(w), 0))
+                agree = libmp.mpf_cmp(gap, libmp.mpf_add(qerr, libmp.from_float(b64), 64, libmp.round_up)) <= 0
+            else:  # float64 overflowed too: it can only say the side
+                agree = math.isinf(r) and math.isinf(w) and (r > 0) == (w > 0)
+            if not agree:
+                # a kernel's float stages may abstain (kl_div's underflowing terms give 0 there):
+                # the whole-problem stage, with its own second opinion, decides instead
+                LOG.info("reduced value: the row-wise enclosure misses the float64 one; left to the "
+                         "whole-problem stage")
+                return False
+            values[0], rounded[0], done[0] = _wrap(q), r, True
+            return True
+        if int(have.max()) >= PREC_CAP or (have.max() >= 4096 and 2 * int(have.sum()) > WORK_CAP):
+            return True  # undetermined: never a guess
+        more = _needs_more(errs, err)
+        share = _mag(err) - 34 - max(int(more.sum()) - 1, 1).bit_length()  # the other half, shared
+        want = np.where(more, np.maximum(((lead - share + 31) // 32) * 32, have + 32).clip(64, PREC_CAP), have)
+
+
+def _mag(e) -> int:
+    """An upper bound on log2 of a nonnegative mpf tuple (-2^30 for 0)."""
+    return -(1 << 30) if e == libmp.fzero else e[2] + e[3]
+
+
+def _needs_more(errs: list, err) -> np.ndarray:
+    """The rows to evaluate again when the sum's radius ``err`` must shrink 2^32-fold: the largest
+    errors, until what the rows left keep is at most half the new radius (rows whose errors are
+    already that small keep their values; the others share the other half)."""
+    goal = libmp.mpf_shift(err, -33)  # half of err / 2^32
+    order = sorted(range(len(errs)), key=lambda i: _mag(errs[i]))
+    more = np.ones(len(errs), bool)
+    kept = libmp.fzero
+    for i in order:  # smallest first
+        kept = libmp.mpf_add(kept, errs[i], 64, libmp.round_up)
+        if libmp.mpf_cmp(kept, goal) > 0:
+            break
+        more[i] = False
+    return more
 
 
 def _ceil_log2(n: np.ndarray) -> np.ndarray:
@@ -673,9 +812,13 @@ def _settle(ev: Evaluation, fmt: Format, f64_only: bool = False) -> Settled:
     if (todo.size and ncols == 1 and hasattr(ev.k, "split") and ev.separable
             and (not ev.reduced or ev.p.reduction == "sum")):  # a mean's seed is no product of inputs
         _split_stage(ev, fmt, todo, values, rounded, done)
+    decided = not done.all() and _reduced_rows_stage(ev, fmt, v64, cflat[0], depth[0], values, rounded, done)
+    if decided and big:
+        LOG.info("row-wise stage: %s (%.1f s)", "settled" if done.all() else "undetermined",
+                 time.perf_counter() - t0)
     # at least 64 bits: every float64 input, grad_output and option converts exactly
     prec = max(64, fmt.p + GUARD + 20)
-    while not done.all():
+    while not done.all() and not decided:
         todo = np.flatnonzero(~done)
         if ev.separable:
             rows = _rows_of(todo, ncols)

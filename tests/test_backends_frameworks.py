@@ -1,4 +1,4 @@
-"""The non-torch library backends (mlx, keras, tensorflow, tinygrad) and the Backend-class route.
+"""The non-torch library backends (mlx, keras, tensorflow, tinygrad, paddle, scipy) and the Backend-class route.
 
 CI installs mlx (the tests extra of `nox -s tests`), so mlx runs end to end there; the others run
 where their library is installed and otherwise check the one-line "unavailable" error instead.

@@ -79,7 +79,7 @@ def test_a_flushed_subnormal_warns(zero):
     assert rungs.tolist() == ["flushed", "accurate", "accurate", "flushed"]
     assert rec["verdict"] == "warn" and rec["counts"]["flushed"] == 2 and rec["counts"]["fail"] == 0
     assert rec["symptom"] == "flushed subnormal" and rec["worst"]["rung"] == "flushed"
-    assert rec["message"].startswith("flushed subnormal: 2/4 subnormal results flushed to 0 (warn)")
+    assert rec["message"].startswith("flushed subnormal: 2/4 elements with subnormals flushed to 0 (warn)")
     assert final_verdict(rec, strict=True) == "fail"  # as every warn under --strict
 
 

@@ -23,7 +23,8 @@ GENERIC += [p for p in (ROOT / "reference").glob("*.py")]  # not reference/losse
 # backends that adapt one foreign library keep a table of which torch functions it provides: that
 # table is the backend itself (like a drop-in module's function names), not generic dispatch
 ADAPTERS = {ROOT / "harness" / "backends" / name for name in ("jax_backend.py", "liger_backend.py", "mlx_backend.py",
-                                                             "tinygrad_backend.py", "tensorflow_backend.py", "keras_backend.py")}
+                                                             "tinygrad_backend.py", "tensorflow_backend.py", "keras_backend.py",
+                                                             "paddle_backend.py", "scipy_backend.py")}
 NAMES = set(registry.LOSSES)
 PREFIXES = {f.split(".")[0] + "." for d in registry.REGISTRY.values() for f in d.families}
 

@@ -14,7 +14,11 @@ import torch
 import cases
 import reference as R
 
-CASE_IDS = ["cfa66a99b231a534"]  # gate case whose answer FTZ used to change (92.19 -> 100)
+CASE_IDS = ["cfa66a99b231a534",  # gate case whose answer FTZ used to change (92.19 -> 100)
+            # reduced values settled by the row-wise stage (reference/settle.py), which needs a
+            # clean FPU for its float64 second opinion and must leave them to mpmath otherwise
+            "1eca71665a3ae09d", "72b40e036e23a76b", "e48fb36709894e8f", "7cec27a76d8f6084",
+            "6664462a589d97b5", "724c0a253662ac28"]
 
 
 def _answers(case):

@@ -102,6 +102,31 @@ def test_flush_to_zero_of_a_subnormal_is_the_flushed_warning():
     _expect(_judge("tests.planted.ftz", "softmax", [x], {"dim": 1}), "flushed", "warn", "flushed subnormal")
 
 
+def _mse_grad_record(observed_first: float) -> dict:
+    """TensorFlow's float32 mse_loss gradient of gate case 2d0b1950d807b21a, element [1, 3]: x =
+    1.5039488e-34 next to a subnormal target 8.7851282e-39, which TF's denormals-are-zero reads
+    as 0: 2(x - 0) instead of 2(x - y), 765 ulp off (873 in the mean of the case)."""
+    x = np.array([1.5039488e-34, 0.5], np.float32)
+    y = np.array([8.7851282e-39, 0.25], np.float32)
+    go = np.ones(2, np.float32)
+    c = make_case("mse_loss", [x, y], {"reduction": "none"}, family="test.policy", grad=True, grad_output=go)
+    exact = reference.evaluate_grad("mse_loss", x, y, grad_output=go, wrt="input", reduction="none")
+    observed = np.array([observed_first, 0.5], np.float32)
+    return check_observation(c, "grad:input", exact, observed, DEFAULTS["float32"], backend="b")
+
+
+def test_subnormal_inputs_read_as_zero_are_the_flushed_warning():
+    rec = _mse_grad_record(2 * 1.5039488e-34)
+    _expect(rec, "flushed", "warn", "flushed subnormal")
+    assert "denormals-are-zero" in rec["note"]
+
+
+def test_a_wrong_value_next_to_a_subnormal_input_stays_a_failure():
+    """Only the answer for the flushed inputs is relabelled: another wrong number still fails."""
+    rec = _mse_grad_record(3.0e-34)
+    assert rec["verdict"] == "fail" and rec["counts"]["flushed"] == 0 and "note" not in rec
+
+
 # ------------------------------------------------------------------------------ recursive summation
 
 def _padded_rows() -> tuple[np.ndarray, np.ndarray]:
@@ -153,6 +178,34 @@ def test_a_mean_over_no_weight_returned_as_0_is_a_convention():
     _expect(rec, "convention", "warn", "convention")
 
 
+def test_nll_loss_mean_over_no_weight_returned_as_0_is_a_convention_too():
+    """The same 0/0 as cross_entropy's (Paddle's nll_loss with all-zero weights gives 0)."""
+    x, t = np.array([[-1.0, -2.0], [-0.5, -3.0]]), np.array([0, 1])
+    kwargs = {"weight": np.zeros(2)}
+    c = make_case("nll_loss", [x, t], kwargs, family="test.policy", grad=False)
+    exact = reference.evaluate("nll_loss", x, t, **kwargs)
+    rec = check_observation(c, "value", exact, np.asarray(0.0), DEFAULTS["float64"], backend="b")
+    _expect(rec, "convention", "warn", "convention")
+    assert "0/0" in rec["note"]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_the_gradient_of_a_mean_over_no_weight_returned_as_0_is_a_convention(loss):
+    """Under 0/0 := 0 the loss is identically 0 for these weights: gradient 0, where torch's is NaN
+    (Paddle's 0 gradient); a gradient that is neither stays a failure."""
+    x, t = np.array([[-1.0, -2.0], [-0.5, -3.0]]), np.array([0, -100])
+    kwargs = {"weight": np.array([0.0, 1.0])}
+    c = make_case(loss, [x, t], kwargs, family="test.policy")
+    exact = reference.evaluate_grad(loss, x, t, grad_output=c.grad_output, wrt="input", **kwargs)
+    assert np.isnan(np.asarray(exact.rounded, np.float64)[0]).any()
+    rec = check_observation(c, "grad:input", exact, np.zeros_like(x), DEFAULTS["float64"], backend="b")
+    _expect(rec, "convention", "warn", "convention")
+    assert "its gradient 0" in rec["note"]
+    wrong = np.full_like(x, 0.5)
+    rec = check_observation(c, "grad:input", exact, wrong, DEFAULTS["float64"], backend="b")
+    assert rec["verdict"] == "fail" and rec["counts"]["convention"] == 0
+
+
 def test_a_convention_never_hides_another_nan_or_number():
     """Only the declared other answer is a convention: NaN where the exact value is finite, or a
     wrong number at a convention point, stay failures."""
@@ -178,11 +231,123 @@ def test_clips_and_caps_are_a_semantic_difference_naming_both_formulas(backend, 
     assert variant in rec["note"] and "vs torch's -log p_t" in rec["note"]
 
 
+def test_paddles_shifted_logit_clip_is_a_semantic_difference():
+    """paddlepaddle 3.3.1 (CPU) clips x - max x at -64 inside softmax: CE of [0, -200, 1] at t = 1
+    is 64.313 (not the issue's 64.47 cap), log_softmax of [0, -200, -200] is [0, -64, -64]; the
+    values below are what Paddle returned.  Its softmax there, [1, 1.6e-28, 1.6e-28], is within
+    u of the probabilities' unit: absolutely accurate (warn), not a semantic difference."""
+    x, t = np.array([[0.0, -200.0, 1.0]], np.float32), np.array([1])
+    c = make_case("cross_entropy", [x, t], {"reduction": "none"}, family="test.policy", grad=False)
+    exact = reference.evaluate("cross_entropy", x, t, reduction="none")
+    rec = check_observation(c, "value", exact, np.array([64.31326], np.float32), DEFAULTS["float32"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert "shifted-logit clip at -64 (Paddle)" in rec["note"] and "vs torch's -log p_t" in rec["note"]
+    x = np.array([[0.0, -200.0, -200.0]])
+    for loss, got, rung in (("log_softmax", [0.0, -64.0, -64.0], "semantic"),
+                            ("softmax", [1.0, 1.60381089e-28, 1.60381089e-28], "absolute")):
+        c = make_case(loss, [x], {"dim": 1}, family="test.policy", grad=False)
+        exact = reference.evaluate(loss, x, dim=1)
+        rec = check_observation(c, "value", exact, np.array([got]), DEFAULTS["float64"], backend="b")
+        assert rec["worst"]["rung"] == rung and rec["counts"][rung] == 2, rec["message"]
+    assert rec["verdict"] == "warn"
+    c = make_case("log_softmax", [x], {"dim": 1}, family="test.policy", grad=False)
+    rec = check_observation(c, "value", reference.evaluate("log_softmax", x, dim=1), np.array([[0.0, -64.0, -64.0]]),
+                            DEFAULTS["float64"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert "log_softmax(max(x - max x, -64))" in rec["note"]
+
+
+def test_paddles_row_weight_on_probability_targets_is_a_semantic_difference():
+    """Paddle weights a probability-target row by sum_c w_c y_c (Paddle 3.3.1 returned these to
+    1e-16): torch weights each term by w_c.  With label smoothing the variant is not claimed."""
+    x = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -2.0]])
+    y, w = np.array([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]]), np.array([0.5, 2.0, 1.5])
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    rw, ce = y @ w, -(y * logp).sum(1)
+    for reduction, got in (("none", rw * ce), ("sum", (rw * ce).sum()), ("mean", (rw * ce).sum() / rw.sum())):
+        kwargs = {"weight": w, "reduction": reduction}
+        c = make_case("cross_entropy", [x, y], kwargs, family="test.policy", grad=False)
+        exact = reference.evaluate("cross_entropy", x, y, **kwargs)
+        rec = check_observation(c, "value", exact, np.asarray(got), DEFAULTS["float64"], backend="b")
+        _expect(rec, "semantic", "fail", "semantic difference")
+        assert "row weight sum_c w_c y_c (Paddle)" in rec["note"]
+    kwargs = {"weight": w, "reduction": "sum", "label_smoothing": 0.1}
+    c = make_case("cross_entropy", [x, y], kwargs, family="test.policy", grad=False)
+    rec = check_observation(c, "value", reference.evaluate("cross_entropy", x, y, **kwargs),
+                            np.asarray((rw * ce).sum()), DEFAULTS["float64"], backend="b")
+    assert rec["worst"]["rung"] == "fail" and "note" not in rec
+
+
 def test_keras_clip_of_binary_cross_entropy_is_a_semantic_difference():
     x, y = np.array([0.0, 1e-9, 0.5], np.float32), np.ones(3, np.float32)
     rec = _judge("tests.planted.keras_clip", "binary_cross_entropy", [x, y], {"reduction": "none"})
     _expect(rec, "semantic", "fail", "semantic difference")
     assert "max(log x, -100)" in rec["note"]
+
+
+#: Keras 3.15.1 (JAX) ops.binary_crossentropy of the inputs [0, 0, 0, 1, 1, 1] with targets
+#: [0, 1, 0.5, 0, 1, 0.5] in float64 (gate case 326507a713b6d08d): its clip at fl(1 - 1e-7)
+#: gives 16.118095651484676 at x = 1, 5e-10 from -log(1e-7), and 1 - c costs it 5e-17 at x = 0
+KERAS_BCE_EDGES_F64 = [1.0000000494736474e-07, 16.11809565095832, 8.059047875479163, 16.118095651484676,
+                       1.0000000494736474e-07, 8.05904787574234]
+
+
+def test_keras_clip_bounds_are_the_formats_numbers():
+    """The clip's 1 - 1e-7 is the format's number (float64 0.99999990000000005, float32 1 - 2^-23):
+    every clipped element of Keras' float64 answer, and the planted clip's float32 none/mean/sum
+    (x = 1: -log 2^-23 = 15.94, not 16.12), is the semantic difference, not "inaccurate"."""
+    x = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    y = np.array([0.0, 1.0, 0.5, 0.0, 1.0, 0.5])
+    c = make_case("binary_cross_entropy", [x, y], {"reduction": "none"}, family="test.policy", grad=False)
+    exact = reference.evaluate("binary_cross_entropy", x, y, reduction="none")
+    rec = check_observation(c, "value", exact, np.array(KERAS_BCE_EDGES_F64), DEFAULTS["float64"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert rec["counts"]["semantic"] == 6
+    for reduction in ("none", "mean", "sum"):
+        rec = _judge("tests.planted.keras_clip", "binary_cross_entropy",
+                     [x.astype(np.float32), y.astype(np.float32)], {"reduction": reduction})
+        _expect(rec, "semantic", "fail", "semantic difference")
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("check", ["grad:input", "grad:target"])
+def test_keras_clip_gradients_are_a_semantic_difference(check, reduction):
+    """The clip is constant outside [1e-7, 1 - 1e-7], so Keras' input gradient is 0 there where
+    torch's is (x - y) / max(x (1 - x), 1e-12), and its target gradient is -[log c - log(1 - c)]
+    of the clipped c: named, not "flushed to zero" or "inaccurate" (issue 11, gradients)."""
+    x = np.array([0.0, 1e-9, 0.5, 1.0], np.float32)
+    y = np.array([1.0, 1.0, 1.0, 0.0], np.float32)
+    c = make_case("binary_cross_entropy", [x, y], {"reduction": reduction}, family="test.policy", grad=True)
+    observed = np.asarray(load("tests.planted.keras_clip").evaluate(c).observed(check))
+    exact = reference.evaluate_grad("binary_cross_entropy", x, y, grad_output=c.grad_output,
+                                    wrt=check.partition(":")[2], reduction=reduction)
+    rec = check_observation(c, check, exact, observed, DEFAULTS["float32"], backend="b")
+    _expect(rec, "semantic", "fail", "semantic difference")
+    assert rec["counts"]["fail"] == rec["counts"]["special"] == 0
+
+
+def test_a_clip_the_format_cannot_hold_is_no_semantic_difference():
+    """float16 holds 1 - 1e-7 as 1: the clip leaves log 0, and the inf (x = 1, y = 0) and NaN
+    (x = 1, y = 1: 0 * log 0) where torch's clamp gives 100 and 0 stay special failures."""
+    x, y = np.array([1.0, 1.0], np.float16), np.array([0.0, 1.0], np.float16)
+    rec = _judge("tests.planted.keras_clip", "binary_cross_entropy", [x, y], {"reduction": "none"})
+    assert rec["verdict"] == "fail" and rec["counts"]["special"] == 2 and rec["counts"]["semantic"] == 0
+    assert rec["symptom"] in ("inf where finite", "nan where finite")
+
+
+def test_a_variant_that_does_not_bite_explains_nothing():
+    """optax's bfloat16 mean over rows of logits near -88 (gate case 5008aef279320dae): 1.5 for
+    1.40536, 12 ulp off.  Paddle's cap at 64.47 and Keras' clip change nothing there, so their
+    answer is torch's and the failure stays "inaccurate" instead of a semantic difference that
+    the stable bound's slack would otherwise admit."""
+    x = np.array([[-87.5, -88.0, -88.0, -88.5, -90.5, -89.0, -89.0, -87.5],
+                  [-88.5, -90.5, -89.0, -89.0, -87.5, -87.5, -88.0, -88.0],
+                  [-89.0, -89.0, -87.5, -87.5, -88.0, -88.0, -88.5, -90.5]]).astype(BF16)
+    t = np.array([0, 5, 3])
+    c = make_case("cross_entropy", [x, t], {"reduction": "mean"}, family="test.policy", grad=False)
+    exact = reference.evaluate("cross_entropy", x, t, reduction="mean")
+    rec = check_observation(c, "value", exact, np.asarray(1.5, BF16), DEFAULTS["bfloat16"], backend="b")
+    assert rec["verdict"] == "fail" and rec["symptom"] == "inaccurate" and "note" not in rec
 
 
 def test_a_wrong_value_no_variant_explains_stays_a_plain_failure():

@@ -2,7 +2,8 @@
 
 ``load(spec, device="cpu")`` gives a :class:`Backend` for ``torch``, ``numpy``, ``numpy-naive``,
 ``jax``, the kernel backends (``inductor``, ``liger``, ``cce``, ``cce-compile``), the
-non-torch libraries (``mlx``, ``keras``, ``tensorflow``, ``tinygrad``; framework.py), an entry
+non-torch libraries (``mlx``, ``keras``, ``tensorflow``, ``tinygrad``, ``paddle``, ``scipy``;
+framework.py), an entry
 point in group ``losscheck.backends``, or ``pkg.mod[:attr]`` (a drop-in for torch.nn.functional, a
 Backend class or object), its torch tensors on ``device`` (harness/backends/device.py); ``available()``
 lists the built-in ones.

@@ -1,4 +1,4 @@
-"""What the non-torch library backends (mlx, keras, tensorflow, tinygrad) share.
+"""What the non-torch library backends (mlx, keras, tensorflow, tinygrad, paddle, scipy) share.
 
 Each maps losscheck's torch-style call onto its library's own losses and reports the options the
 library lacks as :class:`Unsupported` instead of re-implementing them (that would test our code,
@@ -31,9 +31,14 @@ LIBRARIES: dict[str, Library] = {
                           "TensorFlow's tf.nn losses (tensorflow-cpu)"),
     "tinygrad": Library("tinygrad", "tinygrad", "tinygrad", None,
                         "tinygrad's Tensor losses (its default device; the CPU one compiles with clang)"),
+    "paddle": Library("paddlepaddle", "paddle", "paddle", None,
+                      "PaddlePaddle's paddle.nn.functional losses, on its CPU place"),
+    "scipy": Library("scipy", "scipy", "scipy", None,
+                     "SciPy-style NumPy code: scipy.special's softmax, log_softmax, logsumexp, log_expit, "
+                     "xlogy; values only (no autodiff)"),
 }
 #: other distributions that provide the same module
-ALT_DISTS = {"tensorflow": ("tensorflow-cpu",), "mlx": ("mlx-cpu",)}
+ALT_DISTS = {"tensorflow": ("tensorflow-cpu",), "mlx": ("mlx-cpu",), "paddle": ("paddlepaddle-gpu",)}
 
 
 def version(name: str) -> str | None:
@@ -69,6 +74,8 @@ class FrameworkBackend(Backend):
     it handles and raises Unsupported for the ones the library lacks."""
 
     LOSSES: ClassVar[tuple[str, ...]] = ()
+    #: False for a library without autodiff: the value only, its gradient checks unsupported
+    GRADIENTS: ClassVar[bool] = True
 
     # -- hooks --------------------------------------------------------------------------------------
     def _to_lib(self, a: np.ndarray) -> Any:
@@ -78,7 +85,8 @@ class FrameworkBackend(Backend):
         raise NotImplementedError
 
     def _vjp(self, f: Callable, primals: list, cotangent: np.ndarray) -> tuple[Any, list]:
-        """(f(*primals), the gradients of <f, cotangent> with respect to each primal)."""
+        """(f(*primals), the gradients of <f, cotangent> with respect to each primal; None for one
+        the library does not differentiate)."""
         raise NotImplementedError
 
     def _call(self, f: Callable, primals: list) -> Any:
@@ -102,13 +110,15 @@ class FrameworkBackend(Backend):
             return f({**arrays, **dict(zip(wrt, diff))})
 
         primals = [arrays[n] for n in wrt]
-        if not (case.grad and case.grad_output is not None and wrt):
+        if not (self.GRADIENTS and case.grad and case.grad_output is not None and wrt):
             return Observation(self._to_numpy(self._call(g, primals)))
         out, grads = self._vjp(g, primals, np.asarray(case.grad_output))
         value = self._to_numpy(out)
         if value.shape != np.shape(case.grad_output):  # a wrong shape: judged as such, no gradient
             return Observation(value)
-        return Observation(value, grads={n: self._to_numpy(d) for n, d in zip(wrt, grads)})
+        # a None gradient: the library does not differentiate that argument (Paddle's labels), so
+        # the check is unsupported ("backend returned no grad:target"), not a gradient of 0
+        return Observation(value, grads={n: self._to_numpy(d) for n, d in zip(wrt, grads) if d is not None})
 
     # -- helpers for the loss mappings --------------------------------------------------------------
     def _no(self, kwargs: dict, loss: str, *names: str) -> None:

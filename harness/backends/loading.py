@@ -19,11 +19,12 @@ from .device import device_name
 
 ENTRY_POINT_GROUP = "losscheck.backends"
 BUILTIN = ("torch", "numpy", "numpy-naive", "jax", "inductor", "liger", "cce", "cce-compile", "mlx", "keras",
-           "tensorflow", "tinygrad")
+           "tensorflow", "tinygrad", "paddle", "scipy")
 #: the non-torch library backends: name -> (module, class), each an optional extra (framework.py)
 FRAMEWORKS = {"mlx": ("mlx_backend", "MlxBackend"), "keras": ("keras_backend", "KerasBackend"),
               "tensorflow": ("tensorflow_backend", "TensorflowBackend"),
-              "tinygrad": ("tinygrad_backend", "TinygradBackend")}
+              "tinygrad": ("tinygrad_backend", "TinygradBackend"), "paddle": ("paddle_backend", "PaddleBackend"),
+              "scipy": ("scipy_backend", "ScipyBackend")}
 
 
 def _builtin(spec: str, device: str = "cpu") -> Backend:
@@ -195,7 +196,7 @@ def available() -> dict[str, str]:
     out["inductor"] = (f"torch.compile (inductor) of torch.nn.functional (torch {torch_v})" if torch_v
                        else "unavailable: torch is not installed")
     out.update((name, available_line(name)) for name in LIBRARIES)
-    from . import framework  # the same, for mlx / keras / tensorflow / tinygrad
+    from . import framework  # the same, for mlx / keras / tensorflow / tinygrad / paddle / scipy
     out.update((name, framework.available_line(name)) for name in FRAMEWORKS)
     for name, ep in sorted(entry_points().items()):
         out.setdefault(name, f"entry point {ep.value}")

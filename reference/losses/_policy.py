@@ -7,6 +7,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
+from ..formats import round_float
 from ..lossdef import Problem
 
 #: working precision of a variant's evaluation: variants are compared within the stable bound plus
@@ -28,6 +29,13 @@ def row_magnitude(problem: Problem, check: str) -> np.ndarray:
         return np.asarray(problem.rows_to_output(per_row if problem.reduction != "elementwise"
                                                  else np.broadcast_to(per_row[:, None], x.shape)), np.float64)
     return np.asarray(per_row.max() if per_row.size else 0.0, np.float64)
+
+
+def format_constant(value: float, dtype: str) -> mpmath.mpf:
+    """A library's float constant (a Python float, e.g. ``1 - 1e-7``) as the format ``dtype``
+    holds it: the number its kernel actually compares and subtracts with (``1 - 1e-7`` is
+    1 - 2^-23 in float32 and 1 in float16)."""
+    return mpmath.mpf(float(round_float(np.asarray([value], np.float64), dtype)[0]))
 
 
 def mp_lse_minus(row: np.ndarray, t: int) -> mpmath.mpf:
@@ -53,3 +61,34 @@ def reduce_mp(values: list, weights: list, reduction: str, shape: tuple, denomin
     if d == 0:
         return np.asarray(np.nan if total == 0 or mpmath.isnan(total) else float(mpmath.sign(total)) * np.inf)
     return np.asarray(float(total / d))
+
+
+#: Paddle's softmax clips each shifted logit x - max x at -64 before exp (``ValueClip`` in its
+#: softmax functor; paddlepaddle 3.3.1 on the CPU: softmax([0, -200]) = [1, 1.6e-28])
+PADDLE_SHIFT_CLIP = -64.0
+
+
+def mp_clipped_log_softmax(row: np.ndarray, lo: float) -> list:
+    """log_softmax of ``row`` with every shifted logit x - max clipped below at ``lo`` (a -inf logit
+    becomes ``lo`` too), as mpf at the current precision; all NaN for a row without a finite max or
+    holding NaN or +inf (as the oracle, and Paddle)."""
+    vals = [mpmath.mpf(float(v)) for v in row]
+    finite = [v for v in vals if mpmath.isfinite(v)]
+    if any(mpmath.isnan(v) for v in vals) or any(v == mpmath.inf for v in vals) or not finite:
+        return [mpmath.nan] * len(vals)
+    m = max(finite)
+    z = [max(v - m, mpmath.mpf(lo)) for v in vals]
+    lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
+    return [v - lse for v in z]
+
+
+def clip_bites(x: np.ndarray, lo: float) -> np.ndarray:
+    """Per row of ``x`` (M, C): whether clipping x - max x below at ``lo`` changes anything (an
+    entry, -inf included, more than -lo below a finite max).  Where it does not, the clipped
+    variant is the loss itself and cannot explain a failure: its value need not be computed."""
+    x = np.asarray(x, np.float64)
+    if not x.size:
+        return np.zeros(x.shape[0], bool)
+    with np.errstate(invalid="ignore"):
+        m = np.max(np.where(np.isfinite(x), x, -np.inf), axis=1, keepdims=True)
+        return np.isfinite(m[:, 0]) & np.any(x - m < lo, axis=1)

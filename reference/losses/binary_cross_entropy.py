@@ -18,7 +18,7 @@ from ..sampling import cast, finfo, normal, ordinal_uniform
 from ._elementwise import TermsKernel, brute_reduce, brute_upstream, fail, prepare_pair, safe_mul, span_bits
 from ._families import reduction
 from ._numpy import elementwise_upstream, reduce_elementwise, sigmoid
-from ._policy import VARIANT_PREC, reduce_mp
+from ._policy import VARIANT_PREC, format_constant, reduce_mp
 
 BCE, BCEL = "binary_cross_entropy", "binary_cross_entropy_with_logits"
 
@@ -266,23 +266,43 @@ def _broadcast(kwargs, name: str, shape) -> np.ndarray:
 _KERAS_EPS = 1e-7
 
 
-def _bce_keras_clip(args, kwargs, check):
+def _bce_keras_clip(args, kwargs, check, dtype, grad_output=None):
     """Keras' binary_crossentropy on probabilities: x clipped to [1e-7, 1 - 1e-7] before the logs
-    (torch clamps each log at -100 instead)."""
-    if check != "value":
+    (torch clamps each log at -100 instead), with the bounds as ``dtype`` holds them.  Where that
+    is no clip (1 - 1e-7 rounds to 1 in float16: log 0) the variant has no answer (NaN): its
+    promise, a finite loss, does not hold there, so an inf or NaN stays "inf/nan where finite".
+    Its gradients: -w [y/c - (1-y)/(1-c)] inside the clip and 0 outside it (the clip is constant
+    there), -w [log c - log(1-c)] for the target; times grad_output (over N for the mean)."""
+    if check not in ("value", "grad:input", "grad:target"):
         return None
     x = np.asarray(args[0]).astype(np.float64)
     y = np.asarray(args[1]).astype(np.float64)
     w = _broadcast(kwargs, "weight", x.shape)
+    reduction = kwargs.get("reduction", "mean")
+    if check != "value" and grad_output is None:
+        return None
     vals, ws = [], []
     with mpmath.workprec(VARIANT_PREC):
-        lo, hi = mpmath.mpf(_KERAS_EPS), 1 - mpmath.mpf(_KERAS_EPS)
+        lo, hi = format_constant(_KERAS_EPS, dtype), format_constant(1 - _KERAS_EPS, dtype)
         for xv, yv, wv in zip(x.reshape(-1), y.reshape(-1), w.reshape(-1)):
-            c = min(max(mpmath.mpf(float(xv)), lo), hi)
-            ym = mpmath.mpf(float(yv))
-            vals.append(-mpmath.mpf(float(wv)) * (ym * mpmath.log(c) + (1 - ym) * mpmath.log(1 - c)))
+            xm, ym, wm = mpmath.mpf(float(xv)), mpmath.mpf(float(yv)), mpmath.mpf(float(wv))
+            c = min(max(xm, lo), hi)
+            if check == "value":
+                vals.append(-wm * (ym * mpmath.log(c) + (1 - ym) * mpmath.log(1 - c)))
+            elif check == "grad:input":
+                vals.append(-wm * (ym / c - (1 - ym) / (1 - c)) if lo <= xm <= hi else mpmath.mpf(0))
+            else:
+                vals.append(-wm * (mpmath.log(c) - mpmath.log(1 - c)))
             ws.append(mpmath.mpf(1))
-        return reduce_mp(vals, ws, kwargs.get("reduction", "mean"), x.shape)
+        finite = [bool(mpmath.isfinite(v)) for v in vals]
+        if check != "value":
+            g = np.broadcast_to(np.asarray(grad_output).astype(np.float64), x.shape if reduction == "none" else ())
+            scale = [mpmath.mpf(float(gv)) for gv in np.broadcast_to(g, x.shape).reshape(-1)]
+            n = mpmath.mpf(x.size) if reduction == "mean" else mpmath.mpf(1)
+            return np.array([float(v * s / n) if f else np.nan for v, s, f in zip(vals, scale, finite)]).reshape(x.shape)
+        if reduction == "none":
+            return np.array([float(v) if f else np.nan for v, f in zip(vals, finite)]).reshape(x.shape)
+        return reduce_mp(vals, ws, reduction, x.shape) if all(finite) else np.asarray(np.nan)
 
 
 BCE_VARIANTS = (

@@ -51,7 +51,16 @@ from ._elementwise import one as _one
 from ._elementwise import safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits, lead, reduction
 from ._numpy import reduce_elementwise
-from ._policy import VARIANT_PREC, mp_lse_minus, reduce_mp, row_magnitude
+from ._policy import (
+    PADDLE_SHIFT_CLIP,
+    VARIANT_PREC,
+    clip_bites,
+    format_constant,
+    mp_clipped_log_softmax,
+    mp_lse_minus,
+    reduce_mp,
+    row_magnitude,
+)
 from ._softcap import FAMILIES as LLM_FAMILIES
 from ._softcap import OPTIONS as LLM_OPTIONS
 from ._softcap import capped, llm_options, np_capped, np_sech2, sech2
@@ -884,14 +893,18 @@ def _plain_class_call(kwargs, args) -> bool:
             and not any(_llm_active(n, kwargs) for n in LLM_OPTIONS))
 
 
-def _clamped_nll(lo: float, hi: float):
-    """A variant whose per-position loss is w[t] * clamp(lse - x[t], lo, hi), reduced as torch
-    reduces (mean over D = sum of w[t] over kept positions)."""
-    def value(args, kwargs, check):
+def _per_position_nll(nll_of, applies=None):
+    """A variant whose per-position loss is w[t] * nll_of(row, t, dtype) (an mpf; ``dtype`` the
+    format the library computed in, whose numbers the variant's constants are), reduced as torch
+    reduces (mean over D = sum of w[t] over kept positions); ``applies(rows)``: whether it differs
+    from the loss at all (when not, it explains nothing and is not evaluated)."""
+    def value(args, kwargs, check, dtype, grad_output=None):
         if check != "value" or not _plain_class_call(kwargs, args):
             return None
         p = CE_LOSS.prepare(tuple(args), dict(kwargs))
         x, t = p.rows["x"], p.rows["t"]
+        if applies is not None and not applies(x):
+            return None
         w = p.options["weight"]
         ii = p.options["ignore_index"]
         vals, ws = [], []
@@ -902,37 +915,82 @@ def _clamped_nll(lo: float, hi: float):
                     ws.append(mpmath.mpf(0))
                     continue
                 wt = mpmath.mpf(1.0 if w is None else float(w[t[n]]))
-                nll = mp_lse_minus(x[n], int(t[n]))
-                if not mpmath.isnan(nll):
-                    nll = min(max(nll, mpmath.mpf(lo)), mpmath.mpf(hi))
-                vals.append(wt * nll)
+                vals.append(wt * nll_of(x[n], int(t[n]), dtype))
                 ws.append(wt)
             return reduce_mp(vals, ws, p.reduction, p.unreduced_shape)
     return value
 
 
+def _clamped_nll(bounds):
+    """Per-position loss clamp(lse - x[t], lo, hi), ``bounds(dtype)`` giving (lo, hi) for the
+    format the library computed in."""
+    def nll_of(row, t, dtype):
+        nll = mp_lse_minus(row, t)
+        if mpmath.isnan(nll):
+            return nll
+        lo, hi = bounds(dtype)
+        return min(max(nll, lo), hi)
+    return _per_position_nll(nll_of)
+
+
+def _paddle_row_weight(args, kwargs, check, dtype=None, grad_output=None):
+    """Paddle's class weights on probability targets: each row's -sum_c y_c logp_c times its row
+    weight sum_c w_c y_c, the mean divided by the sum of the row weights (torch weights each term
+    by w_c and averages over positions).  Without label smoothing: Paddle smooths in float32."""
+    if check != "value" or not is_float_array(args[1]) or kwargs.get("weight") is None \
+            or float(kwargs.get("label_smoothing", 0.0) or 0.0):
+        return None
+    p = CE_LOSS.prepare(tuple(args), dict(kwargs))
+    x, y, w = p.rows["x"], p.rows["p"], p.options["weight"]
+    vals, ws = [], []
+    with mpmath.workprec(VARIANT_PREC):
+        for n in range(x.shape[0]):
+            yn = [mpmath.mpf(float(v)) for v in y[n]]
+            logp = mp_clipped_log_softmax(x[n], -mpmath.inf)
+            rw = mpmath.fsum(mpmath.mpf(float(wc)) * yc for wc, yc in zip(w, yn))
+            ce = -mpmath.fsum(yc * lp if yc else mpmath.mpf(0) for yc, lp in zip(yn, logp))
+            vals.append(rw * ce)
+            ws.append(rw)
+        return reduce_mp(vals, ws, p.reduction, p.unreduced_shape)
+
+
 _PADDLE_CAP = -math.log(1e-28)
 _KERAS_EPS = 1e-7
+def _keras_clip_bounds(dtype):
+    """-log of Keras' clip bounds 1 - 1e-7 and 1e-7 as the format holds them (1 - 1e-7 is 1 in
+    float16: no lower bound on the loss there)."""
+    return (-mpmath.log(format_constant(1 - _KERAS_EPS, dtype)), -mpmath.log(format_constant(_KERAS_EPS, dtype)))
+
+
 CE_VARIANTS = (
+    # what paddlepaddle 3.3.1's CPU cross_entropy computes (its softmax's clip): [0, -200, 1], t = 1
+    # gives 64.31; the cap below is issue 11's report, not seen on the CPU in 3.3.1
+    Variant("shifted-logit clip at -64 (Paddle)", "-log softmax(max(x - max x, -64))_t", "-log p_t",
+            _per_position_nll(lambda row, t, dtype: -mp_clipped_log_softmax(row, PADDLE_SHIFT_CLIP)[t],
+                              lambda x: clip_bites(x, PADDLE_SHIFT_CLIP).any())),
     Variant("per-element cap -log(1e-28) = 64.47 (Paddle)", "min(-log p_t, -log(1e-28))", "-log p_t",
-            _clamped_nll(0.0, _PADDLE_CAP)),
+            _clamped_nll(lambda dtype: (mpmath.mpf(0), mpmath.mpf(_PADDLE_CAP)))),
+    Variant("row weight sum_c w_c y_c (Paddle)", "(sum_c w_c y_c) (-sum_c y_c log p_c), mean over sum_n sum_c w_c y_c",
+            "-sum_c w_c y_c log p_c, mean over positions", _paddle_row_weight),
     Variant("probability clip 1e-7 (Keras)", "-log(clip(p_t, 1e-7, 1 - 1e-7))", "-log p_t",
-            _clamped_nll(-math.log1p(-_KERAS_EPS), -math.log(_KERAS_EPS))),
+            _clamped_nll(_keras_clip_bounds)),
 )
 
 
-def _ce_conventions(args, kwargs, check):
+def _mean_over_no_weight(loss, args, kwargs, check):
     """A weighted mean over D = 0 (every target ignored or of weight 0): torch's 0/0 is NaN, the
-    0/0 := 0 convention (Paddle) gives 0.  Value only."""
-    if check != "value" or is_float_array(args[1]) or CE_LOSS.reduction_of(kwargs) != "mean":
+    0/0 := 0 convention (Paddle) gives 0 -- a loss identically 0 for these weights, so its input
+    gradient is 0 too (torch's is NaN at every kept position).  cross_entropy's and nll_loss's."""
+    if check not in ("value", "grad:input") or is_float_array(args[1]) or loss.reduction_of(kwargs) != "mean":
         return None
-    p = CE_LOSS.prepare(tuple(args), dict(kwargs))
+    p = loss.prepare(tuple(args), dict(kwargs))
     kept = p.rows["t"] != p.options["ignore_index"]
     w = p.options["weight"]
     d = float(np.sum(w[p.rows["t"][kept]])) if w is not None else float(np.count_nonzero(kept))
     if d != 0 or (w is not None and np.any(w[p.rows["t"][kept]] != 0)):
         return None
-    return Convention(np.asarray(True), np.asarray(0.0), "a mean over no weight: torch's 0/0 = NaN, or 0")
+    what = "" if check == "value" else " (its gradient 0)"
+    return Convention(np.asarray(True), np.asarray(0.0), f"a mean over no weight: torch's 0/0 = NaN, or 0{what}")
 
 
 class CrossEntropy(_ClassLoss):
@@ -1004,7 +1062,7 @@ unsupported). A call without them is exactly torch's cross_entropy, with the sam
         return row_magnitude(self.prepare(tuple(args), dict(kwargs)), check)
 
     def conventions(self, args, kwargs, check):
-        return _ce_conventions(args, kwargs, check)
+        return _mean_over_no_weight(self, args, kwargs, check)
 
     def option_family(self, args, kwargs):
         """The class losses' tags, plus ``softcap`` and ``z_loss`` when those are in play."""
@@ -1234,6 +1292,9 @@ class NllLoss(_ClassLoss):
             tgt = -parts.wt * np.broadcast_to(up, parts.wt.shape)
         g[np.arange(logp.shape[0]), parts.safe_t] = np.where(parts.valid, tgt, 0.0)
         return {"input": layout.unflat(g)}
+
+    def conventions(self, args, kwargs, check):
+        return _mean_over_no_weight(self, args, kwargs, check)
 
 
     def brute(self, args, kwargs, *, grad_output=None, wrt=None):

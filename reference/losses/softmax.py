@@ -5,12 +5,12 @@ import mpmath
 import numpy as np
 
 from ..formats import dtype_name
-from ..lossdef import Arg, Call, Convention, LossDef, Problem, f64, fail, float_array, int_option
+from ..lossdef import Arg, Call, Convention, LossDef, Problem, Variant, f64, fail, float_array, int_option
 from ..numerics import F64, shifted_lse
 from ..sampling import cast, exp_edge, finfo, normal
 from ._elementwise import one, safe_mul, span_bits, tied_rows
 from ._families import absorption_rows, fits
-from ._policy import row_magnitude
+from ._policy import PADDLE_SHIFT_CLIP, VARIANT_PREC, clip_bites, mp_clipped_log_softmax, row_magnitude
 
 
 class SoftmaxKernel:
@@ -233,6 +233,26 @@ class _Softmax(LossDef):
         return out.reshape(x.shape)
 
 
+def _paddle_clip(log: bool):
+    """Paddle's softmax / log_softmax: each shifted logit clipped below at -64 before exp, so a
+    probability never drops below about e^-64 = 1.6e-28 (log: -64).  Value only."""
+    def value(args, kwargs, check, dtype=None, grad_output=None):
+        if check != "value":
+            return None
+        p = (LOG_SOFTMAX if log else SOFTMAX).prepare(tuple(args), dict(kwargs))
+        x = p.rows["x"]
+        bites = clip_bites(x, PADDLE_SHIFT_CLIP)
+        if not bites.any():
+            return None
+        out = np.full(x.shape, np.nan)  # NaN: no other answer where the clip changes nothing
+        with mpmath.workprec(VARIANT_PREC):
+            for n in np.flatnonzero(bites):
+                logp = mp_clipped_log_softmax(x[n], PADDLE_SHIFT_CLIP)
+                out[n] = [float(v if log else mpmath.exp(v)) for v in logp]
+        return np.asarray(p.rows_to_output(out), np.float64)
+    return value
+
+
 class Softmax(_Softmax):
     name = "softmax"
     summary = "softmax along dim"
@@ -242,6 +262,8 @@ class Softmax(_Softmax):
 - A row holding NaN or +inf, or only -inf, is NaN; a -inf entry of a finite row is exactly 0.
 - Gradient: s ⊙ (g - <g, s>).
 """
+    variants = (Variant("shifted-logit clip at -64 (Paddle)", "softmax(max(x - max x, -64))", "softmax(x - max x)",
+                        _paddle_clip(log=False)),)
 
     def numpy_value(self, nx, input, dim):
         return nx.softmax(nx.work(input), axis=dim)
@@ -261,6 +283,8 @@ class LogSoftmax(_Softmax):
 - A row holding NaN or +inf, or only -inf, is NaN; a -inf entry of a finite row is -inf.
 - Gradient: g - s · sum(g).
 """
+    variants = (Variant("shifted-logit clip at -64 (Paddle)", "log_softmax(max(x - max x, -64))",
+                        "log_softmax(x - max x)", _paddle_clip(log=True)),)
 
     def numpy_value(self, nx, input, dim):
         return nx.log_softmax(nx.work(input), axis=dim)
