@@ -102,21 +102,34 @@ def binade(bits: np.ndarray, dtype: str) -> tuple[np.ndarray, list[str]]:
     return code, [labels[int(c)] for c in np.unique(code)]
 
 
+#: higher is worse (harness/verdict.py's RUNG_SEVERITY)
+_SEVERITY = {"undetermined": -1, "accurate": 0, "stable": 1, "absolute": 2, "recursive": 3, "magnitude": 4,
+             "flushed": 5, "convention": 6, "semantic": 7, "fail": 8, "special": 9}
+_SEV = np.array([_SEVERITY[r] for r in RUNGS])
+GAP = 16  # bad inputs within this many values of the format of each other make one cluster
+MAP_BINS = 512  # the ULP map's bins over the swept values
+
+
 @dataclass
 class Series:
-    """One (grid point, check) over the whole swept domain, in chunk order."""
+    """One (grid point, check) over the whole swept domain, accumulated chunk by chunk: the counts,
+    the worst element, the maxima per binade, the runs of bad inputs and the ULP map's bins --
+    never every element (a float32 sweep holds 2^32 of them per grid point)."""
 
     point: str
     check: str
-    status: str
-    message: str
-    inputs: np.ndarray  # (elements, width) input bit patterns behind each element
-    index: np.ndarray  # the point index of each element
-    ulp: np.ndarray
-    rung: np.ndarray  # int8 indices into RUNGS
-    observed: np.ndarray
-    rounded: np.ndarray
-    exact: np.ndarray  # hi + lo, float64
+    status: str = "ok"
+    message: str = ""
+    n: int = 0
+    undetermined: int = 0
+    failing: int = 0  # on a warning or failing rung
+    beyond: int = 0  # beyond the ulp tolerance or on a warning or failing rung (bad_count)
+    worst: dict | None = None
+    worst_key: tuple | None = None
+    binades: dict | None = None  # code -> [label, count, max ulp (NaN: none determined)]
+    runs: list | None = None  # (from (ord, pos, bits), to (ord, pos, bits), count, rep key, rep)
+    top: np.ndarray | None = None  # the ULP map: max ulp per bin
+    top_max: float = 0.0
 
 
 @dataclass
@@ -125,6 +138,7 @@ class SweepData:
     manifest: dict
     series: list[Series]
     chunks: int
+    map_range: tuple[int, int] | None = None  # (lo, hi) ordinal of the swept first values
 
     @property
     def dtype(self) -> str:
@@ -140,8 +154,23 @@ def _point_text(point: dict) -> str:
                      if v is not None) or "declared defaults"
 
 
+def _element(dtype: str, inputs: np.ndarray, ulp, rung, observed, rounded, exact) -> dict:
+    return {"input": [float(v) for v in to_float(inputs, dtype)], "ulp": float(ulp), "rung": RUNGS[int(rung)],
+            "observed": float(to_float(observed, dtype)), "rounded": float(to_float(rounded, dtype)),
+            "exact": float(exact)}
+
+
+def _chunk_inputs(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return np.asarray(z["inputs"])
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise SweepDataError(f"{path}: not a readable chunk file ({exc})") from None
+
+
 def load_sweep(root: str | Path) -> SweepData:
-    """The manifest and every chunk file present, gathered per (grid point, check)."""
+    """The manifest and every chunk file present, accumulated per (grid point, check) one chunk at
+    a time (memory: one chunk plus the runs of bad inputs)."""
     root = Path(root)
     try:
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
@@ -149,111 +178,145 @@ def load_sweep(root: str | Path) -> SweepData:
         raise SweepDataError(f"{root}: not a sweep directory (manifest.json: {exc})") from None
     if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
         raise SweepDataError(f"{root}: manifest.json is not a {MANIFEST_SCHEMA} manifest")
+    dtype = str(manifest["spec"]["dtype"])
+    tol = float(manifest["spec"].get("tolerances", {}).get("ulp", 1.0))
     points, checks = manifest["grid_points"], manifest["checks"]
-    parts: dict[tuple[int, int], dict[str, list]] = {}
-    status: dict[tuple[int, int], tuple[str, str]] = {}
     paths = sorted((root / "chunks").glob("chunk-*.npz"))
+    lo = hi = None  # the ULP map's range: a first pass over the inputs alone
     for path in paths:
+        inp = _chunk_inputs(path)
+        o = ordinal(inp.reshape(len(inp), -1)[:, 0], dtype)
+        if o.size:
+            lo = int(o.min()) if lo is None else min(lo, int(o.min()))
+            hi = int(o.max()) if hi is None else max(hi, int(o.max()))
+    edges = None if lo is None else np.linspace(lo, hi + 1, MAP_BINS + 1)
+    series = {(g, c): Series(_point_text(point), check) for g, point in enumerate(points)
+              for c, check in enumerate(checks)}
+    for k, path in enumerate(paths):
         ch = read_chunk(path)
         inputs = ch["inputs"].reshape(len(ch["inputs"]), -1)
-        first = int(ch["first"])
-        for g in range(len(points)):
-            for c in range(len(checks)):
-                st = str(ch["status"][g, c])
-                if st != "ok":
-                    status.setdefault((g, c), (st, str(ch["message"][g, c])))
-                    continue
-                ulp = ch[f"c{c}_ulp"][g]
-                per = ulp.size // len(inputs)
-                where = np.arange(ulp.size) // per
-                p = parts.setdefault((g, c), {k: [] for k in ("inputs", "index", "ulp", "rung", "observed",
-                                                              "rounded", "exact")})
-                p["inputs"].append(inputs[where])
-                p["index"].append(first + where)
-                p["ulp"].append(ulp)
-                p["rung"].append(ch[f"c{c}_rung"][g])
-                p["observed"].append(ch[f"c{c}_observed"][g])
-                p["rounded"].append(ch[f"c{c}_rounded"][g])
-                p["exact"].append(ch[f"c{c}_hi"][g] + ch[f"c{c}_lo"][g])
-    series = []
-    for g, point in enumerate(points):
-        for c, check in enumerate(checks):
-            st, msg = status.get((g, c), ("ok", ""))
-            p = parts.get((g, c))
-            cat = {k: (np.concatenate(v) if p else np.zeros(0)) for k, v in (p or {k: [] for k in (
-                "inputs", "index", "ulp", "rung", "observed", "rounded", "exact")}).items()}
-            series.append(Series(_point_text(point), check, st, msg,
-                                 cat["inputs"].reshape(len(cat["index"]), -1) if p else np.zeros((0, 1), np.uint16),
-                                 cat["index"].astype(np.int64), cat["ulp"].astype(np.float64),
-                                 cat["rung"].astype(np.int8), cat["observed"], cat["rounded"], cat["exact"]))
-    return SweepData(root, manifest, series, len(paths))
+        for (g, c), s in series.items():
+            st = str(ch["status"][g, c])
+            if st != "ok":
+                if s.status == "ok":
+                    s.status, s.message = st, str(ch["message"][g, c])
+                continue
+            _add(s, k, ch, g, c, inputs, dtype, tol, edges)
+    out = [series[(g, c)] for g in range(len(points)) for c in range(len(checks))]
+    for s in out:
+        _close_runs(s)
+    return SweepData(root, manifest, out, len(paths), None if lo is None else (lo, hi))
 
 
-def bad_mask(s: Series, tol_ulp: float) -> np.ndarray:
-    """The elements beyond the ulp tolerance or off the ladder's passing rungs: what the map and
-    the clusters show (a stable element more than ``tol_ulp`` ulps off passes the gate, and is
-    still worth a look)."""
-    bad_idx = [RUNGS.index(r) for r in BAD_RUNGS]
+def _add(s: Series, k: int, ch: dict, g: int, c: int, inputs: np.ndarray, dtype: str, tol: float, edges) -> None:
+    ulp = ch[f"c{c}_ulp"][g].astype(np.float64)
+    if not ulp.size:
+        return
+    rung = ch[f"c{c}_rung"][g].astype(np.int64)
+    per = ulp.size // len(inputs)
+    where = np.arange(ulp.size) // per
+    first = inputs[where, 0]
+    obs, rnd = ch[f"c{c}_observed"][g], ch[f"c{c}_rounded"][g]
+    s.n += ulp.size
+    s.undetermined += int(np.count_nonzero(rung == RUNGS.index("undetermined")))
+    failing = np.isin(rung, [RUNGS.index(r) for r in BAD_RUNGS])
+    s.failing += int(np.count_nonzero(failing))
     with np.errstate(invalid="ignore"):
-        return np.isin(s.rung, bad_idx) | (s.ulp > tol_ulp)
+        bad = failing | (ulp > tol)
+    s.beyond += int(np.count_nonzero(bad))
+    sev = _SEV[rung]
+    un = np.nan_to_num(ulp, nan=-1.0)
+    i = int(np.lexsort((-un, -sev))[0])  # the worst rung first, then the largest ulp; the first of ties
+    key = (int(sev[i]), float(un[i]))
+    if s.worst_key is None or key > s.worst_key:
+        s.worst_key = key
+        s.worst = _element(dtype, inputs[where[i]], ulp[i], rung[i], obs[i], rnd[i],
+                           ch[f"c{c}_hi"][g][i] + ch[f"c{c}_lo"][g][i])
+    code, labels = binade(first, dtype)
+    s.binades = {} if s.binades is None else s.binades
+    for cd, label in zip(np.unique(code), labels):
+        sel = code == cd
+        u = ulp[sel]
+        u = u[~np.isnan(u)]
+        got = s.binades.setdefault(int(cd), [label, 0, math.nan])
+        got[1] += int(sel.sum())
+        if u.size:
+            got[2] = float(u.max()) if math.isnan(got[2]) else max(got[2], float(u.max()))
+    s.runs = [] if s.runs is None else s.runs
+    if bad.any():
+        sel = np.flatnonzero(bad)
+        ordn = ordinal(first[sel], dtype)
+        order = np.argsort(ordn, kind="stable")
+        sel, ordn = sel[order], ordn[order]
+        breaks = np.flatnonzero(np.diff(ordn) > GAP) + 1
+        for run in np.split(np.arange(len(sel)), breaks):
+            members = sel[run]
+            j = members[int(np.lexsort((-un[members], -sev[members]))[0])]
+            rep_key = (int(sev[j]), float(un[j]))
+            a, b = members[0], members[-1]
+            s.runs.append(((int(ordn[run[0]]), (k, int(a)), first[a]), (int(ordn[run[-1]]), (k, int(b)), first[b]),
+                           len(members), rep_key, (int(ordinal(first[j:j + 1], dtype)[0]), (k, int(j))),
+                           _element(dtype, inputs[where[j]], ulp[j], rung[j], obs[j], rnd[j],
+                                    ch[f"c{c}_hi"][g][j] + ch[f"c{c}_lo"][g][j])))
+    if edges is not None:
+        if s.top is None:
+            s.top = np.zeros(MAP_BINS)
+        u = np.nan_to_num(ulp, nan=0.0, posinf=1e6)
+        bins = np.clip(np.searchsorted(edges, ordinal(first, dtype), side="right") - 1, 0, MAP_BINS - 1)
+        np.maximum.at(s.top, bins, u)
+        s.top_max = max(s.top_max, float(u.max()))
+
+
+def _close_runs(s: Series) -> None:
+    """Join the chunks' runs into the clusters a sort of every bad input by value would give:
+    runs in value order, neighbours within GAP values merged (a run can continue in the next
+    chunk, and the two halves of the format meet at 0)."""
+    if not s.runs:
+        s.runs = []
+        return
+    runs = sorted(s.runs, key=lambda r: (r[0][0], r[0][1]))
+    out = []
+    for r in runs:
+        if out and r[0][0] - out[-1][1][0] <= GAP:
+            f, t, n, key, where, rep = out[-1]
+            t = max(t, r[1], key=lambda e: (e[0], e[1]))
+            if r[3] > key or (r[3] == key and r[4] < where):  # the worst; of ties, the first by value
+                key, where, rep = r[3], r[4], r[5]
+            out[-1] = (f, t, n + r[2], key, where, rep)
+        else:
+            out.append(r)
+    s.runs = out
+
+
+def bad_count(s: Series) -> int:
+    """The elements beyond the ulp tolerance or off the ladder's passing rungs: what the map and
+    the clusters show (a stable element more than the tolerance off passes the gate, and is
+    still worth a look)."""
+    return s.beyond
 
 
 def per_binade(s: Series, dtype: str) -> list[tuple[str, int, float, int]]:
-    """(binade of the first swept value, elements, max ulp, bad elements) in value order."""
-    code, _ = binade(s.inputs[:, 0], dtype) if len(s.ulp) else (np.zeros(0, np.int64), [])
-    out = []
-    for cd in np.unique(code):
-        sel = code == cd
-        u = s.ulp[sel]
-        u = u[~np.isnan(u)]
-        label = binade(s.inputs[sel][:1, 0], dtype)[1][0]
-        out.append((label, int(sel.sum()), float(u.max()) if u.size else math.nan, 0))
-    return out
+    """(binade of the first swept value, elements, max ulp, 0) in value order."""
+    return [(lab, n, u, 0) for _, (lab, n, u) in sorted((s.binades or {}).items())]
 
 
-def clusters(s: Series, dtype: str, tol_ulp: float, gap: int = 16, limit: int = 12) -> list[dict]:
-    """Runs of bad elements whose first swept values lie within ``gap`` values of the format of
-    each other, worst first (by the cluster's max ulp), with the worst element of each as its
-    representative.  At most ``limit``."""
-    bad = bad_mask(s, tol_ulp)
-    if not bad.any():
-        return []
-    sel = np.flatnonzero(bad)
-    ordn = ordinal(s.inputs[sel, 0], dtype)
-    order = np.argsort(ordn, kind="stable")
-    sel, ordn = sel[order], ordn[order]
-    breaks = np.flatnonzero(np.diff(ordn) > gap) + 1
+def clusters(s: Series, dtype: str, tol_ulp: float, gap: int = GAP, limit: int = 12) -> list[dict]:
+    """Runs of bad elements whose first swept values lie within GAP values of the format of each
+    other, worst first (by the cluster's worst rung, then its max ulp), with the worst element of
+    each as its representative.  At most ``limit``."""
     out = []
-    for run in np.split(np.arange(len(sel)), breaks):
-        members = sel[run]
-        u = np.nan_to_num(s.ulp[members], nan=-1.0)
-        sev = np.array([_SEVERITY[RUNGS[int(r)]] for r in s.rung[members]])
-        rep = members[int(np.lexsort((-u, -sev))[0])]
-        out.append({"from": float(to_float(s.inputs[members[0], 0], dtype)),
-                    "to": float(to_float(s.inputs[members[-1], 0], dtype)), "count": len(members),
-                    "max_ulp": float(s.ulp[rep]), "rung": RUNGS[int(s.rung[rep])],
-                    "input": [float(v) for v in to_float(s.inputs[rep], dtype)],
-                    "observed": float(to_float(s.observed[rep], dtype)),
-                    "rounded": float(to_float(s.rounded[rep], dtype)), "exact": float(s.exact[rep])})
+    for f, t, n, _key, _where, rep in s.runs or []:
+        out.append({"from": float(to_float(np.array([f[2]]), dtype)[0]),
+                    "to": float(to_float(np.array([t[2]]), dtype)[0]), "count": n, "max_ulp": rep["ulp"],
+                    "rung": rep["rung"], "input": rep["input"], "observed": rep["observed"],
+                    "rounded": rep["rounded"], "exact": rep["exact"]})
     out.sort(key=lambda c: (-_SEVERITY[c["rung"]], -c["max_ulp"] if not math.isnan(c["max_ulp"]) else 0))
     return out[:limit]
 
 
-#: higher is worse (harness/verdict.py's RUNG_SEVERITY)
-_SEVERITY = {"undetermined": -1, "accurate": 0, "stable": 1, "absolute": 2, "recursive": 3, "magnitude": 4,
-             "flushed": 5, "convention": 6, "semantic": 7, "fail": 8, "special": 9}
-
-
 def worst(s: Series, dtype: str) -> dict | None:
     """The worst element (rung, then ulp) with its input."""
-    if not len(s.ulp):
-        return None
-    u = np.nan_to_num(s.ulp, nan=-1.0)
-    sev = np.array([_SEVERITY[r] for r in RUNGS])[s.rung]
-    i = int(np.lexsort((-u, -sev))[0])
-    return {"input": [float(v) for v in to_float(s.inputs[i], dtype)], "ulp": float(s.ulp[i]),
-            "rung": RUNGS[int(s.rung[i])], "observed": float(to_float(s.observed[i], dtype)),
-            "rounded": float(to_float(s.rounded[i], dtype)), "exact": float(s.exact[i])}
+    return s.worst
 
 
 def _g(x: float) -> str:
@@ -261,7 +324,7 @@ def _g(x: float) -> str:
 
 
 def _failing(s: Series) -> int:
-    return int(np.count_nonzero(np.isin(s.rung, [RUNGS.index(r) for r in BAD_RUNGS])))
+    return s.failing
 
 
 def domain_worst(data: SweepData) -> list[tuple[str, Series, dict]]:
@@ -305,10 +368,10 @@ def text_summary(root: str | Path, top_binades: int = 4, top_clusters: int = 3) 
         if w is None:
             lines.append(head + "no points yet")
             continue
-        und = int(np.count_nonzero(s.rung == RUNGS.index("undetermined")))
-        beyond = int(np.count_nonzero(bad_mask(s, tol)))
+        und = s.undetermined
+        beyond = bad_count(s)
         inp = ", ".join(_g(v) for v in w["input"])
-        lines.append(head + f"max {_g(w['ulp'])} ulp ({w['rung']}) at {inp}; {beyond:,} of {len(s.ulp):,} beyond "
+        lines.append(head + f"max {_g(w['ulp'])} ulp ({w['rung']}) at {inp}; {beyond:,} of {s.n:,} beyond "
                             f"{tol:g} ulp, {_failing(s):,} warn or fail" + (f", {und:,} undetermined" if und else ""))
         if beyond:
             rows = sorted(per_binade(s, dtype), key=lambda r: -(r[2] if not math.isnan(r[2]) else -1))
@@ -322,7 +385,7 @@ def text_summary(root: str | Path, top_binades: int = 4, top_clusters: int = 3) 
 # ---------------------------------------------------------------------------------------------------
 # the HTML page
 
-def _ulp_map(data: SweepData, check: str, bins: int = 512) -> str | None:
+def _ulp_map(data: SweepData, check: str) -> str | None:
     """Max ulp error vs the input's position in the format (ordinal), one line per grid point,
     log scale; the tolerance as a dashed line.  A data URI (matplotlib), or None."""
     import matplotlib
@@ -332,23 +395,17 @@ def _ulp_map(data: SweepData, check: str, bins: int = 512) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ser = [s for s in data.series if s.check == check and s.status == "ok" and len(s.ulp)]
-    if not ser:
+    ser = [s for s in data.series if s.check == check and s.status == "ok" and s.top is not None]
+    if not ser or data.map_range is None:
         return None
     fig, ax = plt.subplots(figsize=(9, 3.2))
     dtype = data.dtype
-    allord = np.concatenate([ordinal(s.inputs[:, 0], dtype) for s in ser])
-    lo, hi = int(allord.min()), int(allord.max())
-    edges = np.linspace(lo, hi + 1, bins + 1)
+    lo, hi = data.map_range
+    edges = np.linspace(lo, hi + 1, MAP_BINS + 1)
     for s in ser:
-        o = ordinal(s.inputs[:, 0], dtype)
-        u = np.nan_to_num(s.ulp, nan=0.0, posinf=1e6)
-        b = np.clip(np.searchsorted(edges, o, side="right") - 1, 0, bins - 1)
-        top = np.zeros(bins)
-        np.maximum.at(top, b, u)
-        ax.plot(edges[:-1], np.maximum(top, 1e-3), drawstyle="steps-post", lw=0.9, label=s.point)
+        ax.plot(edges[:-1], np.maximum(s.top, 1e-3), drawstyle="steps-post", lw=0.9, label=s.point)
     ax.set_yscale("log")
-    ax.set_ylim(1e-3, max(10.0, float(np.nanmax([np.nan_to_num(s.ulp, nan=0, posinf=1e6).max() for s in ser])) * 2))
+    ax.set_ylim(1e-3, max(10.0, max(s.top_max for s in ser) * 2))
     ax.axhline(data.tol_ulp, ls="--", lw=0.8, color="k")
     mags = (1e-4, 1e-2, 1.0, 1e2, 1e4, 1e8, 1e16, 1e32, np.inf)
     ticks = [-m for m in reversed(mags)] + [0.0, *mags]
@@ -403,7 +460,7 @@ def render_sweep(root: str | Path, out_dir: str | Path) -> Path:
     rows = []
     for s in data.series:
         w = worst(s, dtype) if s.status == "ok" else None
-        bad = int(np.count_nonzero(bad_mask(s, data.tol_ulp))) if s.status == "ok" else 0
+        bad = bad_count(s) if s.status == "ok" else 0
         rows.append([s.check, s.point, s.status if s.status != "ok" else (w and w["rung"]),
                      _g(w["ulp"]) if w else "", ", ".join(_g(v) for v in w["input"]) if w else s.message,
                      _g(w["observed"]) if w else "", f"{w['exact']:.17g}" if w else "", f"{bad:,}"])
@@ -416,7 +473,7 @@ def render_sweep(root: str | Path, out_dir: str | Path) -> Path:
             parts.append(f"<h2>ULP map: {esc(check)}</h2>")
             parts.append(img(uri, f"max ulp error vs input, {check}"))
     for s in data.series:
-        if s.status != "ok" or not bad_mask(s, data.tol_ulp).any():
+        if s.status != "ok" or not bad_count(s):
             continue
         parts.append(f"<h3>{esc(s.check)}, {esc(s.point)}</h3>")
         parts.append(table(["binade", "inputs", "max ulp"],
