@@ -15,7 +15,6 @@ the dyadic part's rounding on the tail's side) and a sample against the audit's 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from fractions import Fraction
 
@@ -30,16 +29,7 @@ BCEL = "binary_cross_entropy_with_logits"
 TARGETS16 = np.array([0, 1, 0.5, 0.25, 2 ** -24, 1 - 2 ** -11, 0.75, 0.125], np.float16)
 
 
-@contextlib.contextmanager
-def previous_path():
-    """Long double first (float64 only as its second opinion), one block, no split stage."""
-    saved = settle.STAGE64_MAX_P, settle.CHUNK_ROWS, settle._split_stage
-    settle.STAGE64_MAX_P, settle.CHUNK_ROWS = 0, 1 << 60
-    settle._split_stage = lambda *a, **k: None
-    try:
-        yield
-    finally:
-        settle.STAGE64_MAX_P, settle.CHUNK_ROWS, settle._split_stage = saved
+previous_path = settle.previous_path
 
 
 def timed(fn, repeat=1):

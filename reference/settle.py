@@ -20,6 +20,7 @@ midpoint because a tiny term lies below both precisions is never decided by the 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -662,6 +663,26 @@ def _needs_more(errs: list, err) -> np.ndarray:
             break
         more[i] = False
     return more
+
+
+@contextlib.contextmanager
+def previous_path():
+    """The settling as it was before the elementwise fast path (long double first, float64 only
+    as its second opinion, one block, no split stage): what benchmarks/bench_elementwise.py and
+    tests/test_reference_fastpath.py compare the fast path with.  Not thread-safe: it swaps this
+    module's settings for the duration."""
+    global STAGE64_MAX_P, CHUNK_ROWS, _split_stage
+    saved = STAGE64_MAX_P, CHUNK_ROWS, _split_stage
+    STAGE64_MAX_P, CHUNK_ROWS = 0, 1 << 60
+    _split_stage = _no_split
+    try:
+        yield
+    finally:
+        STAGE64_MAX_P, CHUNK_ROWS, _split_stage = saved
+
+
+def _no_split(*args, **kwargs) -> None:
+    return None
 
 
 def _ceil_log2(n: np.ndarray) -> np.ndarray:

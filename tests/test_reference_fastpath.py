@@ -6,7 +6,6 @@ checked against an independent formulation; the float64 functions it relies on a
 against mpmath here, on this machine."""
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 from fractions import Fraction
@@ -24,16 +23,7 @@ BCEL = "binary_cross_entropy_with_logits"
 TARGETS16 = np.array([0, 1, 0.5, 0.25, 2 ** -24, 1 - 2 ** -11, 0.75, 0.125], np.float16)
 
 
-@contextlib.contextmanager
-def previous_path():
-    """The settling as it was before the fast path: long double first, one block, no split."""
-    saved = settle.STAGE64_MAX_P, settle.CHUNK_ROWS, settle._split_stage
-    settle.STAGE64_MAX_P, settle.CHUNK_ROWS = 0, 1 << 60
-    settle._split_stage = lambda *a, **k: None
-    try:
-        yield
-    finally:
-        settle.STAGE64_MAX_P, settle.CHUNK_ROWS, settle._split_stage = saved
+previous_path = settle.previous_path
 
 
 def _grid(xs, ts):
