@@ -524,8 +524,9 @@ def _below_grid(ex, t, fmt):
     of G = 2^k, k = min(lowest bit of exact, qmin - 11): no boundary lies strictly between exact
     and exact +- G.  A tail with |t| (1 + 2^-(P-4)) < G (its enclosure) leaves the value strictly
     inside that gap, on the tail's side, so it rounds as exact +- G/2 does, which is stored (within
-    G <= 2^-11 ulp of the value: FIGURE_ULP; the overflow threshold is a boundary like the others).  This decides e^-3e38 next to 3e38 from exponents
-    alone: the exact sum would need an integer of 4e38 bits (bfloat16 BCE-with-logits at huge |x|)."""
+    G <= 2^-11 ulp of the value: FIGURE_ULP; the overflow threshold is a boundary like the
+    others).  This decides e^-3e38 next to 3e38 from exponents alone: the exact sum would need an
+    integer of 4e38 bits (bfloat16 BCE-with-logits at huge |x|)."""
     if ex in (libmp.fzero, libmp.fnzero) or t in (libmp.fzero, libmp.fnzero):
         return None
     if ex in (libmp.fnan, libmp.finf, libmp.fninf) or t in (libmp.fnan, libmp.finf, libmp.fninf):
@@ -545,9 +546,10 @@ def _reduced_rows_stage(ev: Evaluation, fmt: Format, v64, cond, depth, values, r
     in mpmath at the precision its own share of the error budget needs, the rows are summed,
     and the sum is divided by the mean's exact denominator once.  On escalation only the
     rows whose error is still above their new share are evaluated again; the others keep their
-    values.  (The sum is rounded at 64 + log2 m bits past the highest row precision, each addition's
-    error added to the radius: an exact sum of e^-1e300 next to 1 would not fit in memory.)  So a sum that cancels exactly costs one evaluation of each row at the precision the
-    cancellation needs, not a full re-evaluation at every doubling.
+    values.  So a sum that cancels exactly costs one evaluation of each row at the precision the
+    cancellation needs, not a full re-evaluation at every doubling.  (The sum is rounded at
+    64 + log2 m bits past the highest row precision, each addition's error added to the radius:
+    an exact sum of e^-1e300 next to 1 would not fit in memory.)
 
     Each row's enclosure is the unreduced settling's own: |v_i - exact_i| <=
     (64 + 8 log2 n_i + 1) (cond_i + |v_i|) 2^-P_i.  An answer is accepted when [S/d - r, S/d + r]
@@ -555,8 +557,8 @@ def _reduced_rows_stage(ev: Evaluation, fmt: Format, v64, cond, depth, values, r
     stored value is good to FIGURE_ULP, and it intersects the float64 evaluation's own enclosure
     (the float stages' bound at u = 2^-53 with the reduced value's ``cond`` and ``depth``: a second
     opinion from another precision and another order of operations; a disagreement leaves the
-    value to the whole-problem stage).  Returns False when the stage does not apply, True when it decided: settled, or left
-    undetermined at the precision cap."""
+    value to the whole-problem stage).  Returns False when the stage does not apply, True when it
+    decided: settled, or left undetermined at the precision cap."""
     m = ev.p.m
     if ev.separable or not hasattr(ev.k, "parts") or m == 0 or done[0] or not _fpu_is_clean():
         return False
